@@ -1,0 +1,51 @@
+"""What a vector field can tell the integrators, beyond being a callable ``func(t, y)``.
+
+Two capabilities, each an abstract base class that a field opts into:
+
+- ``Layered``: the parameters are piecewise constant in time, θ(t) = θ^k on step k, and
+  every stage of step k uses θ^k (Benning et al. 2019). ``odeint`` then takes one
+  callable per step from ``layers()``, so no stage at t_k + c_i h = t_{k+1} can pick up
+  θ^{k+1} by rounding.
+- ``Separable``: a field on pairs (q, p) with dq/dt = V(t, p) and dp/dt = F(t, q). The
+  explicit symplectic (splitting) methods call ``velocity`` and ``force`` separately and so
+  evaluate only the half they need. Any other ``func(t, (q, p))`` works too, at twice
+  the cost, since each half-step then evaluates both halves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+__all__ = ["Layered", "Separable"]
+
+
+class Separable(ABC):
+    """A field on (q, p) of the form dq/dt = velocity(t, p), dp/dt = force(t, q)."""
+
+    @abstractmethod
+    def velocity(self, t: Tensor, p: Tensor) -> Tensor:
+        """dq/dt, shaped like q; depends on p (and t) only."""
+
+    @abstractmethod
+    def force(self, t: Tensor, q: Tensor) -> Tensor:
+        """dp/dt, shaped like p; depends on q (and t) only."""
+
+    def __call__(self, t: Tensor, y: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        q, p = y
+        return self.velocity(t, p), self.force(t, q)
+
+
+class Layered(nn.Module, ABC):
+    """A field whose parameters θ^0, …, θ^{K-1} are constant on each of K integration steps."""
+
+    @property
+    @abstractmethod
+    def num_layers(self) -> int:
+        """K, the number of steps (layers) the field has parameters for."""
+
+    @abstractmethod
+    def layers(self) -> Sequence[Callable]:
+        """K callables ``f_k(t, y)``, the field with θ^k; built once per integration."""

@@ -1,0 +1,157 @@
+"""Butcher tableaus as immutable, self-checking data, and the order conditions they satisfy.
+
+A Runge–Kutta method with s stages for y' = f(t, y) is
+
+    Y_i     = y_n + h Σ_j a_ij f(t_n + c_i h, Y_j),      i = 1..s
+    y_{n+1} = y_n + h Σ_i b_i f(t_n + c_i h, Y_i).
+
+The method has order p when, for every rooted tree τ with |τ| ≤ p,
+
+    Σ_i b_i Φ_i(τ) = 1 / γ(τ),
+
+where Φ(•) = 1 (a vector of ones), Φ([τ_1, …, τ_m]) = Π_k (A Φ(τ_k)) elementwise,
+γ(•) = 1 and γ([τ_1, …, τ_m]) = |τ| Π_k γ(τ_k) (Butcher's theory; Hairer–Nørsett–Wanner I, §II.2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cache
+
+import numpy as np
+
+__all__ = ["ButcherTableau", "rooted_trees", "order_condition_residuals"]
+
+_ROW_SUM_TOL = 1e-14
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    """The coefficients (A, b, c) of a Runge–Kutta method and its declared order.
+
+    Construction checks the shapes, that c_i = Σ_j a_ij and that Σ_i b_i = 1; the declared
+    order is checked against the order conditions by the test suite
+    (``order_condition_residuals``). Entries are floats; pass exact rationals as
+    ``Fraction`` or ``"1/6"``-style strings to keep them exact until the final rounding.
+
+    Attributes:
+        a: (s, s) stage coefficients, row-major tuples.
+        b: (s,) weights.
+        c: (s,) nodes (fractions of the step at which the stages are evaluated).
+        order: classical order p of the method.
+        aliases: other names of the method, for documentation.
+    """
+
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    c: tuple[float, ...]
+    order: int
+    aliases: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        a = tuple(tuple(float(Fraction(x)) for x in row) for row in self.a)
+        b = tuple(float(Fraction(x)) for x in self.b)
+        c = tuple(float(Fraction(x)) for x in self.c)
+        s = len(b)
+        if s == 0 or len(c) != s or len(a) != s or any(len(row) != s for row in a):
+            raise ValueError(
+                f"a Butcher tableau needs A of shape (s, s), b and c of length s; got A with rows "
+                f"{[len(row) for row in a]}, len(b) = {len(b)}, len(c) = {len(c)}"
+            )
+        for i, row in enumerate(a):
+            if abs(math.fsum(row) - c[i]) > _ROW_SUM_TOL:
+                raise ValueError(f"row {i} of A sums to {math.fsum(row)!r}, but c[{i}] = {c[i]!r}")
+        if abs(math.fsum(b) - 1.0) > _ROW_SUM_TOL:
+            raise ValueError(f"the weights b sum to {math.fsum(b)!r}, not 1 (consistency)")
+        if not isinstance(self.order, int) or self.order < 1:
+            raise ValueError(f"order must be a positive int, got {self.order!r}")
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
+        object.__setattr__(self, "c", c)
+
+    @property
+    def stages(self) -> int:
+        return len(self.b)
+
+    @property
+    def explicit(self) -> bool:
+        """True when A is strictly lower triangular (each stage uses earlier stages only)."""
+        return all(self.a[i][j] == 0.0 for i in range(self.stages) for j in range(i, self.stages))
+
+    @property
+    def symplectic(self) -> bool:
+        """True when b_i a_ij + b_j a_ji - b_i b_j = 0 for all i, j (Cooper's condition).
+
+        Such a method preserves every quadratic invariant and is symplectic for every
+        Hamiltonian system. No explicit method satisfies it.
+        """
+        a, b = np.array(self.a), np.array(self.b)
+        m = b[:, None] * a + (b[:, None] * a).T - np.outer(b, b)
+        return bool(np.abs(m).max() <= 1e-14)
+
+    def stability_function(self, z: complex | np.ndarray) -> np.ndarray:
+        """R(z) = 1 + z bᵀ (I - zA)⁻¹ 1: the step y_{n+1} = R(hλ) y_n on y' = λy."""
+        z = np.asarray(z, dtype=complex)
+        a, b = np.array(self.a), np.array(self.b)
+        s = self.stages
+        flat = z.reshape(-1)
+        eye, ones = np.eye(s), np.ones(s)
+        out = np.array([1 + zi * b @ np.linalg.solve(eye - zi * a, ones) for zi in flat])
+        return out.reshape(z.shape)
+
+
+# A rooted tree is a sorted tuple of its subtrees; the single node is ().
+Tree = tuple
+
+
+@cache
+def rooted_trees(order: int) -> tuple[Tree, ...]:
+    """All rooted trees with ``order`` nodes (1, 1, 2, 4, 9, 20, … of them), canonical form."""
+    if order == 1:
+        return ((),)
+    trees: set[Tree] = set()
+    for tree in rooted_trees(order - 1):
+        trees.update(_graft_leaf_everywhere(tree))
+    return tuple(sorted(trees))
+
+
+def _graft_leaf_everywhere(tree: Tree) -> set[Tree]:
+    grown = {tuple(sorted(tree + ((),)))}
+    for i, child in enumerate(tree):
+        for new_child in _graft_leaf_everywhere(child):
+            grown.add(tuple(sorted(tree[:i] + (new_child,) + tree[i + 1 :])))
+    return grown
+
+
+def _density(tree: Tree) -> int:
+    """γ(τ) = |τ| Π γ(τ_k)."""
+    return _size(tree) * math.prod(_density(child) for child in tree)
+
+
+def _size(tree: Tree) -> int:
+    return 1 + sum(_size(child) for child in tree)
+
+
+def _stage_weights(tree: Tree, a: np.ndarray) -> np.ndarray:
+    """Φ(τ) as a vector over stages."""
+    phi = np.ones(a.shape[0])
+    for child in tree:
+        phi = phi * (a @ _stage_weights(child, a))
+    return phi
+
+
+def order_condition_residuals(tableau: ButcherTableau, order: int | None = None) -> dict[Tree, float]:
+    """Residuals bᵀΦ(τ) - 1/γ(τ) for every rooted tree with at most ``order`` nodes.
+
+    ``order`` defaults to the tableau's declared order. All residuals vanish (to round-off)
+    exactly when the method has at least that order.
+    """
+    order = tableau.order if order is None else order
+    a, b = np.array(tableau.a), np.array(tableau.b)
+    return {
+        tree: float(b @ _stage_weights(tree, a) - 1.0 / _density(tree))
+        for p in range(1, order + 1)
+        for tree in rooted_trees(p)
+    }

@@ -1,0 +1,171 @@
+"""``odeint``: integrate dy/dt = func(t, y) over a time grid, one step per interval."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .fields import Layered
+from .integrators import Integrator, get
+
+__all__ = ["odeint"]
+
+GRADIENTS = ("dto",)
+
+
+def odeint(
+    func: Callable,
+    y0: Tensor | tuple[Tensor, Tensor],
+    t: Tensor,
+    *,
+    method: str | Integrator = "rk4",
+    gradient: str = "dto",
+    **options,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Solve dy/dt = func(t, y), y(t[0]) = y0, taking one step of ``method`` per interval of ``t``.
+
+    Step k goes from t[k] to t[k+1] with h = t[k+1] - t[k]; a residual network is this loop,
+    one step per layer. If ``func`` is ``sdl.fields.Layered`` (parameters θ^k per step), all
+    stages of step k use θ^k, and ``t`` must have ``func.num_layers + 1`` points.
+
+    Args:
+        func: ``func(t, y)`` with ``t`` a 0-d tensor. For a pair state y = (q, p) it returns
+            (dq/dt, dp/dt).
+        y0: initial state, a tensor of any shape (batch dimensions included), or a pair (q, p).
+        t: (T,) strictly monotone (increasing or decreasing), finite time grid, T ≥ 2. Not
+            differentiated.
+        method: a name from ``sdl.integrators.names()`` or an ``Integrator``. Methods with
+            ``partitioned = True`` (splittings such as "verlet") need a pair state; every
+            other method flattens a pair into one vector and splits the result again.
+        gradient: "dto" (discretise-then-optimise): autograd differentiates the steps.
+        **options: passed to ``sdl.integrators.get`` (stage solver settings of implicit methods).
+
+    Returns:
+        The states at every point of ``t``, time first: shape (T, *y0.shape), or a pair of
+        such tensors for a pair state. dtype and device follow ``y0``.
+    """
+    integrator = method if isinstance(method, Integrator) else get(method, **options)
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}")
+    is_pair = isinstance(y0, (tuple, list))
+    _check_state(y0, is_pair, integrator)
+    reference = y0[0] if is_pair else y0
+    t = _check_grid(t, reference)
+    step_funcs = iter(_step_functions(func, len(t) - 1))
+    step_funcs = itertools.chain([_Checked(next(step_funcs), y0)], step_funcs)
+
+    if is_pair and not integrator.partitioned:
+        flat = _FlatPair(y0[0], y0[1])
+        ys = _integrate(integrator, map(flat.wrap, step_funcs), flat.join(*y0), t)
+        return flat.split(ys)
+    ys = _integrate(integrator, step_funcs, tuple(y0) if is_pair else y0, t)
+    if is_pair:
+        return torch.stack([y[0] for y in ys]), torch.stack([y[1] for y in ys])
+    return torch.stack(ys)
+
+
+def _integrate(integrator: Integrator, step_funcs, y0, t: Tensor) -> list:
+    steps = t.tolist()
+    times = t.unbind()
+    ys = [y0]
+    y = y0
+    for k, func in zip(range(len(steps) - 1), step_funcs):
+        y = integrator.step(func, times[k], steps[k + 1] - steps[k], y)
+        ys.append(y)
+    return ys
+
+
+def _step_functions(func: Callable, num_steps: int):
+    if isinstance(func, Layered):
+        if func.num_layers != num_steps:
+            raise ValueError(
+                f"the field has parameters for {func.num_layers} layers but t has {num_steps} intervals; "
+                f"pass a grid of {func.num_layers + 1} points"
+            )
+        return func.layers()
+    return itertools.repeat(func, num_steps)
+
+
+def _check_state(y0, is_pair: bool, integrator: Integrator) -> None:
+    if integrator.partitioned and not is_pair:
+        raise TypeError(
+            f"{type(integrator).__name__} is partitioned and needs the state as a (q, p) tuple; "
+            f"got {type(y0).__name__}"
+        )
+    parts = tuple(y0) if is_pair else (y0,)
+    if is_pair and len(parts) != 2:
+        raise ValueError(f"a tuple state must be a pair (q, p); got {len(parts)} elements")
+    for part in parts:
+        if not isinstance(part, Tensor):
+            raise TypeError(f"the state must be a tensor or a pair of tensors; got {type(part).__name__}")
+        if not part.is_floating_point():
+            raise TypeError(f"the state must have a floating dtype; got {part.dtype}")
+    if is_pair and (parts[0].dtype != parts[1].dtype or parts[0].device != parts[1].device):
+        raise ValueError(
+            f"q and p must share dtype and device; got {parts[0].dtype} on {parts[0].device} and "
+            f"{parts[1].dtype} on {parts[1].device}"
+        )
+
+
+def _check_grid(t: Tensor, reference: Tensor) -> Tensor:
+    t = torch.as_tensor(t)
+    if t.ndim != 1 or t.numel() < 2:
+        raise ValueError(f"t must be a 1-D grid of at least 2 points; got shape {tuple(t.shape)}")
+    t = t.detach().to(dtype=reference.dtype, device=reference.device)
+    if not torch.isfinite(t).all():
+        raise ValueError(f"t must be finite; got {t.tolist()}")
+    dt = t.diff()
+    if not ((dt > 0).all() or (dt < 0).all()):
+        bad = int(torch.nonzero((dt <= 0) if dt[0] > 0 else (dt >= 0))[0])
+        raise ValueError(
+            f"t must be strictly increasing or strictly decreasing; t[{bad}] = {t[bad].item()!r} and "
+            f"t[{bad + 1}] = {t[bad + 1].item()!r} break the order"
+        )
+    return t
+
+
+class _Checked:
+    """Wraps func for the first step only: its output must match the state it was given."""
+
+    def __init__(self, func: Callable, y0) -> None:
+        self.func = func
+        self.is_pair = isinstance(y0, (tuple, list))
+
+    def __call__(self, t: Tensor, y):
+        out = self.func(t, y)
+        parts, outs = (y, out) if self.is_pair else ((y,), (out,))
+        if self.is_pair and not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(f"func must return a pair (dq/dt, dp/dt) for a pair state; got {type(out).__name__}")
+        for name, state, deriv in zip(("q", "p") if self.is_pair else ("y",), parts, outs):
+            if not isinstance(deriv, Tensor):
+                raise TypeError(f"func must return tensors; got {type(deriv).__name__} for {name}")
+            if deriv.shape != state.shape or deriv.dtype != state.dtype:
+                raise ValueError(
+                    f"func returned shape {tuple(deriv.shape)} and dtype {deriv.dtype} for state {name} of shape "
+                    f"{tuple(state.shape)} and dtype {state.dtype}; they must match"
+                )
+        return out
+
+
+class _FlatPair:
+    """Flattens a pair (q, p) into one vector for methods that do not split the state."""
+
+    def __init__(self, q: Tensor, p: Tensor) -> None:
+        self.shapes = (q.shape, p.shape)
+        self.sizes = (q.numel(), p.numel())
+
+    def join(self, q: Tensor, p: Tensor) -> Tensor:
+        return torch.cat([q.reshape(-1), p.reshape(-1)])
+
+    def unjoin(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        q, p = y.split(self.sizes, dim=-1)
+        return q.reshape(*y.shape[:-1], *self.shapes[0]), p.reshape(*y.shape[:-1], *self.shapes[1])
+
+    def wrap(self, func: Callable) -> Callable:
+        return lambda t, y: self.join(*func(t, self.unjoin(y)))
+
+    def split(self, ys: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        return self.unjoin(torch.stack(ys))
