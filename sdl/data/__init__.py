@@ -1,0 +1,1 @@
+"""Toy data sets, by name."""

@@ -1,0 +1,1 @@
+"""Vector fields and learned layers."""
