@@ -102,11 +102,12 @@ def names() -> list[str]:
     return list(TABLEAUS) + list(SPLITTINGS)
 
 
-def get(name: str, *, solver: str = "fixed_point", tol: float = 1e-12, max_iter: int | None = None) -> Integrator:
+def get(name: str, *, solver: str = "fixed_point", tol: float | None = None, max_iter: int | None = None) -> Integrator:
     """The integrator registered as ``name``.
 
     ``solver``, ``tol`` and ``max_iter`` set the stage solver of implicit methods
-    (``"fixed_point"`` or ``"newton"``) and are ignored by explicit ones.
+    (``"fixed_point"`` or ``"newton"``; ``tol=None`` is 100 ulp of the state's dtype) and are
+    ignored by explicit ones.
     """
     if name in SPLITTINGS:
         return SPLITTINGS[name]

@@ -1,0 +1,152 @@
+"""The maths of every registered integrator: order, symplecticity, energy, reversibility."""
+
+import numpy as np
+import pytest
+import torch
+from problems import Pendulum, cos_growth, cos_growth_exact, logistic, logistic_exact, pendulum_reference
+
+import sdl
+from sdl.integrators import ConvergenceError, get, names
+
+F64 = torch.float64
+# Step counts per order: errors stay in the asymptotic range and far above round-off.
+STEP_COUNTS = {1: [40, 80, 160, 320], 2: [20, 40, 80, 160], 3: [10, 20, 40, 80], 4: [16, 32, 64, 128]}
+
+
+def _method(name):
+    return get(name, tol=1e-14, max_iter=200)
+
+
+def _observed_order(step_sizes, errors):
+    return np.polyfit(np.log(step_sizes), np.log(errors), 1)[0]
+
+
+def _scalar_errors(method, func, exact, t_end=2.0):
+    y0 = torch.tensor([0.2, 0.6], dtype=F64)
+    errors = []
+    for n in STEP_COUNTS[method.order]:
+        y = sdl.odeint(func, y0, torch.linspace(0, t_end, n + 1, dtype=F64), method=method)
+        errors.append((y[-1] - exact(y0, t_end)).abs().max().item())
+    return [t_end / n for n in STEP_COUNTS[method.order]], errors
+
+
+@pytest.mark.parametrize("name", [n for n in names() if not get(n).partitioned])
+@pytest.mark.parametrize("problem", ["logistic", "cos_growth"])
+def test_convergence_order_on_exact_solutions(name, problem):
+    func, exact = {"logistic": (logistic, logistic_exact), "cos_growth": (cos_growth, cos_growth_exact)}[problem]
+    method = _method(name)
+    order = _observed_order(*_scalar_errors(method, func, exact))
+    assert abs(order - method.order) <= 0.3, f"{name}: observed order {order:.3f}, declared {method.order}"
+
+
+@pytest.mark.parametrize("name", names())
+def test_convergence_order_on_pendulum_pair_state(name):
+    """Every method takes a (q, p) state; reference by DOP853 at rtol 1e-13."""
+    method = _method(name)
+    q_ref, p_ref = pendulum_reference(1.2, 0.3, 3.0)
+    errors = []
+    for n in STEP_COUNTS[method.order]:
+        y0 = (torch.tensor([1.2], dtype=F64), torch.tensor([0.3], dtype=F64))
+        q, p = sdl.odeint(Pendulum(), y0, torch.linspace(0, 3.0, n + 1, dtype=F64), method=method)
+        errors.append(max(abs(q[-1].item() - q_ref), abs(p[-1].item() - p_ref)))
+    order = _observed_order([3.0 / n for n in STEP_COUNTS[method.order]], errors)
+    assert abs(order - method.order) <= 0.3, f"{name}: observed order {order:.3f}, declared {method.order}"
+
+
+def _symplecticity_defect(method, h=0.3):
+    """‖DΦᵀ Ω DΦ - Ω‖_max of one step on the pendulum at a point where it is strongly nonlinear."""
+    t0 = torch.tensor(0.0, dtype=F64)
+
+    def step(y):
+        if method.partitioned:
+            return torch.cat(method.step(Pendulum(), t0, h, (y[:1], y[1:])))
+        return method.step(lambda t, z: torch.cat([z[1:], -torch.sin(z[:1])]), t0, h, y)
+
+    jac = torch.autograd.functional.jacobian(step, torch.tensor([2.0, 0.7], dtype=F64))
+    omega = torch.tensor([[0.0, 1.0], [-1.0, 0.0]], dtype=F64)
+    return (jac.T @ omega @ jac - omega).abs().max().item()
+
+
+@pytest.mark.parametrize("name", [n for n in names() if get(n).symplectic])
+def test_symplectic_methods_preserve_the_symplectic_form(name):
+    assert _symplecticity_defect(_method(name)) <= 1e-12
+
+
+@pytest.mark.parametrize("name", [n for n in names() if not get(n).symplectic])
+def test_other_methods_do_not(name):
+    assert _symplecticity_defect(_method(name)) > 1e-8  # RK4: 1.6e-6, four orders above round-off
+
+
+def _pendulum_energy_error(name, steps, h):
+    y0 = (torch.tensor([1.5], dtype=F64), torch.tensor([0.0], dtype=F64))
+    q, p = sdl.odeint(Pendulum(), y0, torch.arange(steps + 1, dtype=F64) * h, method=name)
+    energy = Pendulum.energy(q, p).squeeze(-1)
+    return (energy - energy[0]).numpy()
+
+
+def test_verlet_energy_error_stays_bounded_while_rk4_drifts():
+    steps, h = 20_000, 0.25  # t = 5000, about 700 periods
+    verlet = _pendulum_energy_error("verlet", steps, h)
+    rk4 = _pendulum_energy_error("rk4", steps, h)
+    first, last = slice(0, steps // 10), slice(-steps // 10, None)
+    # Verlet: the error oscillates with the same amplitude at the start and the end (no trend).
+    assert np.abs(verlet[last]).max() <= 1.05 * np.abs(verlet[first]).max()
+    # RK4: the error grows monotonically in time (energy is dissipated), past Verlet's bound.
+    assert np.abs(rk4[last]).mean() > 5 * np.abs(rk4[first]).mean()
+    assert np.abs(rk4[-1]) > np.abs(verlet).max()
+
+
+@pytest.mark.parametrize("name", [n for n in names() if n in ("leapfrog", "verlet", "yoshida4", "forest_ruth4")])
+def test_symmetric_splittings_are_time_reversible(name):
+    t = torch.linspace(0, 100, 1001, dtype=F64)
+    y0 = (torch.tensor([2.0, -0.5], dtype=F64), torch.tensor([0.3, 1.1], dtype=F64))
+    q, p = sdl.odeint(Pendulum(), y0, t, method=name)
+    q_back, p_back = sdl.odeint(Pendulum(), (q[-1], p[-1]), t.flip(0), method=name)
+    assert (q_back[-1] - y0[0]).abs().max() <= 1e-12
+    assert (p_back[-1] - y0[1]).abs().max() <= 1e-12
+
+
+def test_splittings_evaluate_only_the_half_they_need():
+    calls = {"velocity": 0, "force": 0}
+
+    class Counting(Pendulum):
+        def velocity(self, t, p):
+            calls["velocity"] += 1
+            return p
+
+        def force(self, t, q):
+            calls["force"] += 1
+            return -torch.sin(q)
+
+    y0 = (torch.tensor([1.0]), torch.tensor([0.0]))
+    sdl.odeint(Counting(), y0, torch.linspace(0, 1, 11), method="verlet")
+    # step 0 evaluates whole pairs (to check their shapes): 3 calls; then 1 drift, 2 kicks a step
+    assert calls == {"velocity": 3 + 9, "force": 3 + 18}
+
+
+def test_implicit_stage_solver_reports_failure_to_converge():
+    stiff = lambda t, y: -1000.0 * y  # noqa: E731 (fixed-point iteration diverges for h·1000 > 2)
+    with pytest.raises(ConvergenceError, match="fixed-point stage iteration did not reach tol"):
+        sdl.odeint(stiff, torch.ones(2, dtype=F64), torch.linspace(0, 1, 11, dtype=F64), method="backward_euler")
+
+
+def test_newton_stage_solver_handles_stiff_problems():
+    stiff = lambda t, y: -1000.0 * (y - torch.cos(t))  # noqa: E731
+    t = torch.linspace(0, 1, 11, dtype=F64)
+    y0 = torch.zeros(1, dtype=F64)
+    with pytest.raises(ConvergenceError):
+        sdl.odeint(stiff, y0, t, method="gauss_legendre4")
+    y = sdl.odeint(stiff, y0, t, method="gauss_legendre4", solver="newton", tol=1e-13)
+    assert torch.isfinite(y).all()
+    # backward Euler is L-stable: the transient dies and y tracks cos t with a lag h·sin(t)/(1 + 1000h)
+    y = sdl.odeint(stiff, y0, t, method="backward_euler", solver="newton", tol=1e-13)
+    assert (y[-1] - torch.cos(t[-1])).abs().item() < 1e-3
+
+
+def test_stage_solver_tolerance_is_a_parameter():
+    y0 = torch.tensor([0.3], dtype=F64)
+    t = torch.linspace(0, 1, 6, dtype=F64)
+    solve = lambda tol: sdl.odeint(logistic, y0, t, method="gauss_legendre4", tol=tol)[-1]  # noqa: E731
+    reference = solve(1e-15)
+    assert (solve(1e-13) - reference).abs().item() < 1e-13
+    assert (solve(1e-4) - reference).abs().item() > 1e-12

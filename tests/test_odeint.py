@@ -1,0 +1,170 @@
+"""The odeint entry point: shapes, dtypes, devices, pair states, layered fields, errors."""
+
+import math
+
+import pytest
+import torch
+from problems import Pendulum
+
+import sdl
+from sdl.integrators import get, names
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+class LayeredLinear(sdl.Layered):
+    """f_k(t, z) = z @ W_kᵀ: one weight per step."""
+
+    def __init__(self, num_layers, dim):
+        super().__init__()
+        self.weight = torch.nn.Parameter(0.1 * torch.randn(num_layers, dim, dim))
+
+    @property
+    def num_layers(self):
+        return self.weight.shape[0]
+
+    def layers(self):
+        return [lambda t, z, w=w: z @ w.T for w in self.weight.unbind(0)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", names())
+def test_output_is_time_first_and_follows_dtype_and_device(name, dtype, device):
+    t = torch.linspace(0, 1, 6)
+    y0 = torch.randn(7, 3, dtype=dtype, device=device)
+    if get(name).partitioned:
+        q, p = sdl.odeint(Pendulum(), (y0, y0.clone()), t, method=name)
+        assert q.shape == p.shape == (6, 7, 3)
+        assert q.dtype == dtype and q.device == y0.device
+    else:
+        y = sdl.odeint(lambda t, z: -z, y0, t, method=name)
+        assert y.shape == (6, 7, 3) and y.dtype == dtype and y.device == y0.device
+        assert torch.equal(y[0], y0)
+
+
+@pytest.mark.parametrize("name", ["rk4", "gauss_legendre4"])
+def test_pair_states_with_different_shapes_are_flattened_and_restored(name):
+    q0, p0 = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+
+    def func(t, y):
+        q, p = y
+        return p[:, None].expand_as(q) * 0.5, -q.sum(-1)
+
+    q, p = sdl.odeint(func, (q0, p0), torch.linspace(0, 1, 5, dtype=torch.float64), method=name)
+    assert q.shape == (5, 4, 2) and p.shape == (5, 4)
+    # same as integrating the concatenated vector by hand
+    flat = sdl.odeint(
+        lambda t, z: torch.cat([func(t, (z[:8].view(4, 2), z[8:]))[0].reshape(-1), func(t, (z[:8].view(4, 2), z[8:]))[1]]),
+        torch.cat([q0.reshape(-1), p0]),
+        torch.linspace(0, 1, 5, dtype=torch.float64),
+        method=name,
+    )
+    torch.testing.assert_close(q[-1].reshape(-1), flat[-1, :8], rtol=0, atol=1e-15)
+    torch.testing.assert_close(p[-1], flat[-1, 8:], rtol=0, atol=1e-15)
+
+
+def test_decreasing_grid_integrates_backward():
+    y = sdl.odeint(lambda t, z: z, torch.ones(1, dtype=torch.float64), torch.linspace(1, 0, 101, dtype=torch.float64))
+    assert abs(y[-1].item() - math.exp(-1.0)) < 1e-9
+
+
+def test_non_uniform_grid_uses_each_interval():
+    t = torch.tensor([0.0, 0.1, 0.3, 0.7, 1.0], dtype=torch.float64)
+    y = sdl.odeint(lambda t, z: torch.ones_like(z) * 2 * t, torch.zeros(1, dtype=torch.float64), t, method="midpoint")
+    torch.testing.assert_close(y.squeeze(-1), t**2, rtol=0, atol=1e-15)  # midpoint is exact for y' = 2t
+
+
+def test_layered_field_uses_parameters_of_step_k_in_every_stage():
+    field = LayeredLinear(num_layers=4, dim=3).double()
+    z0 = torch.randn(5, 3, dtype=torch.float64)
+    t = torch.linspace(0, 1, 5, dtype=torch.float64)
+    zs = sdl.odeint(field, z0, t, method="rk4")
+    # by hand: step k is RK4 for the linear field z' = W_k z, i.e. z ← z Pᵀ with P the RK4 polynomial
+    z = z0
+    for w in field.weight:
+        hw = 0.25 * w
+        eye = torch.eye(3, dtype=torch.float64)
+        poly = eye + hw + hw @ hw / 2 + hw @ hw @ hw / 6 + hw @ hw @ hw @ hw / 24
+        z = z @ poly.T
+    torch.testing.assert_close(zs[-1], z, rtol=0, atol=1e-14)
+
+
+def test_changing_layer_k_changes_only_later_states():
+    field = LayeredLinear(num_layers=5, dim=2).double()
+    z0 = torch.randn(3, 2, dtype=torch.float64)
+    t = torch.linspace(0, 1, 6, dtype=torch.float64)
+    before = sdl.odeint(field, z0, t, method="heun")
+    with torch.no_grad():
+        field.weight[2] += 1.0
+    after = sdl.odeint(field, z0, t, method="heun")
+    assert torch.equal(before[:3], after[:3])
+    assert (before[3:] - after[3:]).abs().min() > 0
+
+
+def test_layered_field_needs_a_matching_grid():
+    with pytest.raises(ValueError, match="parameters for 4 layers but t has 2 intervals; pass a grid of 5 points"):
+        sdl.odeint(LayeredLinear(4, 2), torch.zeros(2), torch.linspace(0, 1, 3))
+
+
+def test_gradients_flow_to_initial_state_and_parameters():
+    field = LayeredLinear(num_layers=3, dim=2).double()
+    z0 = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    sdl.odeint(field, z0, torch.linspace(0, 1, 4, dtype=torch.float64))[-1].square().sum().backward()
+    assert z0.grad is not None and field.weight.grad.abs().min() > 0
+
+
+def test_unknown_method_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown integrator 'rk5'; valid names: euler, midpoint, .*verlet"):
+        sdl.odeint(lambda t, y: y, torch.ones(1), torch.linspace(0, 1, 3), method="rk5")
+
+
+def test_unknown_gradient_lists_valid_choices():
+    with pytest.raises(ValueError, match="unknown gradient 'magic'; valid choices: dto"):
+        sdl.odeint(lambda t, y: y, torch.ones(1), torch.linspace(0, 1, 3), gradient="magic")
+
+
+def test_unknown_stage_solver_lists_valid_choices():
+    with pytest.raises(ValueError, match="unknown stage solver 'bisect'; valid solvers: fixed_point, newton"):
+        sdl.integrators.get("gauss_legendre4", solver="bisect")
+
+
+@pytest.mark.parametrize(
+    "t, message",
+    [
+        (torch.tensor([0.0, 0.5, 0.5, 1.0]), r"strictly increasing or strictly decreasing; t\[1\] = 0.5 and t\[2\] = 0.5"),
+        (torch.tensor([0.0, 1.0, 0.5]), r"t\[1\] = 1.0 and t\[2\] = 0.5"),
+        (torch.tensor([0.0, float("nan"), 1.0]), "t must be finite"),
+        (torch.tensor([0.0, float("inf")]), "t must be finite"),
+        (torch.tensor([0.0]), "at least 2 points"),
+        (torch.zeros(2, 2), "1-D grid"),
+    ],
+)
+def test_bad_grids_are_rejected(t, message):
+    with pytest.raises(ValueError, match=message):
+        sdl.odeint(lambda t, y: y, torch.ones(1), t)
+
+
+def test_func_output_shape_mismatch_is_reported():
+    with pytest.raises(ValueError, match=r"func returned shape \(3,\) .* state y of shape \(4,\)"):
+        sdl.odeint(lambda t, y: y[:3], torch.ones(4), torch.linspace(0, 1, 3))
+
+
+def test_func_output_dtype_mismatch_is_reported():
+    with pytest.raises(ValueError, match="dtype torch.float64 for state y of shape"):
+        sdl.odeint(lambda t, y: y.double(), torch.ones(4), torch.linspace(0, 1, 3))
+
+
+def test_pair_func_must_return_a_pair():
+    with pytest.raises(TypeError, match=r"must return a pair \(dq/dt, dp/dt\)"):
+        sdl.odeint(lambda t, y: y[0], (torch.ones(2), torch.ones(2)), torch.linspace(0, 1, 3), method="verlet")
+
+
+def test_partitioned_method_needs_a_pair_state():
+    with pytest.raises(TypeError, match=r"needs the state as a \(q, p\) tuple; got Tensor"):
+        sdl.odeint(lambda t, y: y, torch.ones(2), torch.linspace(0, 1, 3), method="leapfrog")
+
+
+def test_integer_state_is_rejected():
+    with pytest.raises(TypeError, match="floating dtype"):
+        sdl.odeint(lambda t, y: y, torch.ones(2, dtype=torch.long), torch.linspace(0, 1, 3))
