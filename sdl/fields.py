@@ -43,9 +43,10 @@ class Layered(nn.Module, ABC):
 
     @property
     @abstractmethod
-    def num_layers(self) -> int:
-        """K, the number of steps (layers) the field has parameters for."""
+    def num_layers(self) -> int | None:
+        """K, the number of steps (layers) the field has parameters for; None when one parameter
+        set is shared by all steps (then ``odeint`` calls the field itself at every step)."""
 
     @abstractmethod
     def layers(self) -> Sequence[Callable]:
-        """K callables ``f_k(t, y)``, the field with θ^k; built once per integration."""
+        """K callables ``f_k(t, y)``, the field with θ^k (one when shared); built once per integration."""

@@ -79,7 +79,7 @@ def _integrate(integrator: Integrator, step_funcs, y0, t: Tensor) -> list:
 
 
 def _step_functions(func: Callable, num_steps: int):
-    if isinstance(func, Layered):
+    if isinstance(func, Layered) and func.num_layers is not None:
         if func.num_layers != num_steps:
             raise ValueError(
                 f"the field has parameters for {func.num_layers} layers but t has {num_steps} intervals; "

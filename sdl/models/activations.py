@@ -1,0 +1,91 @@
+"""Elementwise activations σ with their derivative σ' and antiderivative γ (γ' = σ, γ(0) = 0).
+
+γ turns a gradient or Hamiltonian field into its potential: f = -Aᵀσ(Az + b) = -∇V with
+V(z) = 1ᵀγ(Az + b). σ' gives analytic Jacobians, e.g. ∂f/∂z = -Aᵀ diag σ'(Az + b) A.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["Activation", "activation", "activation_names"]
+
+_LOG2 = math.log(2.0)
+_PI2_6 = math.pi**2 / 6
+
+
+@dataclass(frozen=True)
+class Activation:
+    """σ, σ' and γ of one activation. ``monotone_unit_slope``: 0 ≤ σ' ≤ 1 everywhere, the
+    condition under which a gradient-flow field is contractive (-σ_min(A)² ≤ ν ≤ 0)."""
+
+    name: str
+    sigma: Callable[[Tensor], Tensor]
+    derivative: Callable[[Tensor], Tensor]
+    antiderivative: Callable[[Tensor], Tensor]
+    monotone_unit_slope: bool
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.sigma(x)
+
+
+def _log_cosh(x: Tensor) -> Tensor:
+    """log cosh x = |x| + log(1 + e^{-2|x|}) - log 2, without overflow."""
+    ax = x.abs()
+    return ax + torch.log1p(torch.exp(-2 * ax)) - _LOG2
+
+
+def _dilog_small(x: Tensor, terms: int = 64) -> Tensor:
+    """Li₂(x) = Σ_{k≥1} x^k / k² for |x| ≤ 1/2 (error below 2^-64)."""
+    k = torch.arange(1, terms + 1, dtype=x.dtype, device=x.device)
+    return (x.unsqueeze(-1) ** k / k**2).sum(-1)
+
+
+def _dilog_negative(x: Tensor) -> Tensor:
+    """Li₂(x) for -1 ≤ x ≤ 0; below -1/2 by Landen's identity Li₂(x) = -½ log²(1-x) - Li₂(x/(x-1)),
+    whose argument lies in [1/3, 1/2], so the series always converges fast and nothing is singular."""
+    small = x >= -0.5
+    xs = torch.where(small, x, torch.zeros_like(x))
+    xl = torch.where(small, -torch.ones_like(x), x)
+    landen = -0.5 * torch.log1p(-xl) ** 2 - _dilog_small(xl / (xl - 1))
+    return torch.where(small, _dilog_small(xs), landen)
+
+
+def _softplus(x: Tensor) -> Tensor:
+    return torch.logaddexp(x, torch.zeros_like(x))
+
+
+def _softplus_antiderivative(x: Tensor) -> Tensor:
+    """∫₀ˣ log(1 + eˢ) ds = -Li₂(-eˣ) - π²/12, written with e^{-|x|} so it never overflows:
+    for x > 0 it is x²/2 + π²/12 + Li₂(-e^{-x})."""
+    u = -torch.exp(-x.abs())
+    li = _dilog_negative(u)
+    return torch.where(x > 0, 0.5 * x * x + _PI2_6 / 2 + li, -li - _PI2_6 / 2)
+
+
+_ACTIVATIONS = {
+    "tanh": Activation("tanh", torch.tanh, lambda x: 1 - torch.tanh(x) ** 2, _log_cosh, True),
+    "relu": Activation("relu", F.relu, lambda x: (x > 0).to(x.dtype), lambda x: 0.5 * F.relu(x) ** 2, True),
+    "identity": Activation("identity", lambda x: x, torch.ones_like, lambda x: 0.5 * x * x, True),
+    # log(1 + eˣ) exactly: F.softplus returns x itself above x = 20, off by up to 2e-9.
+    "softplus": Activation("softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True),
+}
+
+
+def activation_names() -> list[str]:
+    return list(_ACTIVATIONS)
+
+
+def activation(name: str | Activation) -> Activation:
+    """The activation registered as ``name`` (an ``Activation`` is passed through)."""
+    if isinstance(name, Activation):
+        return name
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid names: {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]

@@ -1,0 +1,268 @@
+"""Vector fields f(t, z; θ) as small ``nn.Module``s, with per-layer or shared parameters.
+
+Every field holds one affine map z ↦ A z + b per layer (A: (width, dim), b: (width,)); with
+``num_layers=K`` the parameters carry a leading axis K and step k of an integration uses θ^k
+(``sdl.fields.Layered``); with ``num_layers=None`` they are shared by all steps and the
+field is an ordinary autonomous ``func(t, z)``.
+
+Shapes: z is (..., dim); the output has the shape of z.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..fields import Layered, Separable
+from .activations import Activation, activation
+
+__all__ = ["ResNetField", "GradientFlowField", "HamiltonianField", "parameter_smoothness"]
+
+
+def _affine_parameters(lead: tuple[int, ...], width: int, dim: int, scale: float) -> tuple[nn.Parameter, nn.Parameter]:
+    """A ~ U(-s, s), b ~ U(-s, s), s = scale / √dim (nn.Linear's default when scale = 1)."""
+    bound = scale / math.sqrt(dim)
+    weight = nn.Parameter(torch.empty(*lead, width, dim).uniform_(-bound, bound))
+    bias = nn.Parameter(torch.empty(*lead, width).uniform_(-bound, bound))
+    return weight, bias
+
+
+class _Field(Layered):
+    """Shared machinery: parameters per layer or shared, and binding θ^k to a callable."""
+
+    def __init__(self, dim: int, num_layers: int | None) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        if num_layers is not None and (not isinstance(num_layers, int) or num_layers < 1):
+            raise ValueError(f"num_layers must be a positive int or None (shared parameters), got {num_layers!r}")
+        self.dim = dim
+        self._num_layers = num_layers
+
+    @property
+    def num_layers(self) -> int | None:  # type: ignore[override]
+        return self._num_layers
+
+    @property
+    def _lead(self) -> tuple[int, ...]:
+        return () if self._num_layers is None else (self._num_layers,)
+
+    def layers(self) -> Sequence:
+        """K callables with θ^k bound (each also offers ``jacobian``); one for shared parameters."""
+        if self._num_layers is None:
+            return (self._bind(tuple(self._layer_parameters())),)
+        per_layer = zip(*(p.unbind(0) for p in self._layer_parameters()))
+        return [self._bind(params) for params in per_layer]
+
+    def forward(self, t: Tensor, z):
+        return self._evaluate(self._shared_parameters(), t, z)
+
+    def _shared_parameters(self) -> tuple[Tensor, ...]:
+        if self._num_layers is not None:
+            raise TypeError(
+                f"{type(self).__name__} has one parameter set per layer ({self._num_layers}); integrate it with "
+                f"sdl.odeint on a grid of {self._num_layers + 1} points, or evaluate layer k as field.layers()[k](t, z)"
+            )
+        return tuple(self._layer_parameters())
+
+    def _bind(self, params: tuple[Tensor, ...]) -> _Layer:
+        return _Layer(self, params)
+
+    @abstractmethod
+    def _layer_parameters(self) -> Sequence[Tensor]:
+        """The parameters θ, each with the leading layer axis when layered, in a fixed order."""
+
+    @abstractmethod
+    def _evaluate(self, params: tuple[Tensor, ...], t: Tensor, z):
+        """f(t, z; θ) for one layer's parameters."""
+
+    def _jacobian(self, params: tuple[Tensor, ...], t: Tensor, z: Tensor) -> Tensor:
+        """∂f/∂z, (..., dim, dim); fields without a closed form use autograd."""
+        flat = z.reshape(-1, z.shape[-1])
+        jac = torch.func.vmap(torch.func.jacrev(lambda x: self._evaluate(params, t, x)))(flat)
+        return jac.reshape(*z.shape, z.shape[-1])
+
+
+class _Layer:
+    """A field with the parameters of one layer bound: ``layer(t, z)`` and ``layer.jacobian(t, z)``."""
+
+    def __init__(self, field: _Field, params: tuple[Tensor, ...]) -> None:
+        self.field = field
+        self.params = params
+
+    def __call__(self, t: Tensor, z):
+        return self.field._evaluate(self.params, t, z)
+
+    def jacobian(self, t: Tensor, z: Tensor) -> Tensor:
+        return self.field._jacobian(self.params, t, z)
+
+
+class ResNetField(_Field):
+    """f(t, z) = σ(A z + b), A: (dim, dim). Explicit Euler with h = 1 is the plain ResNet layer.
+
+    Jacobian ∂f/∂z = diag σ'(Az + b) A (not normal in general).
+    """
+
+    def __init__(
+        self, dim: int, activation_name: str | Activation = "tanh", num_layers: int | None = None, init_scale: float = 1.0
+    ) -> None:
+        super().__init__(dim, num_layers)
+        self.activation = activation(activation_name)
+        self.weight, self.bias = _affine_parameters(self._lead, dim, dim, init_scale)
+
+    def _layer_parameters(self):
+        return (self.weight, self.bias)
+
+    def _evaluate(self, params, t, z):
+        weight, bias = params
+        return self.activation.sigma(F.linear(z, weight, bias))
+
+    def _jacobian(self, params, t, z):
+        weight, bias = params
+        slope = self.activation.derivative(F.linear(z, weight, bias))
+        return slope.unsqueeze(-1) * weight
+
+
+class GradientFlowField(_Field):
+    """f(t, z) = -Aᵀσ(A z + b) = -∇V(z),  V(z) = 1ᵀγ(A z + b),  A: (width, dim).
+
+    Jacobian -Aᵀ diag σ'(Az + b) A: symmetric, and negative semidefinite when σ' ≥ 0, so for
+    0 ≤ σ' ≤ 1 the one-sided Lipschitz constant satisfies -σ_min(A)² ≤ ν ≤ 0 (the flow contracts).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        activation_name: str | Activation = "tanh",
+        num_layers: int | None = None,
+        width: int | None = None,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__(dim, num_layers)
+        self.activation = activation(activation_name)
+        self.width = dim if width is None else width
+        self.weight, self.bias = _affine_parameters(self._lead, self.width, dim, init_scale)
+
+    def _layer_parameters(self):
+        return (self.weight, self.bias)
+
+    def _evaluate(self, params, t, z):
+        weight, bias = params
+        return -self.activation.sigma(F.linear(z, weight, bias)) @ weight
+
+    def _jacobian(self, params, t, z):
+        weight, bias = params
+        slope = self.activation.derivative(F.linear(z, weight, bias))
+        return -(weight.T * slope.unsqueeze(-2)) @ weight
+
+    def potential(self, z: Tensor, layer: int = 0) -> Tensor:
+        """V(z) = 1ᵀγ(A^k z + b^k), shape z.shape[:-1]."""
+        weight, bias = self.layers()[layer].params
+        return self.activation.antiderivative(F.linear(z, weight, bias)).sum(-1)
+
+
+KINETIC_MODELS = ("quadratic", "coupled", "learned")
+
+
+class HamiltonianField(_Field, Separable):
+    """A separable Hamiltonian field on (q, p): H = T(p) + V(q), V(q) = 1ᵀγ(A q + b),
+
+        dq/dt = ∂H/∂p,   dp/dt = -∂H/∂q = -Aᵀσ(A q + b),
+
+    with the kinetic energy T chosen by ``kinetic``:
+      - "quadratic": T = ½|p|², dq/dt = p; eliminating p gives q'' = -Aᵀσ(Aq + b).
+      - "coupled": T = 1ᵀγ(A p + b) with the same A, b: dq/dt = Aᵀσ(A p + b).
+      - "learned": T = 1ᵀγ₁(A₁ p + b₁) with its own A₁, b₁ and activation ``kinetic_activation``.
+    A (and A₁) are (width, dim). The state is a pair (q, p) of tensors of shape (..., dim).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        activation_name: str | Activation = "tanh",
+        num_layers: int | None = None,
+        kinetic: str = "quadratic",
+        kinetic_activation: str | Activation = "tanh",
+        width: int | None = None,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__(dim, num_layers)
+        if kinetic not in KINETIC_MODELS:
+            raise ValueError(f"unknown kinetic model {kinetic!r}; valid choices: {', '.join(KINETIC_MODELS)}")
+        self.kinetic = kinetic
+        self.activation = activation(activation_name)
+        self.kinetic_activation = activation(kinetic_activation) if kinetic == "learned" else self.activation
+        self.width = dim if width is None else width
+        self.weight, self.bias = _affine_parameters(self._lead, self.width, dim, init_scale)
+        if kinetic == "learned":
+            self.kinetic_weight, self.kinetic_bias = _affine_parameters(self._lead, self.width, dim, init_scale)
+
+    def _layer_parameters(self):
+        if self.kinetic == "learned":
+            return (self.weight, self.bias, self.kinetic_weight, self.kinetic_bias)
+        return (self.weight, self.bias)
+
+    def _bind(self, params):
+        return _SeparableLayer(self, params)
+
+    def _kinetic_parameters(self, params):
+        return params[2:] if self.kinetic == "learned" else params[:2]
+
+    def _velocity(self, params, p: Tensor) -> Tensor:
+        if self.kinetic == "quadratic":
+            return p
+        weight, bias = self._kinetic_parameters(params)
+        return self.kinetic_activation.sigma(F.linear(p, weight, bias)) @ weight
+
+    def _force(self, params, q: Tensor) -> Tensor:
+        weight, bias = params[:2]
+        return -self.activation.sigma(F.linear(q, weight, bias)) @ weight
+
+    def _evaluate(self, params, t, y):
+        q, p = y
+        return self._velocity(params, p), self._force(params, q)
+
+    def velocity(self, t: Tensor, p: Tensor) -> Tensor:
+        return self._velocity(self._shared_parameters(), p)
+
+    def force(self, t: Tensor, q: Tensor) -> Tensor:
+        return self._force(self._shared_parameters(), q)
+
+    def _jacobian(self, params, t, z):
+        raise TypeError("HamiltonianField acts on pairs (q, p); take Jacobians of velocity and force separately")
+
+    def hamiltonian(self, q: Tensor, p: Tensor, layer: int = 0) -> Tensor:
+        """H(q, p) = T(p) + V(q) with the parameters of ``layer``; shape q.shape[:-1]."""
+        params = self.layers()[layer].params
+        weight, bias = params[:2]
+        potential = self.activation.antiderivative(F.linear(q, weight, bias)).sum(-1)
+        if self.kinetic == "quadratic":
+            return 0.5 * p.square().sum(-1) + potential
+        k_weight, k_bias = self._kinetic_parameters(params)
+        return self.kinetic_activation.antiderivative(F.linear(p, k_weight, k_bias)).sum(-1) + potential
+
+
+class _SeparableLayer(_Layer, Separable):
+    """One layer of a Hamiltonian field: splittings call its halves separately."""
+
+    def velocity(self, t: Tensor, p: Tensor) -> Tensor:
+        return self.field._velocity(self.params, p)
+
+    def force(self, t: Tensor, q: Tensor) -> Tensor:
+        return self.field._force(self.params, q)
+
+
+def parameter_smoothness(field: Layered, h: float) -> Tensor:
+    """R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖², summed over every per-layer parameter of ``field``.
+
+    The discretisation of ∫‖θ'(t)‖² dt (Benning et al. 2019); multiply by λ for the penalty.
+    Zero for shared parameters.
+    """
+    if field.num_layers is None:
+        return torch.zeros((), device=next(field.parameters()).device)
+    return sum(p.diff(dim=0).square().sum() for p in field.parameters()) / h
