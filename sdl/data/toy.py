@@ -30,7 +30,8 @@ Their code zero-pads the last two to 4 features; do that in the model (augmentat
 
 Class sizes: for the two-class sets, label 1 gets ⌈n/2⌉ points (⌈n/3⌉ for ``donut1d``) and
 label 0 the rest; ``double_circles`` gives ring i (i = 0..3) ⌊n/4⌋ points plus one more for
-i < n mod 4, and ``double_moons`` splits its four moons the same way. Points are shuffled.
+i < n mod 4, and ``double_moons`` splits its four moons the same way. ``squares2d`` labels by
+quadrant, so its class sizes are Binomial(n, 1/2). Points are shuffled.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def _check_arguments(name: str, n: int, noise: float | None, seed: int, dtype: t
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{label} must be an int, got {value!r} of type {type(value).__name__}")
     if n < 2:
-        raise ValueError(f"n must be at least 2 (one point per class), got {n}")
+        raise ValueError(f"n must be at least 2, got {n}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     if noise is not None:
