@@ -1,0 +1,32 @@
+"""Stability diagnostics: Jacobian spectra, one-sided Lipschitz constants, linear stability
+regions of Runge–Kutta methods, symplecticity defects and energy errors."""
+
+from .hamiltonian import energy_error, symplecticity_defect
+from .linear import StabilityRegion, stability_region
+from .spectra import (
+    LayerStability,
+    LipschitzBounds,
+    PointwiseMaximum,
+    gradient_flow_lipschitz_bounds,
+    jacobians,
+    log_norm2,
+    max_real_eigenvalue,
+    one_sided_lipschitz,
+    per_layer_stability,
+)
+
+__all__ = [
+    "LayerStability",
+    "LipschitzBounds",
+    "PointwiseMaximum",
+    "StabilityRegion",
+    "energy_error",
+    "gradient_flow_lipschitz_bounds",
+    "jacobians",
+    "log_norm2",
+    "max_real_eigenvalue",
+    "one_sided_lipschitz",
+    "per_layer_stability",
+    "stability_region",
+    "symplecticity_defect",
+]

@@ -1,0 +1,284 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sdl.integrators import TABLEAUS, get
+from sdl.stability import (
+    energy_error,
+    gradient_flow_lipschitz_bounds,
+    jacobians,
+    log_norm2,
+    max_real_eigenvalue,
+    one_sided_lipschitz,
+    per_layer_stability,
+    stability_region,
+    symplecticity_defect,
+)
+
+f64 = torch.float64
+
+
+def _linear_field(matrix):
+    return lambda z: z @ matrix.T
+
+
+def _gradient_flow(weight, bias):
+    return lambda z: -torch.tanh(z @ weight.T + bias) @ weight
+
+
+def _gradient_flow_jacobian(weight, bias):
+    def jac(z):
+        slope = 1 - torch.tanh(z @ weight.T + bias) ** 2  # (N, m)
+        return -torch.einsum("ma,nm,mb->nab", weight, slope, weight)
+
+    return jac
+
+
+def _resnet_field(weight, bias):
+    return lambda z: torch.tanh(z @ weight.T + bias)
+
+
+def test_jacobians_of_linear_field_are_the_matrix():
+    matrix = torch.randn(4, 4, dtype=f64)
+    z = torch.randn(7, 4, dtype=f64)
+    jac = jacobians(_linear_field(matrix), z)
+    assert jac.shape == (7, 4, 4)
+    torch.testing.assert_close(jac, matrix.expand(7, 4, 4), rtol=0, atol=1e-15)
+
+
+def test_jacobians_match_analytic_gradient_flow_jacobian():
+    weight, bias = torch.randn(5, 3, dtype=f64), torch.randn(5, dtype=f64)
+    z = torch.randn(50, 3, dtype=f64)
+    torch.testing.assert_close(
+        jacobians(_gradient_flow(weight, bias), z), _gradient_flow_jacobian(weight, bias)(z), rtol=0, atol=1e-14
+    )
+
+
+def test_linear_field_lipschitz_and_eigenvalues_are_exact():
+    matrix = torch.randn(5, 5, dtype=f64)
+    z = torch.randn(100, 5, dtype=f64)
+    field = _linear_field(matrix)
+    expected_nu = np.linalg.eigvalsh(0.5 * (matrix + matrix.T).numpy()).max()
+    expected_eig = np.linalg.eigvals(matrix.numpy()).real.max()
+    estimate = one_sided_lipschitz(field, z)
+    assert abs(estimate.value - expected_nu) < 1e-13
+    assert estimate.values.shape == (100,) and estimate.point.shape == (5,)
+    assert abs(max_real_eigenvalue(field, z).value - expected_eig) < 1e-13
+    # The Rayleigh-quotient definition of ν agrees on random pairs (it is attained for a linear field).
+    z1, z2 = torch.randn(1000, 5, dtype=f64), torch.randn(1000, 5, dtype=f64)
+    quotient = ((field(z2) - field(z1)) * (z2 - z1)).sum(1) / ((z2 - z1) ** 2).sum(1)
+    assert quotient.max() <= expected_nu + 1e-12
+
+
+def test_log_norm2_is_max_eigenvalue_of_symmetric_part_batched():
+    jac = torch.randn(3, 6, 4, 4, dtype=f64)
+    expected = torch.linalg.eigvalsh(jac + jac.mT).amax(-1) / 2
+    torch.testing.assert_close(log_norm2(jac), expected, rtol=0, atol=1e-14)
+    with pytest.raises(ValueError, match="square"):
+        log_norm2(torch.zeros(3, 2, 4))
+
+
+@pytest.mark.parametrize("m, d", [(4, 4), (6, 3), (2, 3)])
+def test_gradient_flow_lipschitz_within_analytic_bounds(m, d):
+    weight, bias = torch.randn(m, d, dtype=f64), torch.randn(m, dtype=f64)
+    z = 3 * torch.randn(10_000, d, dtype=f64)
+    field = _gradient_flow(weight, bias)
+    estimate = one_sided_lipschitz(field, z)
+    lower, upper = gradient_flow_lipschitz_bounds(weight)
+    sigma_min = np.linalg.svd(weight.numpy(), compute_uv=False).min() if m >= d else 0.0
+    assert float(lower) == pytest.approx(-(sigma_min**2), rel=1e-12, abs=1e-15)
+    assert float(upper) == 0.0
+    assert estimate.value <= 1e-12
+    assert estimate.values.min() >= float(lower) - 1e-12
+    # Symmetric Jacobian: max Re λ and μ₂ coincide at every point.
+    eig = max_real_eigenvalue(field, z, jac=_gradient_flow_jacobian(weight, bias))
+    torch.testing.assert_close(eig.values, estimate.values, rtol=0, atol=1e-12)
+
+
+def test_linear_activation_attains_lower_bound():
+    weight = torch.randn(4, 4, dtype=f64)
+    field = lambda z: -(z @ weight.T) @ weight  # σ(s) = s
+    estimate = one_sided_lipschitz(field, torch.randn(20, 4, dtype=f64))
+    assert abs(estimate.value - float(gradient_flow_lipschitz_bounds(weight).lower)) < 1e-12
+
+
+def test_gradient_flow_bounds_batched_over_layers():
+    weights = torch.randn(5, 3, 3, dtype=f64)
+    lower, upper = gradient_flow_lipschitz_bounds(weights)
+    assert lower.shape == (5,) and upper.shape == (5,)
+    for k in range(5):
+        assert float(lower[k]) == pytest.approx(-float(torch.linalg.svdvals(weights[k])[-1] ** 2), rel=1e-12)
+
+
+def test_eigenvalue_real_part_never_exceeds_log_norm():
+    weight, bias = 2 * torch.randn(4, 4, dtype=f64), torch.randn(4, dtype=f64)
+    field = _resnet_field(weight, bias)  # non-normal Jacobian D A
+    z = torch.randn(2000, 4, dtype=f64)
+    eig = max_real_eigenvalue(field, z)
+    nu = one_sided_lipschitz(field, z)
+    assert torch.all(eig.values <= nu.values + 1e-12)
+    assert (nu.values - eig.values).max() > 1e-3  # a genuinely non-normal example
+
+
+def test_refinement_never_decreases_and_approaches_box_supremum():
+    weight, bias = torch.tensor([[1.5, -2.0], [0.7, 1.0]], dtype=f64), torch.tensor([0.3, -0.2], dtype=f64)
+    field = _resnet_field(weight, bias)
+    z = torch.rand(6, 2, dtype=f64) * 2 - 1
+    z[0], z[1] = torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0])  # the box is [-1, 1]²
+    coarse = one_sided_lipschitz(field, z)
+    previous = coarse
+    for steps in (5, 20, 60):
+        refined = one_sided_lipschitz(field, z, refine_steps=steps)
+        assert torch.all(refined.values >= coarse.values)
+        assert refined.value >= previous.value
+        assert torch.all(refined.points.abs() <= 1.0)
+        previous = refined
+    grid = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, 401, dtype=f64)] * 2, indexing="ij"), -1)
+    box_sup = log_norm2(jacobians(field, grid.reshape(-1, 2))).max().item()
+    assert coarse.value < box_sup - 1e-2  # the coarse sample misses the maximum
+    assert box_sup - 1e-3 <= previous.value <= box_sup + 1e-3
+    torch.testing.assert_close(previous.point, previous.points[previous.values.argmax()])
+
+
+def test_per_layer_stability_matches_single_layer_calls():
+    layers = [(torch.randn(3, 3, dtype=f64), torch.randn(3, dtype=f64)) for _ in range(4)]
+    fields = [_resnet_field(w, b) for w, b in layers]
+    states = torch.randn(4, 30, 3, dtype=f64)
+    result = per_layer_stability(fields, states)
+    assert result.max_real_eigenvalue.shape == (4,) and result.one_sided_lipschitz.shape == (4,)
+    for k in range(4):
+        assert result.max_real_eigenvalue[k].item() == pytest.approx(max_real_eigenvalue(fields[k], states[k]).value)
+        assert result.one_sided_lipschitz[k].item() == pytest.approx(one_sided_lipschitz(fields[k], states[k]).value)
+    eigen, lipschitz = per_layer_stability(
+        [_gradient_flow(w, b) for w, b in layers], states, [_gradient_flow_jacobian(w, b) for w, b in layers]
+    )
+    torch.testing.assert_close(eigen, lipschitz, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"states\[:-1\]"):
+        per_layer_stability(fields, torch.randn(5, 30, 3, dtype=f64))
+
+
+def test_bad_points_and_jacobian_shapes_rejected():
+    field = _linear_field(torch.eye(2, dtype=f64))
+    with pytest.raises(ValueError, match=r"\(N, d\)"):
+        one_sided_lipschitz(field, torch.zeros(2, dtype=f64))
+    with pytest.raises(ValueError, match="must have shape"):
+        one_sided_lipschitz(field, torch.zeros(3, 2, dtype=f64), jac=lambda z: torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="refine_steps"):
+        one_sided_lipschitz(field, torch.zeros(3, 2, dtype=f64), refine_steps=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_results_follow_dtype(dtype):
+    field = _resnet_field(torch.randn(2, 2, dtype=dtype), torch.randn(2, dtype=dtype))
+    estimate = one_sided_lipschitz(field, torch.randn(10, 2, dtype=dtype), refine_steps=3)
+    assert estimate.values.dtype == dtype and estimate.points.dtype == dtype
+
+
+def test_rk4_stability_function_is_taylor_polynomial():
+    region = stability_region(TABLEAUS["rk4"], (-3.0, 0.5), (-3.0, 3.0), resolution=41)
+    z = region.real[None, :] + 1j * region.imag[:, None]
+    taylor = 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+    np.testing.assert_allclose(region.modulus, np.abs(taylor), rtol=1e-13, atol=1e-13)
+    # RK4's real stability interval ends near -2.785.
+    on_axis = region.modulus[20]  # imag = 0 row
+    assert region.imag[20] == 0.0
+    inside = (region.real > -2.78) & (region.real <= 0)
+    assert on_axis[inside].max() <= 1.0 + 1e-12 and on_axis[region.real < -2.79].min() > 1.0
+
+
+def test_euler_region_is_unit_disc_area():
+    region = stability_region(TABLEAUS["euler"], (-2.5, 0.5), (-1.5, 1.5), resolution=201)
+    cell = (region.real[1] - region.real[0]) * (region.imag[1] - region.imag[0])
+    assert region.stable.sum() * cell == pytest.approx(math.pi, rel=2e-2)
+
+
+def test_implicit_method_regions():
+    region = stability_region(TABLEAUS["implicit_midpoint"], (-4, 4), (-4, 4), resolution=80)
+    left = region.real < 0
+    assert np.all(region.stable[:, left]) and not np.any(region.stable[:, region.real > 1e-9])  # |R| = 1 on iR
+    with pytest.raises(TypeError):
+        stability_region("rk4")
+    with pytest.raises(ValueError, match="re_range"):
+        stability_region(TABLEAUS["rk4"], re_range=(1.0, -1.0))
+
+
+def _pendulum_verlet(h):
+    def step(q, p):
+        p_half = p - 0.5 * h * torch.sin(q)
+        q_new = q + h * p_half
+        return q_new, p_half - 0.5 * h * torch.sin(q_new)
+
+    return step
+
+
+def _pendulum_rk4(h):
+    def rhs(y):
+        q, p = y.chunk(2, dim=-1)
+        return torch.cat([p, -torch.sin(q)], dim=-1)
+
+    def step(q, p):
+        y = torch.cat([q, p], dim=-1)
+        k1 = rhs(y)
+        k2 = rhs(y + 0.5 * h * k1)
+        k3 = rhs(y + 0.5 * h * k2)
+        k4 = rhs(y + h * k3)
+        return (y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)).chunk(2, dim=-1)
+
+    return step
+
+
+def test_symplecticity_defect_verlet_vs_rk4():
+    q = torch.linspace(-2.5, 2.5, 16, dtype=f64)[:, None]
+    p = torch.linspace(1.5, -1.5, 16, dtype=f64)[:, None]
+    assert symplecticity_defect(_pendulum_verlet(0.3), q, p) <= 1e-12
+    assert symplecticity_defect(_pendulum_rk4(0.3), q, p) > 1e-6
+    assert symplecticity_defect(_pendulum_verlet(0.3), q[0], p[0]) <= 1e-12  # a single point (n,)
+
+
+def test_symplecticity_defect_of_registered_integrators():
+    from sdl.fields import Separable
+
+    class CoupledOscillators(Separable):
+        def velocity(self, t, p):
+            return p
+
+        def force(self, t, q):
+            return -torch.sin(q) - 0.5 * (2 * q - q.roll(1, dims=-1) - q.roll(-1, dims=-1))  # -∇U
+
+    field, t = CoupledOscillators(), torch.tensor(0.0, dtype=f64)
+    q, p = torch.randn(8, 3, dtype=f64), torch.randn(8, 3, dtype=f64)
+    for name in ("verlet", "yoshida4"):
+        integrator = get(name)
+        assert symplecticity_defect(lambda q, p: integrator.step(field, t, 0.2, (q, p)), q, p) <= 1e-12
+    rk4 = get("rk4")
+
+    def rk4_step(q, p):
+        y = rk4.step(lambda t, y: torch.cat(field(t, y.chunk(2, -1)), -1), t, 0.2, torch.cat([q, p], -1))
+        return y.chunk(2, -1)
+
+    assert symplecticity_defect(rk4_step, q, p) > 1e-6
+
+
+def test_energy_error_verlet_bounded_rk4_drifts():
+    def energy(q, p):
+        return 0.5 * p.squeeze(-1) ** 2 - torch.cos(q.squeeze(-1))
+
+    def trajectory(step, steps):
+        q, p = torch.tensor([[2.0]], dtype=f64), torch.tensor([[0.0]], dtype=f64)
+        qs, ps = [q], [p]
+        for _ in range(steps):
+            q, p = step(q, p)
+            qs.append(q)
+            ps.append(p)
+        return torch.stack(qs), torch.stack(ps)
+
+    verlet = energy_error(energy, *trajectory(_pendulum_verlet(0.25), 4000))
+    rk4 = energy_error(energy, *trajectory(_pendulum_rk4(0.25), 4000))
+    assert verlet.shape == (4001, 1) and verlet[0].item() == 0.0
+    # Verlet: bounded, O(h²) oscillation; RK4: smaller at first but growing linearly.
+    assert verlet[2000:].max() <= 1.5 * verlet[:2000].max()
+    assert rk4[3000:].mean() > 1.8 * rk4[1000:2000].mean()
+    with pytest.raises(ValueError, match="one energy per time step"):
+        energy_error(lambda q, p: (q**2).sum(), torch.zeros(5, 2), torch.zeros(5, 2))
