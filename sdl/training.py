@@ -161,7 +161,7 @@ class Trainer:
             total, _ = self.objective(x, y)
             if total.requires_grad:
                 total.backward()
-            return total
+            return total.detach()
 
         loss = float(self.optimizer.step(closure))
         if not math.isfinite(loss):

@@ -1,0 +1,170 @@
+"""Vector fields, activations and the ODE-network: the structure each one promises."""
+
+import pytest
+import torch
+
+import sdl
+from sdl.models import (
+    GradientFlowField,
+    HamiltonianField,
+    ODENet,
+    ResNetField,
+    activation,
+    activation_names,
+    parameter_smoothness,
+)
+
+F64 = torch.float64
+
+
+@pytest.mark.parametrize("name", activation_names())
+def test_antiderivative_and_derivative_match_autograd(name):
+    act = activation(name)
+    x = torch.linspace(-40, 40, 4001, dtype=F64, requires_grad=True)
+    (d_gamma,) = torch.autograd.grad(act.antiderivative(x).sum(), x)
+    (d_sigma,) = torch.autograd.grad(act.sigma(x).sum(), x)
+    torch.testing.assert_close(d_gamma, act.sigma(x), rtol=0, atol=1e-13)
+    torch.testing.assert_close(d_sigma, act.derivative(x), rtol=0, atol=1e-13)
+    assert act.antiderivative(torch.zeros(1, dtype=F64)).item() == pytest.approx(0.0, abs=1e-15)
+
+
+def test_softplus_antiderivative_matches_quadrature():
+    from scipy.integrate import quad
+
+    act = activation("softplus")
+    for x in (-7.0, -0.3, 0.0, 0.9, 12.0):
+        exact, _ = quad(lambda s: float(act.sigma(torch.tensor(s, dtype=F64))), 0.0, x, epsabs=1e-14, epsrel=1e-14)
+        assert act.antiderivative(torch.tensor(x, dtype=F64)).item() == pytest.approx(exact, abs=1e-12)
+
+
+def test_unknown_activation_lists_choices():
+    with pytest.raises(ValueError, match="unknown activation 'gelu'; valid names: tanh, relu, identity, softplus"):
+        activation("gelu")
+
+
+def _points(n=64, d=3):
+    return torch.randn(n, d, dtype=F64)
+
+
+@pytest.mark.parametrize("cls", [ResNetField, GradientFlowField])
+@pytest.mark.parametrize("act", ["tanh", "softplus", "identity"])
+def test_analytic_jacobian_equals_autograd(cls, act):
+    field = cls(3, act, num_layers=2).double()
+    layer = field.layers()[1]
+    z = _points()
+    t = torch.tensor(0.0, dtype=F64)
+    auto = torch.func.vmap(torch.func.jacrev(lambda x: layer(t, x)))(z)
+    torch.testing.assert_close(layer.jacobian(t, z), auto, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "softplus", "identity"])
+def test_gradient_flow_jacobian_is_symmetric_negative_semidefinite(act):
+    field = GradientFlowField(3, act, width=5, init_scale=2.0).double()
+    jac = field.layers()[0].jacobian(None, 2 * _points(1000))
+    torch.testing.assert_close(jac, jac.transpose(-1, -2), rtol=0, atol=1e-15)
+    assert torch.linalg.eigvalsh(jac).max() <= 1e-12
+
+
+def test_gradient_flow_is_minus_gradient_of_its_potential():
+    field = GradientFlowField(3, "tanh", width=4).double()
+    z = _points().requires_grad_()
+    (grad,) = torch.autograd.grad(field.potential(z).sum(), z)
+    torch.testing.assert_close(field(None, z), -grad, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("kinetic", ["quadratic", "coupled", "learned"])
+@pytest.mark.parametrize("act", ["tanh", "softplus", "relu"])
+def test_hamiltonian_field_is_the_canonical_field_of_its_hamiltonian(kinetic, act):
+    field = HamiltonianField(3, act, kinetic=kinetic, kinetic_activation="softplus", width=4).double()
+    q, p = _points().requires_grad_(), _points().requires_grad_()
+    dh_dq, dh_dp = torch.autograd.grad(field.hamiltonian(q, p).sum(), (q, p))
+    dq, dp = field(None, (q, p))
+    torch.testing.assert_close(dq, dh_dp, rtol=0, atol=1e-14)
+    torch.testing.assert_close(dp, -dh_dq, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("kinetic", ["quadratic", "coupled", "learned"])
+def test_exact_hamiltonian_flow_conserves_energy(kinetic):
+    """Integrated accurately (RK4, h = 1e-3), H changes only by the O(h⁴) error."""
+    field = HamiltonianField(2, "tanh", kinetic=kinetic, init_scale=2.0).double()
+    q0, p0 = _points(32, 2), _points(32, 2)
+    q, p = sdl.odeint(field, (q0, p0), torch.linspace(0, 1, 1001, dtype=F64), method="rk4")
+    energy = field.hamiltonian(q, p)
+    assert (energy - energy[0]).abs().max() < 1e-11
+    assert (q[-1] - q0).abs().max() > 1e-2  # the flow moved
+
+
+def test_layered_field_refuses_to_guess_its_layer():
+    field = ResNetField(2, num_layers=3)
+    with pytest.raises(TypeError, match=r"one parameter set per layer \(3\); integrate it .* grid of 4 points"):
+        field(torch.tensor(0.0), torch.zeros(1, 2))
+
+
+def test_smoothness_regulariser_against_hand_computation():
+    field = ResNetField(2, num_layers=3).double()
+    with torch.no_grad():
+        field.weight.copy_(torch.tensor([[[0.0, 0], [0, 0]], [[1.0, 0], [0, 2]], [[1.0, 0], [0, 2]]]))
+        field.bias.copy_(torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0]]))
+    h = 0.5
+    # h Σ ‖Δθ/h‖²: Δθ¹ = (A: 1, 2; b: 0) → 5, Δθ² = (A: 0; b: 3) → 9
+    assert parameter_smoothness(field, h).item() == pytest.approx((5 + 9) / h, abs=1e-14)
+    assert parameter_smoothness(ResNetField(2), h).item() == 0.0
+
+
+@pytest.mark.parametrize("num_classes, shape", [(2, (10,)), (4, (10, 4))])
+def test_network_output_shapes(num_classes, shape):
+    net = ODENet(ResNetField(4, num_layers=5), num_classes=num_classes)
+    x = torch.randn(10, 2)
+    assert net(x).shape == shape
+    assert net.trajectory(x).shape == (6, 10, 4)
+    probs = net.predict_proba(x)
+    assert probs.shape == shape and ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_hamiltonian_network_with_splitting_method():
+    net = ODENet(HamiltonianField(3, num_layers=4), method="verlet", momentum="linear")
+    q, p = net.trajectory(torch.randn(7, 2))
+    assert q.shape == p.shape == (5, 7, 3)
+    assert net(torch.randn(7, 2)).shape == (7,)
+
+
+def test_changing_layer_k_changes_only_states_after_it():
+    torch.manual_seed(1)
+    net = ODENet(ResNetField(3, num_layers=6), method="kutta3").double()
+    x = torch.randn(20, 2, dtype=F64)
+    before = net.trajectory(x)
+    with torch.no_grad():
+        net.field.weight[3] += 0.5
+    after = net.trajectory(x)
+    assert torch.equal(before[:4], after[:4])  # z^0..z^3 do not see θ^3
+    assert ((before[4:] - after[4:]).abs().amax(dim=(1, 2)) > 0).all()
+
+
+def test_swapping_the_integrator_is_one_word():
+    field = ResNetField(2, num_layers=10).double()
+    x = torch.randn(5, 2, dtype=F64)
+    final = {m: ODENet(field, method=m).double().trajectory(x)[-1] for m in ("euler", "heun", "kutta3", "rk4")}
+    # the same field, integrated ever more accurately: distances to RK4 shrink with the order
+    gaps = [(final[m] - final["rk4"]).abs().max().item() for m in ("euler", "heun", "kutta3")]
+    assert gaps[0] > gaps[1] > gaps[2] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(method="verlet"), "needs a HamiltonianField"),
+        (dict(lift="spline"), "unknown lift 'spline'; valid choices: pad, linear"),
+        (dict(num_steps=4), "the field has 3 layers but num_steps=4"),
+        (dict(num_classes=1), "num_classes must be at least 2"),
+        (dict(t_final=0.0), "t_final must be positive"),
+        (dict(method="rk9"), "unknown integrator 'rk9'; valid names"),
+    ],
+)
+def test_network_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ODENet(ResNetField(2, num_layers=3), **kwargs)
+
+
+def test_pad_lift_needs_enough_width():
+    with pytest.raises(ValueError, match=r"lift='pad' needs the field's dim \(1\) ≥ in_dim \(2\)"):
+        ODENet(ResNetField(1, num_layers=3))
