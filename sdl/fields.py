@@ -39,7 +39,11 @@ class Separable(ABC):
 
 
 class Layered(nn.Module, ABC):
-    """A field whose parameters θ^0, …, θ^{K-1} are constant on each of K integration steps."""
+    """A field whose parameters θ^0, …, θ^{K-1} are constant on each of K integration steps.
+
+    A subclass says which tensors hold θ (``layer_parameters``, each with a leading axis K)
+    and how to evaluate the field for one layer's slices (``bind``); ``layers`` follows.
+    """
 
     @property
     @abstractmethod
@@ -48,5 +52,20 @@ class Layered(nn.Module, ABC):
         set is shared by all steps (then ``odeint`` calls the field itself at every step)."""
 
     @abstractmethod
+    def layer_parameters(self) -> tuple[Tensor, ...]:
+        """Every parameter of the field, each (K, ...) when layered, in a fixed order."""
+
+    @abstractmethod
+    def bind(self, params: tuple[Tensor, ...]) -> Callable:
+        """The field with one layer's parameters (slices of ``layer_parameters``): ``f_k(t, y)``."""
+
     def layers(self) -> Sequence[Callable]:
-        """K callables ``f_k(t, y)``, the field with θ^k (one when shared); built once per integration."""
+        """K callables ``f_k(t, y)``, the field with θ^k (one when shared); built once per integration.
+
+        Slicing by ``unbind`` once, rather than indexing per step, keeps the backward pass
+        from materialising a full-size gradient for every layer.
+        """
+        params = self.layer_parameters()
+        if self.num_layers is None:
+            return (self.bind(params),)
+        return [self.bind(layer) for layer in zip(*(p.unbind(0) for p in params))]

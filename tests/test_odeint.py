@@ -23,8 +23,12 @@ class LayeredLinear(sdl.Layered):
     def num_layers(self):
         return self.weight.shape[0]
 
-    def layers(self):
-        return [lambda t, z, w=w: z @ w.T for w in self.weight.unbind(0)]
+    def layer_parameters(self):
+        return (self.weight,)
+
+    def bind(self, params):
+        (w,) = params
+        return lambda t, z: z @ w.T
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -52,13 +51,6 @@ class _Field(Layered):
     def _lead(self) -> tuple[int, ...]:
         return () if self._num_layers is None else (self._num_layers,)
 
-    def layers(self) -> Sequence:
-        """K callables with θ^k bound (each also offers ``jacobian``); one for shared parameters."""
-        if self._num_layers is None:
-            return (self._bind(tuple(self._layer_parameters())),)
-        per_layer = zip(*(p.unbind(0) for p in self._layer_parameters()))
-        return [self._bind(params) for params in per_layer]
-
     def forward(self, t: Tensor, z):
         return self._evaluate(self._shared_parameters(), t, z)
 
@@ -68,14 +60,11 @@ class _Field(Layered):
                 f"{type(self).__name__} has one parameter set per layer ({self._num_layers}); integrate it with "
                 f"sdl.odeint on a grid of {self._num_layers + 1} points, or evaluate layer k as field.layers()[k](t, z)"
             )
-        return tuple(self._layer_parameters())
+        return self.layer_parameters()
 
-    def _bind(self, params: tuple[Tensor, ...]) -> _Layer:
+    def bind(self, params: tuple[Tensor, ...]) -> _Layer:
+        """The field with one layer's parameters; the result also offers ``jacobian(t, z)``."""
         return _Layer(self, params)
-
-    @abstractmethod
-    def _layer_parameters(self) -> Sequence[Tensor]:
-        """The parameters θ, each with the leading layer axis when layered, in a fixed order."""
 
     @abstractmethod
     def _evaluate(self, params: tuple[Tensor, ...], t: Tensor, z):
@@ -115,7 +104,7 @@ class ResNetField(_Field):
         self.activation = activation(activation_name)
         self.weight, self.bias = _affine_parameters(self._lead, dim, dim, init_scale)
 
-    def _layer_parameters(self):
+    def layer_parameters(self):
         return (self.weight, self.bias)
 
     def _evaluate(self, params, t, z):
@@ -148,7 +137,7 @@ class GradientFlowField(_Field):
         self.width = dim if width is None else width
         self.weight, self.bias = _affine_parameters(self._lead, self.width, dim, init_scale)
 
-    def _layer_parameters(self):
+    def layer_parameters(self):
         return (self.weight, self.bias)
 
     def _evaluate(self, params, t, z):
@@ -202,12 +191,12 @@ class HamiltonianField(_Field, Separable):
         if kinetic == "learned":
             self.kinetic_weight, self.kinetic_bias = _affine_parameters(self._lead, self.width, dim, init_scale)
 
-    def _layer_parameters(self):
+    def layer_parameters(self):
         if self.kinetic == "learned":
             return (self.weight, self.bias, self.kinetic_weight, self.kinetic_bias)
         return (self.weight, self.bias)
 
-    def _bind(self, params):
+    def bind(self, params):
         return _SeparableLayer(self, params)
 
     def _kinetic_parameters(self, params):
