@@ -65,8 +65,9 @@ def plot_layer_stability(
             raise ValueError(f"a run has {eigen.size} eigenvalue entries but {nu.size} Lipschitz entries")
         layers = np.arange(eigen.size)
         ax.axhline(0.0, color="0.6", lw=0.8)
-        ax.plot(layers, eigen, "o-", color=_EIGEN_COLOUR, ms=3.5, label="max Re λ(J)")
-        ax.plot(layers, nu, "s-", color=_LIPSCHITZ_COLOUR, ms=3.5, label="one-sided Lipschitz ν")
+        # ν ≥ max Re λ, with equality for symmetric J: draw λ thinner and on top so both show.
+        ax.plot(layers, nu, "s-", color=_LIPSCHITZ_COLOUR, lw=2.2, ms=5, label="one-sided Lipschitz ν")
+        ax.plot(layers, eigen, "o--", color=_EIGEN_COLOUR, lw=1.2, ms=3, label="max Re λ(J)")
         ax.set_xlabel("layer k")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)

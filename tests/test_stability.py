@@ -92,6 +92,8 @@ def test_gradient_flow_lipschitz_within_analytic_bounds(m, d):
     assert float(upper) == 0.0
     assert estimate.value <= 1e-12
     assert estimate.values.min() >= float(lower) - 1e-12
+    refined = one_sided_lipschitz(field, z, refine_steps=10)
+    assert estimate.value <= refined.value <= 1e-12
     # Symmetric Jacobian: max Re λ and μ₂ coincide at every point.
     eig = max_real_eigenvalue(field, z, jac=_gradient_flow_jacobian(weight, bias))
     torch.testing.assert_close(eig.values, estimate.values, rtol=0, atol=1e-12)
@@ -140,6 +142,20 @@ def test_refinement_never_decreases_and_approaches_box_supremum():
     assert coarse.value < box_sup - 1e-2  # the coarse sample misses the maximum
     assert box_sup - 1e-3 <= previous.value <= box_sup + 1e-3
     torch.testing.assert_close(previous.point, previous.points[previous.values.argmax()])
+
+
+def test_refine_points_limits_the_refined_subset():
+    field = _resnet_field(torch.randn(3, 3, dtype=f64), torch.randn(3, dtype=f64))
+    z = torch.randn(200, 3, dtype=f64)
+    coarse = one_sided_lipschitz(field, z)
+    some = one_sided_lipschitz(field, z, refine_steps=10, refine_points=5)
+    every = one_sided_lipschitz(field, z, refine_steps=10, refine_points=None)
+    moved = (some.points != z).any(1)
+    assert 0 < int(moved.sum()) <= 5 and set(moved.nonzero().flatten().tolist()) <= set(coarse.values.topk(5).indices.tolist())
+    assert torch.all(some.values >= coarse.values) and torch.all(every.values >= coarse.values)
+    assert every.value >= some.value - 1e-12  # the same ascent paths from the same best starts, and more
+    with pytest.raises(ValueError, match="refine_points"):
+        one_sided_lipschitz(field, z, refine_steps=1, refine_points=0)
 
 
 def test_per_layer_stability_matches_single_layer_calls():
