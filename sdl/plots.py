@@ -43,7 +43,7 @@ def plot_layer_stability(
     lipschitz,
     path: str | Path,
     *,
-    titles: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Figure:
     """Owren's plot: per layer k, max Re λ(J_k) (blue) and the one-sided Lipschitz ν_k (red).
 
@@ -52,12 +52,12 @@ def plot_layer_stability(
             (R, K) array; each run gets its own panel, side by side, with a shared y axis.
         lipschitz: the same layout as ``max_re_eig``.
         path: where to save the PNG.
-        titles: R panel titles, e.g. ``["λ = 0", "λ = 0.1", "λ = 1"]``.
+        labels: R run labels, the panel titles, e.g. ``["λ = 0", "λ = 0.1", "λ = 1"]``.
     """
     eigen_runs, lipschitz_runs = _runs(max_re_eig, "max_re_eig"), _runs(lipschitz, "lipschitz")
     if len(eigen_runs) != len(lipschitz_runs):
         raise ValueError(f"got {len(eigen_runs)} runs of eigenvalues but {len(lipschitz_runs)} of Lipschitz constants")
-    titles = _titles(titles, len(eigen_runs))
+    titles = _titles(labels, len(eigen_runs))
     fig = _figure(4.2 * len(eigen_runs), 3.9)
     axes = fig.subplots(1, len(eigen_runs), sharey=True, squeeze=False)[0]
     for ax, eigen, nu, title in zip(axes, eigen_runs, lipschitz_runs, titles):
@@ -335,12 +335,12 @@ def _runs(values, name: str) -> list[np.ndarray]:
     return runs
 
 
-def _titles(titles: Sequence[str] | None, count: int) -> list[str]:
-    if titles is None:
+def _titles(labels: Sequence[str] | None, count: int) -> list[str]:
+    if labels is None:
         return [""] * count if count == 1 else [f"run {i}" for i in range(count)]
-    if len(titles) != count:
-        raise ValueError(f"got {len(titles)} titles for {count} runs")
-    return list(titles)
+    if len(labels) != count:
+        raise ValueError(f"got {len(labels)} labels for {count} runs")
+    return list(labels)
 
 
 def _padded_box(points: np.ndarray) -> tuple[float, float, float, float]:

@@ -44,11 +44,11 @@ def test_plot_layer_stability_single_and_several_runs(tmp_path):
     _check_png(fig, tmp_path / "one.png")
     assert len(fig.axes) == 1
     fig = plot_layer_stability([eigen, eigen / 2, eigen / 4], [nu, nu / 2, nu / 4], tmp_path / "three.png",
-                               titles=["λ = 0", "λ = 0.1", "λ = 1"])
+                               labels=["λ = 0", "λ = 0.1", "λ = 1"])
     _check_png(fig, tmp_path / "three.png", min_width=1000)
     assert [ax.get_title() for ax in fig.axes] == ["λ = 0", "λ = 0.1", "λ = 1"]
-    with pytest.raises(ValueError, match="titles"):
-        plot_layer_stability([eigen, eigen], [nu, nu], tmp_path / "x.png", titles=["a"])
+    with pytest.raises(ValueError, match="labels"):
+        plot_layer_stability([eigen, eigen], [nu, nu], tmp_path / "x.png", labels=["a"])
     with pytest.raises(ValueError, match="runs"):
         plot_layer_stability([eigen, eigen], [nu], tmp_path / "x.png")
 
