@@ -91,7 +91,8 @@ def plot_decision_boundary(
 
     Args:
         predict: ``predict(points: (M, 2)) -> (M,)`` probabilities of class 1; called once, under
-            ``torch.no_grad()``, with a tensor of x's dtype and device.
+            ``torch.no_grad()``, with a tensor of x's dtype and device (the default dtype for
+            an array x).
         x: (N, 2) points.
         y: (N,) labels.
         path: where to save the PNG.
@@ -104,8 +105,8 @@ def plot_decision_boundary(
         raise ValueError(f"x must be (N, 2) and y (N,), got {points.shape} and {labels.shape}")
     x0, x1, y0, y1 = limits if limits is not None else _padded_box(points)
     gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
-    reference = x if isinstance(x, torch.Tensor) else torch.as_tensor(points)
-    grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=reference.dtype, device=reference.device)
+    dtype, device = (x.dtype, x.device) if isinstance(x, torch.Tensor) else (torch.get_default_dtype(), None)
+    grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=dtype, device=device)
     with torch.no_grad():
         probability = _numpy(predict(grid)).reshape(-1)
     if probability.size != grid.shape[0]:
