@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from sdl.integrators import TABLEAUS, get
+from sdl.fields import Separable
+from sdl.integrators import TABLEAUS, get, names
 from sdl.stability import (
     energy_error,
     gradient_flow_lipschitz_bounds,
@@ -92,6 +93,8 @@ def test_gradient_flow_lipschitz_within_analytic_bounds(m, d):
     assert float(upper) == 0.0
     assert estimate.value <= 1e-12
     assert estimate.values.min() >= float(lower) - 1e-12
+    refined = one_sided_lipschitz(field, z, refine_steps=10)
+    assert estimate.value <= refined.value <= 1e-12
     # Symmetric Jacobian: max Re λ and μ₂ coincide at every point.
     eig = max_real_eigenvalue(field, z, jac=_gradient_flow_jacobian(weight, bias))
     torch.testing.assert_close(eig.values, estimate.values, rtol=0, atol=1e-12)
@@ -140,6 +143,21 @@ def test_refinement_never_decreases_and_approaches_box_supremum():
     assert coarse.value < box_sup - 1e-2  # the coarse sample misses the maximum
     assert box_sup - 1e-3 <= previous.value <= box_sup + 1e-3
     torch.testing.assert_close(previous.point, previous.points[previous.values.argmax()])
+
+
+def test_refine_points_limits_the_refined_subset():
+    field = _resnet_field(torch.randn(3, 3, dtype=f64), torch.randn(3, dtype=f64))
+    z = torch.randn(200, 3, dtype=f64)
+    coarse = one_sided_lipschitz(field, z)
+    some = one_sided_lipschitz(field, z, refine_steps=10, refine_points=5)
+    every = one_sided_lipschitz(field, z, refine_steps=10, refine_points=None)
+    moved = (some.points != z).any(1)
+    assert 0 < int(moved.sum()) <= 5
+    assert set(moved.nonzero().flatten().tolist()) <= set(coarse.values.topk(5).indices.tolist())
+    assert torch.all(some.values >= coarse.values) and torch.all(every.values >= coarse.values)
+    assert every.value >= some.value - 1e-12  # the same ascent paths from the same best starts, and more
+    with pytest.raises(ValueError, match="refine_points"):
+        one_sided_lipschitz(field, z, refine_steps=1, refine_points=0)
 
 
 def test_per_layer_stability_matches_single_layer_calls():
@@ -237,28 +255,31 @@ def test_symplecticity_defect_verlet_vs_rk4():
     assert symplecticity_defect(_pendulum_verlet(0.3), q[0], p[0]) <= 1e-12  # a single point (n,)
 
 
-def test_symplecticity_defect_of_registered_integrators():
-    from sdl.fields import Separable
+class _CoupledPendulums(Separable):
+    """H = |p|²/2 + Σ_i (-cos q_i + (q_i - q_{i-1})²/4), periodic in i."""
 
-    class CoupledOscillators(Separable):
-        def velocity(self, t, p):
-            return p
+    def velocity(self, t, p):
+        return p
 
-        def force(self, t, q):
-            return -torch.sin(q) - 0.5 * (2 * q - q.roll(1, dims=-1) - q.roll(-1, dims=-1))  # -∇U
+    def force(self, t, q):
+        return -torch.sin(q) - 0.5 * (2 * q - q.roll(1, dims=-1) - q.roll(-1, dims=-1))  # -∇U
 
-    field, t = CoupledOscillators(), torch.tensor(0.0, dtype=f64)
+
+@pytest.mark.parametrize("name", names())
+def test_symplecticity_defect_of_every_registered_integrator(name):
+    integrator = get(name, solver="newton")
+    field, t, h = _CoupledPendulums(), torch.tensor(0.0, dtype=f64), 0.3
     q, p = torch.randn(8, 3, dtype=f64), torch.randn(8, 3, dtype=f64)
-    for name in ("verlet", "yoshida4"):
-        integrator = get(name)
-        assert symplecticity_defect(lambda q, p: integrator.step(field, t, 0.2, (q, p)), q, p) <= 1e-12
-    rk4 = get("rk4")
-
-    def rk4_step(q, p):
-        y = rk4.step(lambda t, y: torch.cat(field(t, y.chunk(2, -1)), -1), t, 0.2, torch.cat([q, p], -1))
-        return y.chunk(2, -1)
-
-    assert symplecticity_defect(rk4_step, q, p) > 1e-6
+    if integrator.partitioned:
+        step = lambda q, p: integrator.step(field, t, h, (q, p))
+    else:
+        flat_field = lambda t, y: torch.cat(field(t, y.chunk(2, -1)), -1)
+        step = lambda q, p: integrator.step(flat_field, t, h, torch.cat([q, p], -1)).chunk(2, -1)
+    defect = symplecticity_defect(step, q, p)
+    if integrator.symplectic:
+        assert defect <= 1e-12
+    else:
+        assert defect > 1e-6
 
 
 def test_energy_error_verlet_bounded_rk4_drifts():

@@ -99,9 +99,7 @@ def _spiral2d(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     return np.concatenate(arms), _labels([ones, zeros], [1, 0])
 
 
-def _radial_rejection(
-    count: int, center: float, dim: int, rng: np.random.Generator
-) -> np.ndarray:
+def _radial_rejection(count: int, center: float, dim: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` points of [-1, 1]^dim with density ∝ exp(-(‖x‖ - center)²/(2·0.1²)).
 
     Uniform proposals on the cube, accepted with probability exp(-(‖x‖ - center)²/(2·0.1²)) ≤ 1.
