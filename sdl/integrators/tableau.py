@@ -95,11 +95,10 @@ class ButcherTableau:
         """R(z) = 1 + z bᵀ (I - zA)⁻¹ 1: the step y_{n+1} = R(hλ) y_n on y' = λy."""
         z = np.asarray(z, dtype=complex)
         a, b = np.array(self.a), np.array(self.b)
-        s = self.stages
-        flat = z.reshape(-1)
-        eye, ones = np.eye(s), np.ones(s)
-        out = np.array([1 + zi * b @ np.linalg.solve(eye - zi * a, ones) for zi in flat])
-        return out.reshape(z.shape)
+        flat = z.reshape(-1, 1, 1)
+        rhs = np.ones((flat.shape[0], self.stages, 1))
+        stages = np.linalg.solve(np.eye(self.stages) - flat * a, rhs)[..., 0]  # one batched solve
+        return (1 + flat[:, 0, 0] * (stages @ b)).reshape(z.shape)
 
 
 # A rooted tree is a sorted tuple of its subtrees; the single node is ().
