@@ -1,9 +1,10 @@
 """sdl: structure-preserving deep learning. Deep networks as numerical integrators of ODEs."""
 
 from . import integrators
+from .adjoint import Adjoint
 from .fields import Layered, Separable
 from .odeint import odeint
 
 __version__ = "0.1.0"
 
-__all__ = ["Layered", "Separable", "integrators", "odeint"]
+__all__ = ["Adjoint", "Layered", "Separable", "integrators", "odeint"]

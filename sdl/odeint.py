@@ -8,12 +8,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .adjoint import TORCHDIFFEQ, Adjoint, adjoint_odeint, torchdiffeq_adjoint
 from .fields import Layered
 from .integrators import Integrator, get
 
 __all__ = ["odeint"]
 
-GRADIENTS = ("dto",)
+GRADIENTS = ("dto", "otd")
+OUTPUTS = ("all", "last")
 
 
 def odeint(
@@ -22,7 +24,12 @@ def odeint(
     t: Tensor,
     *,
     method: str | Integrator = "rk4",
-    gradient: str = "dto",
+    gradient: str | Adjoint = "dto",
+    output: str = "all",
+    adjoint_method: str | None = None,
+    recovery: str | None = None,
+    checkpoint_every: int | None = None,
+    adjoint_params: Sequence[Tensor] | None = None,
     **options,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Solve dy/dt = func(t, y), y(t[0]) = y0, taking one step of ``method`` per interval of ``t``.
@@ -40,42 +47,85 @@ def odeint(
         method: a name from ``sdl.integrators.names()`` or an ``Integrator``. Methods with
             ``partitioned = True`` (splittings such as "verlet") need a pair state; every
             other method flattens a pair into one vector and splits the result again.
-        gradient: "dto" (discretise-then-optimise): autograd differentiates the steps.
+        gradient: "dto" (discretise-then-optimise: autograd through the steps), "otd"
+            (optimise-then-discretise: the adjoint equation solved backward, see
+            ``sdl.adjoint``), or an ``sdl.Adjoint``. With the default adjoint, "otd" gives the
+            DTO gradient to round-off while keeping no autograd graph of the steps.
+        output: "all" (the state at every point of t) or "last" (only y(t[-1])).
+        adjoint_method, recovery, checkpoint_every: fields of the ``Adjoint`` that
+            gradient="otd" builds (defaults: the exact partner, "store", 10).
+        adjoint_params: with "otd", the tensors a func that is not an ``nn.Module`` depends on.
         **options: passed to ``sdl.integrators.get`` (stage solver settings of implicit methods).
 
     Returns:
-        The states at every point of ``t``, time first: shape (T, *y0.shape), or a pair of
-        such tensors for a pair state. dtype and device follow ``y0``.
+        With output="all", the states at every point of ``t``, time first: shape
+        (T, *y0.shape), or a pair of such tensors for a pair state; with "last", y(t[-1]).
+        dtype and device follow ``y0``.
     """
     integrator = method if isinstance(method, Integrator) else get(method, **options)
-    if gradient not in GRADIENTS:
-        raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}")
+    adjoint = _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_params)
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown output {output!r}; valid choices: {', '.join(OUTPUTS)}")
+    last_only = output == "last"
     is_pair = isinstance(y0, (tuple, list))
     _check_state(y0, is_pair, integrator)
     reference = y0[0] if is_pair else y0
     t = _check_grid(t, reference)
-    step_funcs = iter(_step_functions(func, len(t) - 1))
-    step_funcs = itertools.chain([_Checked(next(step_funcs), y0)], step_funcs)
+    _check_first_call(func, y0, t, is_pair)
 
-    if is_pair and not integrator.partitioned:
-        flat = _FlatPair(y0[0], y0[1])
-        ys = _integrate(integrator, map(flat.wrap, step_funcs), flat.join(*y0), t)
-        return flat.split(ys)
-    ys = _integrate(integrator, step_funcs, tuple(y0) if is_pair else y0, t)
-    if is_pair:
-        return torch.stack([y[0] for y in ys]), torch.stack([y[1] for y in ys])
-    return torch.stack(ys)
+    if adjoint is not None and adjoint.method == TORCHDIFFEQ:
+        if not isinstance(method, str):
+            raise ValueError("Adjoint(method='torchdiffeq') needs the forward method by name")
+        return torchdiffeq_adjoint(func, tuple(y0) if is_pair else y0, t, method, adjoint_params, last_only)
+
+    flat = _FlatPair(y0[0], y0[1]) if is_pair and not integrator.partitioned else None
+    state = flat.join(*y0) if flat is not None else (tuple(y0) if is_pair else y0)
+    wrap = flat.wrap if flat is not None else (lambda f: f)
+    state_is_pair = is_pair and flat is None
+    if adjoint is not None:
+        ys = adjoint_odeint(func, state, t, integrator, adjoint, adjoint_params, wrap, state_is_pair, last_only)
+    else:
+        ys = _integrate(integrator, map(wrap, _step_functions(func, len(t) - 1)), state, t, last_only)
+        ys = ys[-1] if last_only else (tuple(map(torch.stack, zip(*ys))) if state_is_pair else torch.stack(ys))
+    return flat.unjoin(ys) if flat is not None else ys
 
 
-def _integrate(integrator: Integrator, step_funcs, y0, t: Tensor) -> list:
+def _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_params) -> Adjoint | None:
+    if isinstance(gradient, Adjoint):
+        return gradient
+    if gradient not in GRADIENTS:
+        raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}, or an sdl.Adjoint")
+    options = {"method": adjoint_method, "recovery": recovery, "checkpoint_every": checkpoint_every}
+    given = {k: v for k, v in options.items() if v is not None}
+    if gradient == "dto":
+        if given or adjoint_params is not None:
+            names = ", ".join(list(given) + (["adjoint_params"] if adjoint_params is not None else []))
+            raise ValueError(f"{names} only apply to gradient='otd'; got gradient='dto'")
+        return None
+    return Adjoint(**given)
+
+
+def _integrate(integrator: Integrator, step_funcs, y0, t: Tensor, last_only: bool) -> list:
     steps = t.tolist()
     times = t.unbind()
     ys = [y0]
     y = y0
     for k, func in zip(range(len(steps) - 1), step_funcs):
         y = integrator.step(func, times[k], steps[k + 1] - steps[k], y)
-        ys.append(y)
-    return ys
+        if not last_only:
+            ys.append(y)
+    return ys if not last_only else [y]
+
+
+def _check_first_call(func: Callable, y0, t: Tensor, is_pair: bool) -> None:
+    """Evaluate the first step's field once at (t0, y0) and check what it returns.
+
+    One extra evaluation per call, without a graph, is the price of errors that name the
+    mismatch instead of failing deep inside a stepper.
+    """
+    first = next(iter(_step_functions(func, len(t) - 1)))
+    with torch.no_grad():
+        _Checked(first, y0)(t[0], tuple(y0) if is_pair else y0)
 
 
 def _step_functions(func: Callable, num_steps: int):
@@ -167,5 +217,3 @@ class _FlatPair:
     def wrap(self, func: Callable) -> Callable:
         return lambda t, y: self.join(*func(t, self.unjoin(y)))
 
-    def split(self, ys: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        return self.unjoin(torch.stack(ys))

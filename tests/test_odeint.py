@@ -124,7 +124,7 @@ def test_unknown_method_lists_valid_names():
 
 
 def test_unknown_gradient_lists_valid_choices():
-    with pytest.raises(ValueError, match="unknown gradient 'magic'; valid choices: dto"):
+    with pytest.raises(ValueError, match="unknown gradient 'magic'; valid choices: dto, otd, or an sdl.Adjoint"):
         sdl.odeint(lambda t, y: y, torch.ones(1), torch.linspace(0, 1, 3), gradient="magic")
 
 

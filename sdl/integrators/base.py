@@ -6,15 +6,31 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from torch import Tensor
 
-__all__ = ["Integrator", "ConvergenceError"]
+__all__ = ["Integrator", "ConvergenceError", "vjp"]
 
 State = Any  # a Tensor, or a (q, p) pair of Tensors for partitioned methods
 
 
 class ConvergenceError(RuntimeError):
     """An implicit stage solver did not reach its tolerance."""
+
+
+def vjp(output: Tensor, inputs: tuple[Tensor, ...], cotangent: Tensor, retain_graph: bool = False) -> list[Tensor]:
+    """Σ cotangent · ∂output/∂input for each input; zeros for inputs the output does not use."""
+    grads = torch.autograd.grad(output, inputs, cotangent, allow_unused=True, retain_graph=retain_graph)
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+
+
+def add_into(total: list[Tensor | None], terms) -> None:
+    for i, term in enumerate(terms):
+        total[i] = term if total[i] is None else total[i] + term
+
+
+def completed(params: tuple[Tensor, ...], total: list[Tensor | None]) -> tuple[Tensor, ...]:
+    return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, total))
 
 
 class Integrator(ABC):
@@ -31,7 +47,17 @@ class Integrator(ABC):
     order: int
     symplectic: bool
     partitioned: bool = False
+    time_reversible: bool = False
 
     @abstractmethod
     def step(self, func: Callable, t: Tensor, h: float, y: State) -> State:
         """One step of size h from (t, y). ``t`` is a 0-d tensor, ``h`` a float (may be < 0)."""
+
+    @abstractmethod
+    def adjoint_step(
+        self, func: Callable, t: Tensor, h: float, y: State, adjoint: State, params: tuple[Tensor, ...]
+    ) -> tuple[State, tuple[Tensor, ...]]:
+        """The exact adjoint of one step: from y_n and λ_{n+1} = ∂L/∂y_{n+1}, return
+        λ_n = (∂y_{n+1}/∂y_n)ᵀ λ_{n+1} and (∂y_{n+1}/∂θ)ᵀ λ_{n+1} for each tensor in ``params``
+        (the tensors ``func`` depends on). This is the symplectic partner of the method applied
+        to the costate equation, so it equals reverse-mode differentiation of the step."""

@@ -91,6 +91,15 @@ class ButcherTableau:
         m = b[:, None] * a + (b[:, None] * a).T - np.outer(b, b)
         return bool(np.abs(m).max() <= 1e-14)
 
+    @property
+    def symmetric(self) -> bool:
+        """True when a_ij + a_{s+1-i, s+1-j} = b_j and b_i = b_{s+1-i}: then Φ_{-h} = Φ_h⁻¹, the
+        method is time-reversible (implicit midpoint, Gauss–Legendre). No explicit method is."""
+        a, b = np.array(self.a), np.array(self.b)
+        return bool(
+            np.abs(a + a[::-1, ::-1] - b[None, :]).max() <= 1e-14 and np.abs(b - b[::-1]).max() <= 1e-14
+        )
+
     def stability_function(self, z: complex | np.ndarray) -> np.ndarray:
         """R(z) = 1 + z bᵀ (I - zA)⁻¹ 1: the step y_{n+1} = R(hλ) y_n on y' = λy."""
         z = np.asarray(z, dtype=complex)
