@@ -28,6 +28,7 @@ __all__ = [
     "plot_layer_stability",
     "plot_parameters",
     "plot_stability_region",
+    "plot_sweep",
     "plot_transitions",
 ]
 
@@ -300,6 +301,32 @@ def plot_energy_error(times, errors: Mapping[str, object], path: str | Path, *, 
     ax.set(xlabel="time t", ylabel="energy error |H(t) - H(0)|", title=title or "energy error")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_sweep(results: Mapping[str, tuple[float, float]], path: str | Path, *, title: str | None = None) -> Figure:
+    """Train and validation accuracy of each run of a sweep, as grouped horizontal bars.
+
+    Args:
+        results: run label -> (train accuracy, validation accuracy), in [0, 1].
+    """
+    labels = list(results)
+    train = np.array([results[k][0] for k in labels])
+    val = np.array([results[k][1] for k in labels])
+    fig = _figure(7.0, 1.2 + 0.45 * len(labels))
+    ax = fig.add_subplot()
+    rows = np.arange(len(labels))
+    ax.barh(rows - 0.2, train, height=0.4, label="train", color="tab:gray")
+    ax.barh(rows + 0.2, val, height=0.4, label="validation", color="tab:blue")
+    for row, value in zip(rows, val):
+        ax.text(min(value, 1.0) + 0.005, row + 0.2, f"{value:.3f}", va="center", fontsize=8)
+    ax.set_yticks(rows, labels)
+    ax.invert_yaxis()
+    low = np.nanmin(np.concatenate([train, val])) if len(labels) else 0.0
+    ax.set_xlim(max(0.0, min(0.5, low - 0.05)), 1.04)
+    ax.set_xlabel("accuracy")
+    ax.legend(loc="lower right")
+    ax.set_title(title or "sweep")
     return _save(fig, path)
 
 

@@ -33,13 +33,13 @@ class TrainConfig:
     """How to train. ``batch_size=None`` is full batch; ``smoothness`` is λ of R_h (0 = off)."""
 
     optimizer: str = "adam"
-    lr: float = 0.01
-    iterations: int = 1000
+    lr: float = 0.05
+    iterations: int = 2000
     batch_size: int | None = None
     loss: str = "squared"
     smoothness: float = 0.0
     seed: int = 0
-    log_every: int = 10
+    log_every: int = 50
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:

@@ -127,6 +127,7 @@ class ODENet(nn.Module):
 
     def layer_fields(self) -> Sequence:
         """K callables f_k(t, z), the field of each layer (the same one K times when shared)."""
-        if self._layers is None:
+        if not isinstance(self.field, Layered):
             return [self.field] * self.num_steps
-        return list(self.field.layers())
+        layers = list(self.field.layers())
+        return layers * self.num_steps if self._layers is None else layers

@@ -1,0 +1,194 @@
+"""The ``sdl`` command: train, analyse, sweep and list. Exit codes: 0 success, 2 user error, 1 failure.
+
+    sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
+    sdl analyse RUN_DIR
+    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N]
+    sdl list
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import itertools
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from .config import FIELDS, ConfigError, apply_overrides, config_from_dict, load_config, set_key
+from .training import TrainingDiverged
+
+USER_ERROR, FAILURE = 2, 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdl", description="Structure-preserving deep learning: train ODE-networks from configs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a YAML config into a new run folder")
+    train.add_argument("config", nargs="?", help="YAML config (not needed with --resume)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=0.01")
+    train.add_argument("--runs", default="runs", help="folder that receives the new run folder (default: runs)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the checkpoint of RUN_DIR (into a new folder)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    analyse = commands.add_parser("analyse", aliases=["analyze"], help="stability diagnostics and plots of a trained run")
+    analyse.add_argument("run_dir")
+
+    sweep = commands.add_parser("sweep", help="train every combination of a grid and compare them")
+    sweep.add_argument("config")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="e.g. integrator=euler,rk4")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sweep.add_argument("--runs", default="runs")
+    sweep.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+
+    commands.add_parser("list", help="integrators, vector fields, data sets and activations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command in ("analyse", "analyze"):
+            return _analyse(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        return _list()
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"sdl {args.command}: error: {error}", file=sys.stderr)
+        return USER_ERROR
+    except TrainingDiverged as error:
+        print(f"sdl {args.command}: training stopped: {error} (the last good checkpoint is kept)", file=sys.stderr)
+        return FAILURE
+
+
+def _train(args) -> int:
+    from .experiment import train_run
+
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"no config.yaml in {str(run)!r}; --resume needs a run folder written by 'sdl train'")
+        raw = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        raw = {k: v for k, v in raw.items() if k not in ("resumed_from", "resumed_at_iteration")}
+        config = config_from_dict(apply_overrides(raw, args.set))
+    elif args.config:
+        config = load_config(args.config, args.set)
+    else:
+        raise ConfigError("train needs a CONFIG file, or --resume RUN_DIR")
+    run_dir = train_run(config, args.runs, resume_from=args.resume, progress=not args.no_progress)
+    print(f"run folder: {run_dir}")
+    if config.plots:
+        print(f"plots:      {run_dir / 'plots'}")
+    return 0
+
+
+def _analyse(args) -> int:
+    from .experiment import analyse_run
+
+    out = analyse_run(args.run_dir)
+    print(f"analysis: {out}")
+    return 0
+
+
+def _grid(specs: list[str]) -> list[dict[str, object]]:
+    axes = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not key or not values:
+            raise ConfigError(f"--grid {spec!r}: expected KEY=V1,V2,..., e.g. integrator=euler,rk4")
+        axes.append([(key, yaml.safe_load(v)) for v in values.split(",")])
+    if not axes:
+        raise ConfigError("sweep needs at least one --grid KEY=V1,V2")
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def _sweep_one(job: tuple[dict, str, str]) -> dict:
+    import torch
+
+    from .experiment import train_run
+
+    raw, root, label = job
+    torch.set_num_threads(1)  # the sweep runs one process per core
+    config = config_from_dict(raw)
+    try:
+        run_dir = train_run(config, root, progress=False)
+    except TrainingDiverged as error:
+        return {"label": label, "run": "", "train_accuracy": float("nan"), "val_accuracy": float("nan"), "note": str(error)}
+    metrics = yaml.safe_load((run_dir / "metrics.json").read_text())
+    return {
+        "label": label,
+        "run": str(run_dir),
+        "train_accuracy": metrics["train_accuracy"][-1],
+        "val_accuracy": metrics["val_accuracy"][-1],
+        "note": "",
+    }
+
+
+def _sweep(args) -> int:
+    from . import plots
+    from .experiment import new_run_dir
+
+    base = load_config(args.config, args.set)
+    base_raw = apply_overrides(base.to_dict(), args.set)
+    combos = _grid(args.grid)
+    jobs = []
+    for combo in combos:
+        raw = copy.deepcopy(base_raw)
+        for key, value in combo.items():
+            set_key(raw, key, value)
+        label = ", ".join(f"{k}={v}" for k, v in combo.items())
+        config = config_from_dict(raw)  # validate every combination before training any
+        raw["name"] = f"{config.name}-" + "-".join(str(v) for v in combo.values())
+        jobs.append((raw, None, label))
+    out = new_run_dir(args.runs, f"sweep-{base.name}")
+    jobs = [(raw, str(out), label) for raw, _, label in jobs]
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
+    if args.jobs == 1:
+        results = [_sweep_one(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(_sweep_one, jobs))
+
+    keys = ["label", "train_accuracy", "val_accuracy", "run", "note"]
+    with (out / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(results)
+    lines = ["| run | train accuracy | validation accuracy |", "|---|---:|---:|"]
+    lines += [f"| {r['label']} | {r['train_accuracy']:.3f} | {r['val_accuracy']:.3f} |" for r in results]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    plots.plot_sweep({r["label"]: (r["train_accuracy"], r["val_accuracy"]) for r in results}, out / "results.png", title=base.name)
+    print("\n".join(lines))
+    print(f"sweep folder: {out}")
+    return 0 if all(r["run"] for r in results) else FAILURE
+
+
+def _list() -> int:
+    from .data import dataset_names
+    from .integrators import get, names
+    from .models import activation_names
+
+    print("integrators:")
+    for name in names():
+        method = get(name)
+        traits = [f"order {method.order}", "symplectic" if method.symplectic else "", "needs (q, p)" if method.partitioned else "", "reversible" if method.time_reversible else ""]
+        print(f"  {name:20s} {', '.join(t for t in traits if t)}")
+    print("fields:")
+    for name, text in FIELDS.items():
+        print(f"  {name:20s} {text}")
+    print("data sets:")
+    print("  " + ", ".join(dataset_names()))
+    print("activations:")
+    print("  " + ", ".join(activation_names()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
