@@ -172,32 +172,41 @@ def plot_transitions(
     return _save(fig, path)
 
 
-def plot_parameters(theta, path: str | Path, *, names: Sequence[str] | None = None, title: str | None = None) -> Figure:
+def plot_parameters(
+    theta, path: str | Path, *, names: Sequence[str] | None = None, title: str | None = None, labels: Sequence[str] | None = None
+) -> Figure:
     """Each parameter θ^k_j against the layer k (shows how regular the learned θ(t) is).
 
     Args:
-        theta: (K, P) parameters per layer, e.g. the flattened (A^k, b^k).
+        theta: (K, P) parameters per layer, e.g. the flattened (A^k, b^k); or a list of R such
+            arrays (e.g. one per regularisation weight), drawn side by side with a shared y axis.
         path: where to save the PNG.
         names: P legend names (the legend is shown for at most 10 parameters).
-        title: optional axes title, e.g. the regularisation weight.
+        title: optional figure title.
+        labels: R panel titles when several runs are given, e.g. ``["λ = 0", "λ = 1"]``.
     """
-    values = _numpy(theta)
-    if values.ndim != 2:
-        raise ValueError(f"theta must be (K, P), got shape {values.shape}")
-    num_params = values.shape[1]
+    runs = [_numpy(t) for t in theta] if isinstance(theta, (list, tuple)) else [_numpy(theta)]
+    if any(values.ndim != 2 for values in runs):
+        raise ValueError(f"theta must be (K, P) or a list of (K, P) arrays, got shapes {[v.shape for v in runs]}")
+    num_params = runs[0].shape[1]
     if names is not None and len(names) != num_params:
         raise ValueError(f"got {len(names)} names for {num_params} parameters")
-    fig = _figure(6.0, 3.8)
-    ax = fig.subplots()
-    layers = np.arange(values.shape[0])
-    for j in range(num_params):
-        label = names[j] if names is not None else f"θ_{j}"
-        ax.plot(layers, values[:, j], "-", marker="." if values.shape[0] <= 40 else None, lw=1.0, label=label)
-    ax.set(xlabel="layer k", ylabel="parameter value $θ^k_j$", title=title or f"parameters per layer ({num_params})")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
+    titles = _titles(labels, len(runs))
+    fig = _figure(6.0 if len(runs) == 1 else 4.2 * len(runs), 3.8)
+    axes = fig.subplots(1, len(runs), squeeze=False, sharey=True)[0]
+    for ax, values, panel in zip(axes, runs, titles):
+        layers = np.arange(values.shape[0])
+        for j in range(values.shape[1]):
+            label = names[j] if names is not None else f"θ_{j}"
+            ax.plot(layers, values[:, j], "-", marker="." if values.shape[0] <= 40 else None, lw=1.0, label=label)
+        ax.set(xlabel="layer k", title=panel or f"parameters per layer ({values.shape[1]})")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("parameter value $θ^k_j$")
     if num_params <= _MAX_LEGEND_ENTRIES:
-        ax.legend(fontsize=7, ncol=2, loc="best")
+        axes[-1].legend(fontsize=7, ncol=2, loc="best")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 
