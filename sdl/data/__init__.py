@@ -1,1 +1,2 @@
 """Toy data sets, by name."""
+from .densities import density_names, sample_density
