@@ -136,6 +136,7 @@ class P4InvLinear(nn.Module):
         # Compute-dtype copies of A and A⁻¹, rebuilt from the tracked state, never saved.
         self.register_buffer("_matrix_c", torch.empty(0), persistent=False)
         self.register_buffer("_inverse_c", torch.empty(0), persistent=False)
+        self.register_buffer("_log_abs_det_c", torch.empty(0), persistent=False)
         self.u = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device))
         self.v = nn.Parameter(torch.randn(dim, dtype=dtype, device=device))
         self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device)) if bias else None
@@ -154,10 +155,10 @@ class P4InvLinear(nn.Module):
             factor = self._update_factor()
             y = torch.addmm(self._bias_or_zero(flat), flat, self._matrix_c.T)
             y = torch.addr(y, flat @ self.v, self.u)
-            logdet = self.log_abs_det.to(x.dtype) + torch.log(torch.abs(factor))
+            logdet = self._log_abs_det_c + torch.log(torch.abs(factor))
         else:
             y = torch.addmm(self._bias_or_zero(flat), flat, self._matrix_c.T)
-            logdet = self.log_abs_det.to(x.dtype)
+            logdet = self._log_abs_det_c
         return y.reshape(x.shape), logdet.expand(x.shape[:-1])
 
     def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,17 +168,18 @@ class P4InvLinear(nn.Module):
         Shapes: y (..., n) → x (..., n), logdet (...,) = -log|det(A + u vᵀ)|. Cost O(n²) per sample.
         """
         flat = self._flatten(y)
-        if self.bias is not None:
-            flat = flat - self.bias
-        w = flat @ self._inverse_c.T
+        if self.bias is None:
+            w = flat @ self._inverse_c.T
+        else:  # A⁻¹(y - b) = A⁻¹y - A⁻¹b, fused into one product
+            w = torch.addmm(self._inverse_c @ self.bias, flat, self._inverse_c.T, beta=-1)
         if self.training:
             inverse_u = self._inverse_c @ self.u
             factor = 1.0 + self.v @ inverse_u
             x = torch.addr(w, w @ self.v, inverse_u / factor, alpha=-1)
-            logdet = -(self.log_abs_det.to(y.dtype) + torch.log(torch.abs(factor)))
+            logdet = -(self._log_abs_det_c + torch.log(torch.abs(factor)))
         else:
             x = w
-            logdet = -self.log_abs_det.to(y.dtype)
+            logdet = -self._log_abs_det_c
         return x.reshape(y.shape), logdet.expand(y.shape[:-1])
 
     def effective_matrix(self) -> torch.Tensor:
@@ -187,7 +189,7 @@ class P4InvLinear(nn.Module):
 
     def log_abs_det_perturbed(self) -> torch.Tensor:
         """log|det(A + u vᵀ)| = log|det A| + log|1 + vᵀA⁻¹u|, differentiable in u and v. Shape ()."""
-        return self.log_abs_det.to(self.u.dtype) + torch.log(torch.abs(self._update_factor()))
+        return self._log_abs_det_c + torch.log(torch.abs(self._update_factor()))
 
     def band_penalty(self) -> torch.Tensor:
         """relu(low - L)² + relu(L - high)², L = log|det(A + u vᵀ)|, (low, high) = rule.logdet_band.
@@ -281,6 +283,7 @@ class P4InvLinear(nn.Module):
         compute = {"dtype": self.u.dtype, "device": self.u.device}
         self._matrix_c = self.weight.to(**compute)
         self._inverse_c = self.weight_inverse.to(**compute)
+        self._log_abs_det_c = self.log_abs_det.to(**compute)
 
     def _apply(self, fn, recurse=True):
         # Casting the module (.float(), .half(), .to(dtype)) changes the compute dtype only: the
