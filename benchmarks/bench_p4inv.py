@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import warnings
 
@@ -29,11 +28,12 @@ from sdl.models.p4inv import P4InvLinear, P4InvScheduler
 BATCH = 1024
 
 
-def _interleaved_medians(functions: dict, min_time: float, rounds: int = 9) -> dict:
-    """Median seconds per call of each function, timed in interleaved blocks.
+def _interleaved_best(functions: dict, min_time: float, rounds: int = 15) -> dict:
+    """Seconds per call of each function: the best of ``rounds`` interleaved blocks.
 
     Each round times one block of every function in turn, so load from other processes on a
-    shared machine hits all contenders alike; a block lasts about min_time / rounds.
+    shared machine hits all contenders alike; a block lasts about min_time / rounds. The best
+    block (as ``timeit`` recommends) estimates the cost without the other processes' noise.
     """
     calls = {}
     for name, fn in functions.items():
@@ -50,7 +50,7 @@ def _interleaved_medians(functions: dict, min_time: float, rounds: int = 9) -> d
             for _ in range(calls[name]):
                 fn()
             samples[name].append((time.perf_counter() - start) / calls[name])
-    return {name: statistics.median(times) for name, times in samples.items()}
+    return {name: min(times) for name, times in samples.items()}
 
 
 def _random_well_conditioned(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -60,7 +60,7 @@ def _random_well_conditioned(n: int, generator: torch.Generator) -> torch.Tensor
 def bench_inverse(sizes, min_time) -> None:
     from nflows.transforms.lu import LULinear
 
-    print(f"\n## Inverse pass, batch {BATCH}, float32, 1 thread (median ms per call)\n")
+    print(f"\n## Inverse pass, batch {BATCH}, float32, 1 thread (ms per call, best of 15 interleaved blocks)\n")
     print(
         "| n | P4Inv merged | P4Inv train (S–M) | nflows LULinear | linalg.solve | dense matmul "
         "| LU / P4Inv | solve / P4Inv | max abs(x_P4Inv - x_LU) |"
@@ -79,7 +79,7 @@ def bench_inverse(sizes, min_time) -> None:
         dense = _random_well_conditioned(n, g)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nflows calls the deprecated torch.triangular_solve
-            t = _interleaved_medians(
+            t = _interleaved_best(
                 {
                     "merged": lambda: layer.inverse(y),
                     "train": lambda: perturbed.inverse(y),
@@ -122,12 +122,12 @@ def _train_step(layer: nn.Module, n: int, input_grad: bool):
 
 
 def bench_training(sizes, min_time) -> None:
-    print(f"\n## Training step (forward + backward + Adam), batch {BATCH}, float32, 1 thread (median ms)\n")
+    print(f"\n## Training step (forward + backward + Adam), batch {BATCH}, float32, 1 thread (ms per step, best of 15 interleaved blocks)\n")
     print("| n | input grad | nn.Linear | P4InvLinear | P4Inv / Linear |")
     print("|---|---|---|---|---|")
     for n in sizes:
         for input_grad in (False, True):
-            t = _interleaved_medians(
+            t = _interleaved_best(
                 {
                     "linear": _train_step(nn.Linear(n, n), n, input_grad),
                     "p4inv": _train_step(P4InvLinear(n), n, input_grad),

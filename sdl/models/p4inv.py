@@ -134,8 +134,8 @@ class P4InvLinear(nn.Module):
         self.register_buffer("log_abs_det", torch.tensor(log_abs_det, **state))
         self.register_buffer("det_sign", torch.tensor(sign, **state))
         # Compute-dtype copies of A and A⁻¹, rebuilt from the tracked state, never saved.
-        self.register_buffer("_matrix_c", torch.empty(0), persistent=False)
-        self.register_buffer("_inverse_c", torch.empty(0), persistent=False)
+        self.register_buffer("_weight_c", torch.empty(0), persistent=False)
+        self.register_buffer("_weight_inverse_c", torch.empty(0), persistent=False)
         self.register_buffer("_log_abs_det_c", torch.empty(0), persistent=False)
         self.u = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device))
         self.v = nn.Parameter(torch.randn(dim, dtype=dtype, device=device))
@@ -151,14 +151,11 @@ class P4InvLinear(nn.Module):
         Shapes: x (..., n) → y (..., n), logdet (...,). Cost O(n²) per sample.
         """
         flat = self._flatten(x)
-        if self.training:
-            factor = self._update_factor()
-            y = torch.addmm(self._bias_or_zero(flat), flat, self._matrix_c.T)
+        y = torch.addmm(self._bias_or_zero(flat), flat, self._weight_c.T)
+        logdet = self._log_abs_det_c
+        if self.training:  # (A + u vᵀ) x = A x + u (vᵀx): O(n) extra per sample, no n × n product
             y = torch.addr(y, flat @ self.v, self.u)
-            logdet = self._log_abs_det_c + torch.log(torch.abs(factor))
-        else:
-            y = torch.addmm(self._bias_or_zero(flat), flat, self._matrix_c.T)
-            logdet = self._log_abs_det_c
+            logdet = logdet + torch.log(torch.abs(self._update_factor()))
         return y.reshape(x.shape), logdet.expand(x.shape[:-1])
 
     def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,11 +166,11 @@ class P4InvLinear(nn.Module):
         """
         flat = self._flatten(y)
         if self.bias is None:
-            w = flat @ self._inverse_c.T
+            w = flat @ self._weight_inverse_c.T
         else:  # A⁻¹(y - b) = A⁻¹y - A⁻¹b, fused into one product
-            w = torch.addmm(self._inverse_c @ self.bias, flat, self._inverse_c.T, beta=-1)
+            w = torch.addmm(self._weight_inverse_c @ self.bias, flat, self._weight_inverse_c.T, beta=-1)
         if self.training:
-            inverse_u = self._inverse_c @ self.u
+            inverse_u = self._weight_inverse_c @ self.u
             factor = 1.0 + self.v @ inverse_u
             x = torch.addr(w, w @ self.v, inverse_u / factor, alpha=-1)
             logdet = -(self._log_abs_det_c + torch.log(torch.abs(factor)))
@@ -268,7 +265,7 @@ class P4InvLinear(nn.Module):
 
     # ----------------------------------------------------------------------------- internals
     def _update_factor(self) -> torch.Tensor:
-        return 1.0 + self.v @ (self._inverse_c @ self.u)
+        return 1.0 + self.v @ (self._weight_inverse_c @ self.u)
 
     def _bias_or_zero(self, flat: torch.Tensor) -> torch.Tensor:
         return self.bias if self.bias is not None else flat.new_zeros(())
@@ -281,8 +278,8 @@ class P4InvLinear(nn.Module):
     @torch.no_grad()
     def _refresh_compute_copies(self) -> None:
         compute = {"dtype": self.u.dtype, "device": self.u.device}
-        self._matrix_c = self.weight.to(**compute)
-        self._inverse_c = self.weight_inverse.to(**compute)
+        self._weight_c = self.weight.to(**compute)
+        self._weight_inverse_c = self.weight_inverse.to(**compute)
         self._log_abs_det_c = self.log_abs_det.to(**compute)
 
     def _apply(self, fn, recurse=True):
