@@ -15,7 +15,8 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-EYE64 = lambda n: torch.eye(n, dtype=torch.float64)  # noqa: E731
+def EYE64(n):
+    return torch.eye(n, dtype=torch.float64)
 
 
 def _perturbed(n, dtype=torch.float64, init="identity", seed=0, scale=0.3):
@@ -50,14 +51,21 @@ def test_forward_inverse_logdet_match_dense_algebra_float64(init):
     torch.testing.assert_close(logdet_inverse, -logdet, rtol=0, atol=1e-12)
 
 
-def test_forward_inverse_roundtrip_float32():
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_inverse_roundtrip_and_merge_float32(device):
     n = 16
-    layer = _perturbed(n, dtype=torch.float32, init="reverse")
-    x = torch.randn(256, n)
+    layer = _perturbed(n, dtype=torch.float32, init="reverse").to(device)
+    x = torch.randn(256, n, device=device)
     y, logdet = layer(x)
     x_back, logdet_inverse = layer.inverse(y)
     assert (x_back - x).abs().max() <= 1e-5
     assert (logdet + logdet_inverse).abs().max() <= 1e-6
+    assert layer.merge().merged and layer.weight.device.type == device
+    assert layer.weight.dtype == torch.float64 and layer.u.dtype == torch.float32
+    assert (layer(x)[0] - y).abs().max() <= 1e-5
 
 
 def test_reverse_init_sign_follows_number_of_transpositions():

@@ -247,14 +247,15 @@ class P4InvLinear(nn.Module):
         """One hyperpower iteration of order p on A⁻¹ (p = 2 is Newton–Schulz).
 
         With X ≈ A⁻¹ and R = I - A X: X ← X (I + R + … + R^{p-1}), so that the new residual is
-        I - A X_new = R^p. Converges when ‖R‖ < 1; skipped (returns False) when ‖R‖_F ≥ 1/2, where
-        one step could make things worse. Cost: p matrix products, O(p n³), in ``state_dtype``.
+        I - A X_new = R^p, and ‖R^p‖_F ≤ ‖R‖_F^p < ‖R‖_F whenever ‖R‖_F < 1; otherwise the step is
+        not guaranteed to help and is skipped (returns False). Cost: p + 1 matrix products, in
+        ``state_dtype``.
         """
         if not isinstance(order, int) or order < 2:
             raise ValueError(f"order must be an int >= 2, got {order!r}")
         eye = torch.eye(self.dim, dtype=self.state_dtype, device=self.weight.device)
         residual = eye - self.weight @ self.weight_inverse
-        if not float(torch.linalg.matrix_norm(residual)) < 0.5:
+        if not float(torch.linalg.matrix_norm(residual)) < 1.0:
             return False
         series = eye + residual  # Horner: I + R(I + R(… (I + R)))
         for _ in range(order - 2):
