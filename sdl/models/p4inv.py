@@ -93,7 +93,9 @@ class P4InvLinear(nn.Module):
     Trainable: ``u``, ``v`` (and ``bias`` when ``bias=True``). Buffers (tracked in ``state_dtype``):
     ``weight`` A, ``weight_inverse`` A⁻¹, ``log_abs_det`` log|det A|, ``det_sign`` sign(det A).
     In training mode the layer applies A + u vᵀ; in eval mode only the merged A and A⁻¹.
-    Switching to eval mode merges a pending perturbation, so both modes compute the same map.
+    Switching to eval mode merges a pending perturbation, so both modes compute the same map
+    (that merge leaves the optimizer alone; ``P4InvScheduler`` merges are the ones that clear
+    the optimizer state of v).
 
     Args:
         dim: n, the number of features.
