@@ -1,0 +1,406 @@
+"""P4Inv: invertible linear layers trained through rank-one perturbations (Krämer, Köhler, Noé 2020).
+
+The layer keeps a frozen invertible matrix A together with its inverse A⁻¹, log|det A| and
+sign(det A), and trains only a rank-one perturbation u vᵀ (plus a bias b):
+
+    y = (A + u vᵀ) x + b.
+
+Sherman–Morrison and the matrix determinant lemma give the inverse and determinant of the
+perturbed matrix in O(n²):
+
+    (A + u vᵀ)⁻¹ = A⁻¹ - A⁻¹u vᵀA⁻¹ / (1 + vᵀA⁻¹u),
+    det(A + u vᵀ) = (1 + vᵀA⁻¹u) det A.
+
+Every few optimizer steps the perturbation is merged into (A, A⁻¹, log|det A|, sign) by the same
+formulas and reset to the identity (u = 0, v ~ N(0, I)). A merge whose update factor
+1 + vᵀA⁻¹u is tiny, not finite, or would push log|det| out of a band is rejected, like a rejected
+step of an adaptive integrator. Rarely, one hyperpower (Newton–Schulz) iteration removes the
+round-off that the rank-one updates of A⁻¹ accumulate. No inverse or determinant is ever
+recomputed.
+
+Precision: A, A⁻¹ and log|det A| are tracked in ``state_dtype`` (float64 by default) and a copy of
+A and A⁻¹ in the parameters' dtype is refreshed after each merge, so forward and inverse run at the
+speed of the compute dtype. ``docs/p4inv.md`` gives the measurement behind this default.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = [
+    "MergeRule",
+    "MergeReport",
+    "P4InvLinear",
+    "P4InvScheduler",
+    "logdet_band_penalty",
+]
+
+_INITS = ("identity", "reverse")
+
+
+@dataclass(frozen=True)
+class MergeRule:
+    """When a merge of the perturbation into A is accepted, and the band the penalty keeps log|det| in.
+
+    A merge with update factor f = 1 + vᵀA⁻¹u is rejected (and the perturbation dropped) when
+    f is not finite, when |f| < ``min_abs_factor`` (the update nearly makes A singular and
+    Sherman–Morrison would divide by almost zero), or when the merged log|det A| + log|f| leaves
+    [low - margin, high + margin] with ``logdet_band = (low, high)``.
+
+    Attributes:
+        min_abs_factor: smallest accepted |1 + vᵀA⁻¹u|; e⁻⁶ ≈ 2.5e-3 by default.
+        logdet_band: (low, high) band for log|det|, used by the merge check and the penalty.
+        band_margin: slack outside the band that a merge may still reach.
+    """
+
+    min_abs_factor: float = math.exp(-6.0)
+    logdet_band: tuple[float, float] = (-2.0, 15.0)
+    band_margin: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (self.min_abs_factor > 0.0 and math.isfinite(self.min_abs_factor)):
+            raise ValueError(f"min_abs_factor must be a positive finite float, got {self.min_abs_factor!r}")
+        low, high = self.logdet_band
+        if not low < high:
+            raise ValueError(f"logdet_band must be (low, high) with low < high, got {self.logdet_band!r}")
+        if not self.band_margin >= 0.0:
+            raise ValueError(f"band_margin must be >= 0, got {self.band_margin!r}")
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """Outcome of one merge attempt.
+
+    Attributes:
+        merged: True when A, A⁻¹ and log|det A| were updated.
+        reason: "merged", "not finite", "ill-conditioned" or "log|det| out of band".
+        factor: the update factor 1 + vᵀA⁻¹u (NaN when the perturbation was not finite).
+    """
+
+    merged: bool
+    reason: str
+    factor: float
+
+
+class P4InvLinear(nn.Module):
+    """Invertible affine layer y = (A + u vᵀ) x + b trained through its rank-one perturbation.
+
+    Trainable: ``u``, ``v`` (and ``bias`` when ``bias=True``). Buffers (tracked in ``state_dtype``):
+    ``weight`` A, ``weight_inverse`` A⁻¹, ``log_abs_det`` log|det A|, ``det_sign`` sign(det A).
+    In training mode the layer applies A + u vᵀ; in eval mode only the merged A and A⁻¹.
+    Switching to eval mode merges a pending perturbation, so both modes compute the same map
+    (that merge leaves the optimizer alone; ``P4InvScheduler`` merges are the ones that clear
+    the optimizer state of v).
+
+    Args:
+        dim: n, the number of features.
+        bias: learn the shift b (else b = 0).
+        init: "identity", "reverse" (the permutation x ↦ (x_n, …, x_1)), or an invertible (n, n)
+            matrix; a given matrix is inverted once here, in float64.
+        rule: merge acceptance and log|det| band (``MergeRule``).
+        state_dtype: dtype in which A, A⁻¹ and log|det A| are tracked.
+        dtype, device: of the parameters (the compute dtype) and of all tensors.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        bias: bool = True,
+        init: str | torch.Tensor = "identity",
+        *,
+        rule: MergeRule = MergeRule(),
+        state_dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        if not isinstance(rule, MergeRule):
+            raise TypeError(f"rule must be a MergeRule, got {type(rule).__name__}")
+        if not state_dtype.is_floating_point:
+            raise TypeError(f"state_dtype must be a floating dtype, got {state_dtype}")
+        self.dim = dim
+        self.rule = rule
+        self.state_dtype = state_dtype
+        dtype = dtype if dtype is not None else torch.get_default_dtype()
+        matrix, inverse, log_abs_det, sign = _initial_state(dim, init)
+        state = {"dtype": state_dtype, "device": device}
+        self.register_buffer("weight", matrix.to(**state))
+        self.register_buffer("weight_inverse", inverse.to(**state))
+        self.register_buffer("log_abs_det", torch.tensor(log_abs_det, **state))
+        self.register_buffer("det_sign", torch.tensor(sign, **state))
+        # Compute-dtype copies of A and A⁻¹, rebuilt from the tracked state, never saved.
+        self.register_buffer("_weight_c", torch.empty(0), persistent=False)
+        self.register_buffer("_weight_inverse_c", torch.empty(0), persistent=False)
+        self.register_buffer("_log_abs_det_c", torch.empty(0), persistent=False)
+        self.u = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device))
+        self.v = nn.Parameter(torch.randn(dim, dtype=dtype, device=device))
+        self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device)) if bias else None
+        self.num_merges = 0
+        self.num_skipped = 0
+        self._refresh_compute_copies()
+
+    # ----------------------------------------------------------------------------------- maps
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y = (A + u vᵀ) x + b and log|det(A + u vᵀ)| (eval mode: y = A x + b, log|det A|).
+
+        Shapes: x (..., n) → y (..., n), logdet (...,). Cost O(n²) per sample.
+        """
+        flat = self._flatten(x)
+        y = torch.addmm(self._bias_or_zero(flat), flat, self._weight_c.T)
+        logdet = self._log_abs_det_c
+        if self.training:  # (A + u vᵀ) x = A x + u (vᵀx): O(n) extra per sample, no n × n product
+            y = torch.addr(y, flat @ self.v, self.u)
+            logdet = logdet + torch.log(torch.abs(self._update_factor()))
+        return y.reshape(x.shape), logdet.expand(x.shape[:-1])
+
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x = (A + u vᵀ)⁻¹ (y - b) by Sherman–Morrison, and log|det| of this inverse map.
+
+        With w = A⁻¹(y - b) and f = 1 + vᵀA⁻¹u: x = w - A⁻¹u (vᵀw) / f. In eval mode x = A⁻¹(y - b).
+        Shapes: y (..., n) → x (..., n), logdet (...,) = -log|det(A + u vᵀ)|. Cost O(n²) per sample.
+        """
+        flat = self._flatten(y)
+        if self.bias is None:
+            w = flat @ self._weight_inverse_c.T
+        else:  # A⁻¹(y - b) = A⁻¹y - A⁻¹b, fused into one product
+            w = torch.addmm(self._weight_inverse_c @ self.bias, flat, self._weight_inverse_c.T, beta=-1)
+        if self.training:
+            inverse_u = self._weight_inverse_c @ self.u
+            factor = 1.0 + self.v @ inverse_u
+            x = torch.addr(w, w @ self.v, inverse_u / factor, alpha=-1)
+            logdet = -(self._log_abs_det_c + torch.log(torch.abs(factor)))
+        else:
+            x = w
+            logdet = -self._log_abs_det_c
+        return x.reshape(y.shape), logdet.expand(y.shape[:-1])
+
+    def effective_matrix(self) -> torch.Tensor:
+        """A + u vᵀ as a dense (n, n) tensor in ``state_dtype`` (for checks; not used in training)."""
+        u, v = self.u.detach().to(self.state_dtype), self.v.detach().to(self.state_dtype)
+        return self.weight + torch.outer(u, v)
+
+    def log_abs_det_perturbed(self) -> torch.Tensor:
+        """log|det(A + u vᵀ)| = log|det A| + log|1 + vᵀA⁻¹u|, differentiable in u and v. Shape ()."""
+        return self._log_abs_det_c + torch.log(torch.abs(self._update_factor()))
+
+    def band_penalty(self) -> torch.Tensor:
+        """relu(low - L)² + relu(L - high)², L = log|det(A + u vᵀ)|, (low, high) = rule.logdet_band.
+
+        Zero inside the band; it keeps the determinant from vanishing or exploding. Shape ().
+        """
+        low, high = self.rule.logdet_band
+        logdet = self.log_abs_det_perturbed()
+        return torch.relu(low - logdet) ** 2 + torch.relu(logdet - high) ** 2
+
+    # ------------------------------------------------------------------------- merge / refine
+    @torch.no_grad()
+    def merge(self) -> MergeReport:
+        """Fold u vᵀ into A, A⁻¹, log|det A| and sign(det A), then reset the perturbation.
+
+        With w = A⁻¹u, f = 1 + vᵀw, zᵀ = vᵀA⁻¹ (all in ``state_dtype``):
+        A ← A + u vᵀ, A⁻¹ ← A⁻¹ - w zᵀ / f, log|det A| ← log|det A| + log|f|, sign ← sign · sign(f).
+        A rejected merge (see ``MergeRule``) leaves A untouched and drops the perturbation. Either
+        way u ← 0 and v ~ N(0, I), so the layer again computes exactly y = A x + b. O(n²).
+        """
+        u, v = self.u.to(self.state_dtype), self.v.to(self.state_dtype)
+        inverse_u = self.weight_inverse @ u
+        factor = 1.0 + v @ inverse_u
+        new_log_abs_det = self.log_abs_det + torch.log(torch.abs(factor))
+        low, high = self.rule.logdet_band
+        margin = self.rule.band_margin
+        # One host sync per merge: merges are rare, and the decision is a Python branch.
+        factor_value, new_logdet_value = (float(t) for t in torch.stack([factor, new_log_abs_det]).cpu())
+        if not (math.isfinite(factor_value) and bool(torch.isfinite(u).all() and torch.isfinite(v).all())):
+            report = MergeReport(False, "not finite", factor_value)
+        elif abs(factor_value) < self.rule.min_abs_factor:
+            report = MergeReport(False, "ill-conditioned", factor_value)
+        elif not (low - margin <= new_logdet_value <= high + margin):
+            report = MergeReport(False, "log|det| out of band", factor_value)
+        else:
+            v_inverse = v @ self.weight_inverse
+            self.weight.add_(torch.outer(u, v))
+            self.weight_inverse.sub_(torch.outer(inverse_u, v_inverse) / factor)
+            self.log_abs_det.copy_(new_log_abs_det)
+            self.det_sign.mul_(torch.sign(factor))
+            report = MergeReport(True, "merged", factor_value)
+        if report.merged:
+            self.num_merges += 1
+        else:
+            self.num_skipped += 1
+        self.reset_perturbation()
+        self._refresh_compute_copies()
+        return report
+
+    @torch.no_grad()
+    def reset_perturbation(self) -> None:
+        """u ← 0, v ~ N(0, I): the perturbation is the identity and v gives u a gradient direction."""
+        self.u.zero_()
+        self.v.normal_()
+
+    @torch.no_grad()
+    def refine_inverse(self, order: int = 2) -> bool:
+        """One hyperpower iteration of order p on A⁻¹ (p = 2 is Newton–Schulz).
+
+        With X ≈ A⁻¹ and R = I - A X: X ← X (I + R + … + R^{p-1}), so that the new residual is
+        I - A X_new = R^p, and ‖R^p‖_F ≤ ‖R‖_F^p < ‖R‖_F whenever ‖R‖_F < 1; otherwise the step is
+        not guaranteed to help and is skipped (returns False). Cost: p + 1 matrix products, in
+        ``state_dtype``.
+        """
+        if not isinstance(order, int) or order < 2:
+            raise ValueError(f"order must be an int >= 2, got {order!r}")
+        eye = torch.eye(self.dim, dtype=self.state_dtype, device=self.weight.device)
+        residual = eye - self.weight @ self.weight_inverse
+        if not float(torch.linalg.matrix_norm(residual)) < 1.0:
+            return False
+        series = eye + residual  # Horner: I + R(I + R(… (I + R)))
+        for _ in range(order - 2):
+            series = eye + residual @ series
+        self.weight_inverse.copy_(self.weight_inverse @ series)
+        self._refresh_compute_copies()
+        return True
+
+    # ----------------------------------------------------------------------------- internals
+    def _update_factor(self) -> torch.Tensor:
+        return 1.0 + self.v @ (self._weight_inverse_c @ self.u)
+
+    def _bias_or_zero(self, flat: torch.Tensor) -> torch.Tensor:
+        return self.bias if self.bias is not None else flat.new_zeros(())
+
+    def _flatten(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"expected inputs with last dimension {self.dim}, got shape {tuple(x.shape)}")
+        return x.reshape(-1, self.dim)
+
+    @torch.no_grad()
+    def _refresh_compute_copies(self) -> None:
+        compute = {"dtype": self.u.dtype, "device": self.u.device}
+        self._weight_c = self.weight.to(**compute)
+        self._weight_inverse_c = self.weight_inverse.to(**compute)
+        self._log_abs_det_c = self.log_abs_det.to(**compute)
+
+    def _apply(self, fn, recurse=True):
+        # Casting the module (.float(), .half(), .to(dtype)) changes the compute dtype only: the
+        # tracked state keeps state_dtype (cast from the untouched originals, so no precision is
+        # lost) and follows the device.
+        tracked = {name: getattr(self, name) for name in ("weight", "weight_inverse", "log_abs_det", "det_sign")}
+        super()._apply(fn, recurse)
+        for name, original in tracked.items():
+            moved = getattr(self, name)
+            setattr(self, name, original.to(device=moved.device, dtype=self.state_dtype))
+        self._refresh_compute_copies()
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._refresh_compute_copies()
+
+    def train(self, mode: bool = True) -> P4InvLinear:
+        if self.training and not mode and bool(self.u.detach().ne(0).any()):
+            report = self.merge()
+            if not report.merged:
+                warnings.warn(
+                    f"P4InvLinear: pending perturbation dropped on eval() ({report.reason}, "
+                    f"factor {report.factor:.3g})",
+                    stacklevel=2,
+                )
+        return super().train(mode)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, bias={self.bias is not None}, state_dtype={self.state_dtype}"
+
+
+def _initial_state(dim: int, init: str | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+    """(A, A⁻¹, log|det A|, sign det A) in float64 for the named or given initial matrix."""
+    if isinstance(init, str):
+        if init == "identity":
+            eye = torch.eye(dim, dtype=torch.float64)
+            return eye, eye.clone(), 0.0, 1.0
+        if init == "reverse":
+            flip = torch.eye(dim, dtype=torch.float64).flip(0)
+            # The reversal is the product of ⌊n/2⌋ transpositions.
+            return flip, flip.clone(), 0.0, (-1.0) ** (dim // 2)
+        raise ValueError(f"unknown init {init!r}; valid: {', '.join(map(repr, _INITS))} or an invertible matrix")
+    if not isinstance(init, torch.Tensor):
+        raise TypeError(f"init must be one of {_INITS} or a torch.Tensor, got {type(init).__name__}")
+    if init.shape != (dim, dim):
+        raise ValueError(f"init matrix must have shape ({dim}, {dim}), got {tuple(init.shape)}")
+    matrix = init.detach().to(device="cpu", dtype=torch.float64)
+    sign, log_abs_det = torch.linalg.slogdet(matrix)
+    condition = torch.linalg.cond(matrix)
+    if sign == 0 or not torch.isfinite(condition) or condition > 1e12:
+        raise ValueError(f"init matrix is singular or nearly so (condition number {float(condition):.3g})")
+    return matrix, torch.linalg.inv(matrix), float(log_abs_det), float(sign)
+
+
+def _p4inv_layers(module: nn.Module) -> list[P4InvLinear]:
+    return [m for m in module.modules() if isinstance(m, P4InvLinear)]
+
+
+def logdet_band_penalty(module: nn.Module) -> torch.Tensor:
+    """Σ over the P4InvLinear layers in ``module`` of ``layer.band_penalty()``. Shape ().
+
+    Add ``weight * logdet_band_penalty(model)`` to the loss (the reference used weight 0.1).
+    """
+    layers = _p4inv_layers(module)
+    if not layers:
+        raise ValueError(f"{type(module).__name__} contains no P4InvLinear layer")
+    return torch.stack([layer.band_penalty() for layer in layers]).sum()
+
+
+class P4InvScheduler:
+    """Merges every P4InvLinear in a model every ``merge_every`` optimizer steps.
+
+    Call ``step()`` once after each ``optimizer.step()``. At every merge it clears the optimizer
+    state (Adam moments, step count, …) of ``v``, the factor that the reset redraws, because its
+    history belongs to a direction that no longer exists; ``u`` keeps its state (the reference
+    implementation found this trains faster). Every ``refine_every`` merges it runs one
+    hyperpower iteration of order ``refine_order`` on each A⁻¹ (``None``: never).
+
+    Attributes:
+        reports: the ``MergeReport`` of each layer at the latest merge.
+        steps: number of ``step()`` calls so far.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        merge_every: int = 10,
+        refine_every: int | None = 50,
+        refine_order: int = 2,
+    ) -> None:
+        if not isinstance(merge_every, int) or merge_every < 1:
+            raise ValueError(f"merge_every must be a positive int, got {merge_every!r}")
+        if refine_every is not None and (not isinstance(refine_every, int) or refine_every < 1):
+            raise ValueError(f"refine_every must be a positive int or None, got {refine_every!r}")
+        if not isinstance(refine_order, int) or refine_order < 2:
+            raise ValueError(f"refine_order must be an int >= 2, got {refine_order!r}")
+        self.layers = _p4inv_layers(model)
+        if not self.layers:
+            raise ValueError(f"{type(model).__name__} contains no P4InvLinear layer")
+        self.optimizer = optimizer
+        self.merge_every = merge_every
+        self.refine_every = refine_every
+        self.refine_order = refine_order
+        self.steps = 0
+        self.merge_rounds = 0
+        self.reports: list[MergeReport] = []
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps % self.merge_every:
+            return
+        self.reports = [layer.merge() for layer in self.layers]
+        for layer in self.layers:
+            self.optimizer.state.pop(layer.v, None)
+        self.merge_rounds += 1
+        if self.refine_every is not None and self.merge_rounds % self.refine_every == 0:
+            for layer in self.layers:
+                layer.refine_inverse(self.refine_order)

@@ -1,0 +1,266 @@
+import math
+
+import pytest
+import torch
+
+from sdl.models.p4inv import MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny matrices: with 2 threads on a busy machine the thread pool costs far more than it gives.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def EYE64(n):
+    return torch.eye(n, dtype=torch.float64)
+
+
+def _perturbed(n, dtype=torch.float64, init="identity", seed=0, scale=0.3):
+    g = torch.Generator().manual_seed(seed)
+    layer = P4InvLinear(n, init=init, dtype=dtype)
+    with torch.no_grad():
+        layer.u.copy_(scale * torch.randn(n, generator=g, dtype=torch.float64))
+        layer.v.copy_(torch.randn(n, generator=g, dtype=torch.float64))
+        layer.bias.copy_(torch.randn(n, generator=g, dtype=torch.float64))
+    return layer
+
+
+def _random_invertible(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, n, generator=g, dtype=torch.float64) + 3.0 * EYE64(n)
+
+
+@pytest.mark.parametrize("init", ["identity", "reverse", "matrix"])
+def test_forward_inverse_logdet_match_dense_algebra_float64(init):
+    n = 7
+    init = _random_invertible(n) if init == "matrix" else init
+    layer = _perturbed(n, init=init)
+    x = torch.randn(5, 3, n, dtype=torch.float64)
+    y, logdet = layer(x)
+    dense = layer.effective_matrix()
+    torch.testing.assert_close(y, x @ dense.T + layer.bias, rtol=0, atol=1e-13)
+    sign, log_abs_det = torch.linalg.slogdet(dense)
+    assert logdet.shape == (5, 3)
+    torch.testing.assert_close(logdet, log_abs_det.expand(5, 3), rtol=0, atol=1e-12)
+    x_back, logdet_inverse = layer.inverse(y)
+    torch.testing.assert_close(x_back, x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(logdet_inverse, -logdet, rtol=0, atol=1e-12)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_inverse_roundtrip_and_merge_float32(device):
+    n = 16
+    layer = _perturbed(n, dtype=torch.float32, init="reverse").to(device)
+    x = torch.randn(256, n, device=device)
+    y, logdet = layer(x)
+    x_back, logdet_inverse = layer.inverse(y)
+    assert (x_back - x).abs().max() <= 1e-5
+    assert (logdet + logdet_inverse).abs().max() <= 1e-6
+    assert layer.merge().merged and layer.weight.device.type == device
+    assert layer.weight.dtype == torch.float64 and layer.u.dtype == torch.float32
+    assert (layer(x)[0] - y).abs().max() <= 1e-5
+
+
+def test_reverse_init_sign_follows_number_of_transpositions():
+    for n in range(1, 9):
+        layer = P4InvLinear(n, init="reverse")
+        sign, log_abs_det = torch.linalg.slogdet(layer.weight)
+        assert layer.det_sign.item() == sign.item() and layer.log_abs_det.item() == 0.0
+        torch.testing.assert_close(layer.weight @ layer.weight_inverse, EYE64(n), rtol=0, atol=0)
+
+
+def test_merge_folds_perturbation_and_keeps_the_map():
+    n = 6
+    layer = _perturbed(n, init=_random_invertible(n, seed=3))
+    dense = layer.effective_matrix()
+    x = torch.randn(10, n, dtype=torch.float64)
+    y_before, logdet_before = layer(x)
+    report = layer.merge()
+    assert report.merged and report.reason == "merged"
+    assert torch.all(layer.u == 0)
+    torch.testing.assert_close(layer.weight, dense, rtol=0, atol=1e-14)
+    torch.testing.assert_close(layer.weight_inverse, torch.linalg.inv(dense), rtol=0, atol=1e-12)
+    sign, log_abs_det = torch.linalg.slogdet(dense)
+    assert layer.det_sign.item() == sign.item()
+    assert abs(layer.log_abs_det.item() - log_abs_det.item()) < 1e-12
+    y_after, logdet_after = layer(x)
+    torch.testing.assert_close(y_after, y_before, rtol=0, atol=1e-13)
+    torch.testing.assert_close(logdet_after, logdet_before, rtol=0, atol=1e-13)
+
+
+def test_merge_tracks_a_sign_change_of_the_determinant():
+    n = 5
+    layer = P4InvLinear(n, dtype=torch.float64)
+    with torch.no_grad():  # A + u vᵀ = diag(-0.5, 1, 1, 1, 1): update factor -0.5
+        layer.u.copy_(-1.5 * EYE64(n)[0])
+        layer.v.copy_(EYE64(n)[0])
+    report = layer.merge()
+    assert report.merged and report.factor == pytest.approx(-0.5)
+    assert layer.det_sign.item() == -1.0
+    assert layer.log_abs_det.item() == pytest.approx(math.log(0.5), abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    "u_scale, expected",
+    [(-1.0, "ill-conditioned"), (-1.0 + 1e-4, "ill-conditioned"), (float("nan"), "not finite")],
+)
+def test_adversarial_merge_is_skipped_without_nan(u_scale, expected):
+    n = 4
+    layer = P4InvLinear(n, init=_random_invertible(n, seed=1), dtype=torch.float64)
+    state = [t.clone() for t in (layer.weight, layer.weight_inverse, layer.log_abs_det, layer.det_sign)]
+    with torch.no_grad():  # u = -s A e₁, v = e₁: factor 1 - s, singular at s = 1
+        layer.u.copy_(u_scale * layer.weight[:, 0])
+        layer.v.copy_(EYE64(n)[0])
+    report = layer.merge()
+    assert not report.merged and report.reason == expected
+    assert layer.num_skipped == 1 and layer.num_merges == 0
+    for before, after in zip(state, (layer.weight, layer.weight_inverse, layer.log_abs_det, layer.det_sign)):
+        assert torch.equal(before, after)
+    y, logdet = layer(torch.randn(3, n, dtype=torch.float64))
+    assert torch.isfinite(y).all() and torch.isfinite(logdet).all()
+
+
+def test_merge_leaving_the_logdet_band_is_skipped():
+    layer = P4InvLinear(3, dtype=torch.float64, rule=MergeRule(logdet_band=(-1.0, 1.0), band_margin=0.0))
+    with torch.no_grad():  # factor e² → log|det| = 2 > 1
+        layer.u.copy_(torch.tensor([math.exp(2.0) - 1.0, 0.0, 0.0]))
+        layer.v.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    report = layer.merge()
+    assert not report.merged and report.reason == "log|det| out of band"
+    assert layer.log_abs_det.item() == 0.0
+
+
+def test_band_penalty_is_zero_inside_and_pushes_back_outside():
+    layer = P4InvLinear(3, dtype=torch.float64, rule=MergeRule(logdet_band=(-1.0, 1.0)))
+    assert logdet_band_penalty(layer).item() == 0.0
+    with torch.no_grad():
+        layer.u.copy_(torch.tensor([math.exp(2.0) - 1.0, 0.0, 0.0]))
+        layer.v.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    penalty = logdet_band_penalty(layer)
+    assert penalty.item() == pytest.approx(1.0)  # (2 - 1)²
+    penalty.backward()
+    # d/du₁ of (log(1 + u₁ v₁) - 1)² = 2 (1) v₁ / (1 + u₁ v₁) > 0: descent shrinks the determinant.
+    assert layer.u.grad[0].item() == pytest.approx(2.0 / math.exp(2.0))
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_refinement_raises_the_residual_to_the_power_of_the_order(order):
+    n = 6
+    a = _random_invertible(n, seed=2)
+    layer = P4InvLinear(n, init=a)
+    noise = 1e-3 * torch.randn(n, n, dtype=torch.float64)
+    with torch.no_grad():
+        layer.weight_inverse.add_(noise)
+    residual = EYE64(n) - a @ layer.weight_inverse
+    assert layer.refine_inverse(order)
+    new_residual = EYE64(n) - a @ layer.weight_inverse
+    torch.testing.assert_close(new_residual, torch.linalg.matrix_power(residual, order), rtol=0, atol=1e-14)
+    norm = torch.linalg.matrix_norm
+    assert norm(new_residual) <= norm(residual) ** order + 1e-15 and norm(residual) < 0.1
+
+
+def test_refinement_is_skipped_when_it_would_diverge():
+    layer = P4InvLinear(3)
+    with torch.no_grad():
+        layer.weight_inverse.mul_(3.0)
+    assert not layer.refine_inverse()
+    torch.testing.assert_close(layer.weight_inverse, 3.0 * EYE64(3))
+
+
+def test_eval_mode_uses_merged_matrix_only_and_eval_merges_pending_perturbation():
+    n = 4
+    layer = _perturbed(n, dtype=torch.float64)
+    x = torch.randn(8, n, dtype=torch.float64)
+    y_train, logdet_train = layer(x)
+    layer.eval()
+    assert torch.all(layer.u == 0) and layer.num_merges == 1
+    with torch.no_grad():  # eval ignores any perturbation
+        layer.u.normal_()
+    y_eval, logdet_eval = layer(x)
+    torch.testing.assert_close(y_eval, y_train, rtol=0, atol=1e-13)
+    torch.testing.assert_close(logdet_eval, logdet_train, rtol=0, atol=1e-13)
+    torch.testing.assert_close(layer.inverse(y_eval)[0], x, rtol=0, atol=1e-12)
+
+
+def test_state_stays_in_state_dtype_when_the_module_is_cast_and_reloaded():
+    n = 5
+    layer = P4InvLinear(n, init=_random_invertible(n), dtype=torch.float64)
+    exact_inverse = layer.weight_inverse.clone()
+    layer.float()
+    assert layer.u.dtype == torch.float32 and layer.weight_inverse.dtype == torch.float64
+    assert torch.equal(layer.weight_inverse, exact_inverse)
+    y, _ = layer(torch.randn(2, n))
+    assert y.dtype == torch.float32
+    clone = P4InvLinear(n)
+    clone.load_state_dict(layer.state_dict())
+    x = torch.randn(3, n)
+    torch.testing.assert_close(clone(x)[0], layer(x)[0], rtol=0, atol=0)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="'identity', 'reverse'"):
+        P4InvLinear(3, init="random")
+    with pytest.raises(ValueError, match="singular"):
+        P4InvLinear(2, init=torch.tensor([[1.0, 2.0], [2.0, 4.0]]))
+    with pytest.raises(ValueError, match="shape"):
+        P4InvLinear(3, init=torch.eye(2))
+    with pytest.raises(ValueError, match="last dimension 3"):
+        P4InvLinear(3)(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="no P4InvLinear"):
+        P4InvScheduler(torch.nn.Linear(2, 2), torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), 0.1))
+    with pytest.raises(ValueError, match="low < high"):
+        MergeRule(logdet_band=(1.0, 0.0))
+
+
+def test_scheduler_merges_every_n_steps_clears_optimizer_state_of_v_and_refines():
+    model = torch.nn.Sequential(P4InvLinear(3), P4InvLinear(3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = P4InvScheduler(model, optimizer, merge_every=3, refine_every=2)
+    x = torch.randn(4, 3)
+    for step in range(1, 7):
+        y, logdet = model[1](model[0](x)[0])
+        (y.square().sum() - logdet.sum()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        merged = step % 3 == 0
+        assert all(layer.num_merges == step // 3 for layer in model)
+        assert all((layer.v in optimizer.state) != merged for layer in model)
+        assert all(layer.u in optimizer.state for layer in model)
+        assert len(scheduler.reports) == (2 if step >= 3 else 0)
+    assert scheduler.merge_rounds == 2
+
+
+def test_long_training_to_a_negative_determinant_keeps_inverse_and_logdet_exact():
+    """≥ 10⁴ Adam steps, a merge every 10 steps, float32 compute: A A⁻¹ and log|det| stay exact."""
+    torch.manual_seed(0)
+    n = 8
+    target = torch.randn(n, n, generator=torch.Generator().manual_seed(1))
+    target[0] *= torch.sign(torch.linalg.det(target)) * -1.0  # det(target) < 0
+    layer = P4InvLinear(n, bias=False)
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    scheduler = P4InvScheduler(layer, optimizer, merge_every=10, refine_every=50)
+    inputs = torch.randn(10_000, 8, n)
+    for x in inputs:
+        y, _ = layer(x)
+        loss = (y - x @ target.T).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+    assert layer.num_merges >= 900
+    weight, weight_inverse = layer.weight, layer.weight_inverse
+    assert (weight @ weight_inverse - EYE64(n)).abs().max() <= 1e-4
+    sign, log_abs_det = torch.linalg.slogdet(weight)
+    assert abs(layer.log_abs_det - log_abs_det) <= 1e-4
+    assert layer.det_sign.item() == sign.item() == -1.0
+    assert (weight - target.double()).abs().max() < 0.05  # it learned the target
+    x = torch.randn(64, n)
+    assert (layer.inverse(layer(x)[0])[0] - x).abs().max() <= 1e-5
