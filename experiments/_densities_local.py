@@ -44,7 +44,12 @@ def _rings(n: int, gen: torch.Generator) -> torch.Tensor:
     return points + 0.08 * torch.randn(n, 2, generator=gen, dtype=torch.float64)
 
 
-_DENSITIES = {"two_moons": _two_moons, "eight_gaussians": _eight_gaussians, "checkerboard": _checkerboard, "rings": _rings}
+_DENSITIES = {
+    "two_moons": _two_moons,
+    "eight_gaussians": _eight_gaussians,
+    "checkerboard": _checkerboard,
+    "rings": _rings,
+}
 
 
 def sample_density(name: str, n: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:

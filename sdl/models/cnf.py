@@ -32,8 +32,6 @@ __all__ = ["CNF", "BruteForceDivergence", "DivergenceEstimator", "ExactDivergenc
 class DivergenceEstimator(ABC):
     """How ``CNF`` obtains div f(t, x) together with f(t, x). Concrete ones are frozen dataclasses."""
 
-    exact: bool
-
     def noise(self, x: Tensor) -> Tensor | None:
         """Random probes for one whole solve, shaped like x, or None for a deterministic estimator."""
         return None
@@ -56,8 +54,6 @@ class DivergenceEstimator(ABC):
 class ExactDivergence(DivergenceEstimator):
     """div f = Σ_i [D_dim f]_i from the field's dimension-wise derivative; needs ``DimwiseDifferentiable``."""
 
-    exact = True
-
     def check_field(self, field: Callable) -> None:
         if not isinstance(field, DimwiseDifferentiable):
             raise TypeError(
@@ -78,7 +74,6 @@ class HutchinsonDivergence(DivergenceEstimator):
     """
 
     distribution: str = "rademacher"
-    exact = False
 
     def __post_init__(self) -> None:
         if self.distribution not in ("rademacher", "gaussian"):
@@ -91,7 +86,8 @@ class HutchinsonDivergence(DivergenceEstimator):
 
     def __call__(self, field, t, x, noise, *, create_graph):
         if noise is None or noise.shape != x.shape:
-            raise ValueError(f"Hutchinson probes must be shaped like x {tuple(x.shape)}; got {noise!r}")
+            got = None if noise is None else tuple(noise.shape)
+            raise ValueError(f"Hutchinson probes must be shaped like x {tuple(x.shape)}; got {got}")
         track = torch.is_grad_enabled()
         with torch.enable_grad():
             x_in = x if (track and x.requires_grad) else x.detach().requires_grad_(True)
@@ -106,8 +102,6 @@ class HutchinsonDivergence(DivergenceEstimator):
 @dataclass(frozen=True)
 class BruteForceDivergence(DivergenceEstimator):
     """div f = Σ_i [e_iᵀ ∂f/∂x]_i: exact for any field, at the cost of d backward passes."""
-
-    exact = True
 
     def __call__(self, field, t, x, noise, *, create_graph):
         track = torch.is_grad_enabled()
