@@ -57,7 +57,7 @@ def test_density_integrates_to_one():
 
 
 def test_samples_and_their_log_prob_invert_the_flow():
-    cnf = _hollow_cnf(3, num_steps=24)
+    cnf = _hollow_cnf(3, num_steps=12)
     with torch.no_grad():
         x, log_p = cnf.sample(7)
         assert x.shape == (7, 3) and log_p.shape == (7,)
@@ -65,8 +65,8 @@ def test_samples_and_their_log_prob_invert_the_flow():
 
 
 def test_training_gradients_of_exact_and_brute_force_log_prob_agree():
-    cnf = _hollow_cnf(3, num_steps=4)
-    x = torch.randn(8, 3, dtype=F64)
+    cnf = _hollow_cnf(3, num_steps=2)
+    x = torch.randn(4, 3, dtype=F64)
     grads = [
         torch.autograd.grad(-cnf.log_prob(x, divergence=estimator).mean(), list(cnf.parameters()))
         for estimator in (ExactDivergence(), BruteForceDivergence())
