@@ -2,9 +2,9 @@
 
 from . import integrators
 from .adjoint import Adjoint
-from .fields import Layered, Separable
+from .fields import DimwiseDifferentiable, Layered, Separable
 from .odeint import odeint
 
 __version__ = "0.1.0"
 
-__all__ = ["Adjoint", "Layered", "Separable", "integrators", "odeint"]
+__all__ = ["Adjoint", "DimwiseDifferentiable", "Layered", "Separable", "integrators", "odeint"]

@@ -1,6 +1,6 @@
 """What a vector field can tell the integrators, beyond being a callable ``func(t, y)``.
 
-Two capabilities, each an abstract base class that a field opts into:
+Three capabilities, each an abstract base class that a field opts into:
 
 - ``Layered``: the parameters are piecewise constant in time, θ(t) = θ^k on step k, and
   every stage of step k uses θ^k (Benning et al. 2019). ``odeint`` then takes one
@@ -10,6 +10,9 @@ Two capabilities, each an abstract base class that a field opts into:
   explicit symplectic (splitting) methods call ``velocity`` and ``force`` separately and so
   evaluate only the half they need. Any other ``func(t, (q, p))`` works too, at twice
   the cost, since each half-step then evaluates both halves.
+- ``DimwiseDifferentiable``: the field gives its Jacobian diagonal D_dim f = (∂f_m/∂y_m)_m
+  together with its value, at about the cost of one backward pass (a HollowNet does). The
+  Jacobi–Newton stage solver of the implicit Runge–Kutta methods needs it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-__all__ = ["Layered", "Separable"]
+__all__ = ["DimwiseDifferentiable", "Layered", "Separable"]
 
 
 class Separable(ABC):
@@ -69,3 +72,14 @@ class Layered(nn.Module, ABC):
         if self.num_layers is None:
             return (self.bind(params),)
         return [self.bind(layer) for layer in zip(*(p.unbind(0) for p in params))]
+
+
+class DimwiseDifferentiable(ABC):
+    """A field f(t, y) that returns its Jacobian diagonal D_dim f = (∂f_m/∂y_m)_m with its value."""
+
+    @abstractmethod
+    def value_and_jacobian_diagonal(self, t: Tensor, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        """(f(t, y), D_dim f(t, y)), both shaped like y.
+
+        The value keeps its autograd graph; the diagonal has one only when ``create_graph``.
+        """

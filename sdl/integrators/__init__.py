@@ -7,7 +7,7 @@
 
 from .base import ConvergenceError, Integrator
 from .methods import SPLITTINGS, TABLEAUS, get, names
-from .runge_kutta import ExplicitRungeKutta, FixedPointSolver, ImplicitRungeKutta, NewtonSolver
+from .runge_kutta import ExplicitRungeKutta, FixedPointSolver, ImplicitRungeKutta, JacobiNewtonSolver, NewtonSolver
 from .splitting import SplittingMethod
 from .tableau import ButcherTableau, order_condition_residuals, rooted_trees
 
@@ -18,6 +18,7 @@ __all__ = [
     "FixedPointSolver",
     "ImplicitRungeKutta",
     "Integrator",
+    "JacobiNewtonSolver",
     "NewtonSolver",
     "SPLITTINGS",
     "SplittingMethod",

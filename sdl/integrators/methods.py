@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 
 from .base import Integrator
-from .runge_kutta import ExplicitRungeKutta, FixedPointSolver, ImplicitRungeKutta, NewtonSolver
+from .runge_kutta import ExplicitRungeKutta, FixedPointSolver, ImplicitRungeKutta, JacobiNewtonSolver, NewtonSolver
 from .splitting import SplittingMethod
 from .tableau import ButcherTableau
 
@@ -94,7 +94,7 @@ SPLITTINGS: dict[str, SplittingMethod] = {
     ),
 }
 
-_SOLVERS = {"fixed_point": FixedPointSolver, "newton": NewtonSolver}
+_SOLVERS = {"fixed_point": FixedPointSolver, "newton": NewtonSolver, "jacobi_newton": JacobiNewtonSolver}
 
 
 def names() -> list[str]:
@@ -106,8 +106,8 @@ def get(name: str, *, solver: str = "fixed_point", tol: float | None = None, max
     """The integrator registered as ``name``.
 
     ``solver``, ``tol`` and ``max_iter`` set the stage solver of implicit methods
-    (``"fixed_point"`` or ``"newton"``; ``tol=None`` is 100 ulp of the state's dtype) and are
-    ignored by explicit ones.
+    (``"fixed_point"``, ``"newton"``, or ``"jacobi_newton"`` for ``DimwiseDifferentiable`` fields;
+    ``tol=None`` is 100 ulp of the state's dtype) and are ignored by explicit ones.
     """
     if name in SPLITTINGS:
         return SPLITTINGS[name]

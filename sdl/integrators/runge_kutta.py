@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..fields import DimwiseDifferentiable
 from .base import ConvergenceError, Integrator, add_into, completed, vjp
 from .tableau import ButcherTableau
 
-__all__ = ["ExplicitRungeKutta", "ImplicitRungeKutta", "FixedPointSolver", "NewtonSolver"]
+__all__ = ["ExplicitRungeKutta", "ImplicitRungeKutta", "FixedPointSolver", "NewtonSolver", "JacobiNewtonSolver"]
 
 
 @dataclass(frozen=True)
@@ -157,18 +158,67 @@ class NewtonSolver:
 
 
 @dataclass(frozen=True)
+class JacobiNewtonSolver:
+    """Solves K = G(K) by Newton's method with the Jacobian replaced by its dimension-wise part.
+
+    R(K) = K - G(K). Per state component m, M_m = I_s - B_m with B_m[i, j] = h a_ij [D_dim f(Y_i)]_m
+    (the entries of ∂R/∂K that couple component m to itself, across the s stages), and
+
+        K_m ← K_m - M_m^{-1} R_m(K),   i.e. for one stage (backward Euler)  K ← K - R / (1 - h a D_dim f).
+
+    This is Jacobi–Newton x ← x - f(x)/D_dim f(x) (Chen & Duvenaud 2019) on R. It needs a field that
+    is ``sdl.fields.DimwiseDifferentiable``: each iteration costs one field evaluation per stage plus
+    one backward pass, independent of the state size, and no linear algebra beyond s×s. It converges
+    for stiffness on the diagonal of ∂f/∂y, where fixed-point iteration fails, at a linear rate set by
+    the off-diagonal (hollow) part. Gradients follow the iterations with M held fixed, so they
+    converge to the exact derivative of the implicit step with the iteration.
+    """
+
+    tol: float | None = None
+    max_iter: int = 100
+
+    def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
+        tol = _tolerance(self.tol, k0)
+        if not isinstance(g, _StageMap):
+            raise TypeError(
+                f"JacobiNewtonSolver solves the stage equations of ImplicitRungeKutta (forward steps only; "
+                f"gradient='otd' with implicit methods needs the fixed_point or newton solver); got a {type(g).__name__}"
+            )
+        k = k0
+        for _ in range(self.max_iter):
+            value, blocks = g.value_and_dimwise_blocks(k)
+            residual = k - value
+            if k.shape[0] == 1:
+                delta = residual / (1.0 - blocks[..., 0, 0]).unsqueeze(0)
+            else:
+                eye = torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
+                rhs = residual.movedim(0, -1).unsqueeze(-1)  # (*y.shape, s, 1)
+                delta = torch.linalg.solve(eye - blocks, rhs).squeeze(-1).movedim(-1, 0)
+            k = k - delta
+            change = delta.abs().max()
+            if change <= tol * max(1.0, k.abs().max().item()):
+                return k
+        raise _not_converged(
+            "Jacobi–Newton", tol, self.max_iter, change, k,
+            "reduce the step size, raise max_iter, or use the dense NewtonSolver when the off-diagonal part of the "
+            "Jacobian is stiff",
+        )
+
+
+@dataclass(frozen=True)
 class ImplicitRungeKutta(Integrator):
     """k_i = f(t + c_i h, y + h Σ_j a_ij k_j) for all i at once; y_{n+1} = y + h Σ_i b_i k_i.
 
     The stage vector K = (k_1, …, k_s), shape (s, *y.shape), solves K = G(K) with
-    ``solver`` (fixed-point iteration by default), started from k_i = f(t, y).
+    ``solver`` (fixed-point iteration by default; ``NewtonSolver``; ``JacobiNewtonSolver`` for
+    ``DimwiseDifferentiable`` fields), started from k_i = f(t, y).
     Symplectic exactly when the tableau satisfies Cooper's condition (Gauss–Legendre does).
     Gradients through the steps follow the solver's iterations; they match the exact
     derivative of the implicit step to about the solver tolerance.
     """
 
     tableau: ButcherTableau
-    solver: FixedPointSolver | NewtonSolver = FixedPointSolver()
+    solver: FixedPointSolver | NewtonSolver | JacobiNewtonSolver = FixedPointSolver()
 
     @property
     def order(self) -> int:
@@ -183,17 +233,18 @@ class ImplicitRungeKutta(Integrator):
         return self.tableau.symmetric
 
     def step(self, func: Callable, t: Tensor, h: float, y: Tensor) -> Tensor:
-        a = torch.tensor(self.tableau.a, dtype=y.dtype, device=y.device)
+        stage_map = self._stage_map(func, t, h, y)
         b = torch.tensor(self.tableau.b, dtype=y.dtype, device=y.device)
-        times = [t + c_i * h for c_i in self.tableau.c]
+        return y + h * torch.tensordot(b, self._solve_stages(stage_map, func, t, y), dims=1)
 
-        def stage_map(k: Tensor) -> Tensor:
-            stage_states = y + h * torch.tensordot(a, k, dims=1)
-            return torch.stack([func(t_i, y_i) for t_i, y_i in zip(times, stage_states)])
+    def _stage_map(self, func: Callable, t: Tensor, h: float, y: Tensor) -> _StageMap:
+        a = torch.tensor(self.tableau.a, dtype=y.dtype, device=y.device)
+        return _StageMap(func, tuple(t + c_i * h for c_i in self.tableau.c), y, h, a)
 
+    def _solve_stages(self, stage_map: _StageMap, func: Callable, t: Tensor, y: Tensor) -> Tensor:
+        """K (s, *y.shape), started from k_i = f(t, y)."""
         k0 = func(t, y).unsqueeze(0).expand(self.tableau.stages, *y.shape)
-        k = self.solver.solve(stage_map, k0)
-        return y + h * torch.tensordot(b, k, dims=1)
+        return self.solver.solve(stage_map, k0)
 
     def adjoint_step(self, func, t, h, y, adjoint, params):
         """The stage adjoints solve the linear system (with the forward stages Z_j fixed)
@@ -204,16 +255,10 @@ class ImplicitRungeKutta(Integrator):
         θ̄ = Σ_j (∂f/∂θ(Z_j))ᵀ k̄_j. Exact up to the solver tolerance.
         """
         with torch.no_grad():
-            a = torch.tensor(self.tableau.a, dtype=y.dtype, device=y.device)
-            b = torch.tensor(self.tableau.b, dtype=y.dtype, device=y.device)
-            times = [t + c_i * h for c_i in self.tableau.c]
-
-            def stage_map(k: Tensor) -> Tensor:
-                stage_states = y + h * torch.tensordot(a, k, dims=1)
-                return torch.stack([func(t_i, y_i) for t_i, y_i in zip(times, stage_states)])
-
-            k0 = func(t, y).unsqueeze(0).expand(self.tableau.stages, *y.shape)
-            stages = y + h * torch.tensordot(a, self.solver.solve(stage_map, k0), dims=1)
+            stage_map = self._stage_map(func, t, h, y)
+            stages = stage_map.stage_states(self._solve_stages(stage_map, func, t, y))
+        a, times = stage_map.a, stage_map.times
+        b = torch.tensor(self.tableau.b, dtype=y.dtype, device=y.device)
         transposed = [torch.func.vjp(lambda z, t_i=t_i: func(t_i, z), z_i)[1] for t_i, z_i in zip(times, stages)]
         weighted_adjoint = h * b.view(-1, *[1] * y.ndim) * adjoint
 
@@ -231,3 +276,41 @@ class ImplicitRungeKutta(Integrator):
                 lam = lam + z_bar
                 add_into(param_adjoints, theta_bar)
         return lam, completed(params, param_adjoints)
+
+@dataclass(frozen=True)
+class _StageMap:
+    """G(K)_i = f(t_i, Y_i),  Y_i = y + h Σ_j a_ij K_j;  K, G(K): (s, *y.shape).
+
+    Any stage solver calls it; ``value_and_dimwise_blocks`` also gives what Jacobi–Newton
+    needs when f is ``DimwiseDifferentiable``.
+    """
+
+    func: Callable
+    times: tuple[Tensor, ...]
+    y: Tensor
+    h: float
+    a: Tensor  # (s, s)
+
+    def stage_states(self, k: Tensor) -> Tensor:
+        """Y (s, *y.shape)."""
+        return self.y + self.h * torch.tensordot(self.a, k, dims=1)
+
+    def __call__(self, k: Tensor) -> Tensor:
+        return torch.stack([self.func(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))])
+
+    def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
+        """G(K) and, for every state component m, the s×s block of ∂G/∂K that couples component m
+        of all stages to itself: B[..., i, j] = ∂G_{i,m}/∂K_{j,m} = h a_ij [D_dim f(t_i, Y_i)]_m.
+
+        Returns (G(K): (s, *y.shape), B: (*y.shape, s, s)); B carries no graph.
+        """
+        if not isinstance(self.func, DimwiseDifferentiable):
+            raise TypeError(
+                f"Jacobi–Newton needs a field that is sdl.fields.DimwiseDifferentiable (such as a HollowNet); "
+                f"got {type(self.func).__name__}"
+            )
+        pairs = [self.func.value_and_jacobian_diagonal(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))]
+        value = torch.stack([v for v, _ in pairs])
+        diagonal = torch.stack([d for _, d in pairs]).detach()  # (s, *y.shape)
+        blocks = self.h * self.a * diagonal.movedim(0, -1).unsqueeze(-1)  # row i scaled by D(Y_i)
+        return value, blocks

@@ -1,15 +1,23 @@
-"""Learned things: vector fields, ODE-networks, invertible layers and flows."""
+"""Learned things: vector fields, ODE-networks, HollowNets and CNFs, invertible layers and flows."""
 
 from . import flows
 from .activations import Activation, activation, activation_names
+from .cnf import CNF, BruteForceDivergence, DivergenceEstimator, ExactDivergence, HutchinsonDivergence
+from .hollow import HollowNet, dimwise_derivative, divergence
 from .network import ODENet
 from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
 from .vector_fields import GradientFlowField, HamiltonianField, ResNetField, parameter_smoothness
 
 __all__ = [
     "Activation",
+    "BruteForceDivergence",
+    "CNF",
+    "DivergenceEstimator",
+    "ExactDivergence",
     "GradientFlowField",
     "HamiltonianField",
+    "HollowNet",
+    "HutchinsonDivergence",
     "MergeReport",
     "MergeRule",
     "ODENet",
@@ -18,6 +26,8 @@ __all__ = [
     "ResNetField",
     "activation",
     "activation_names",
+    "dimwise_derivative",
+    "divergence",
     "flows",
     "logdet_band_penalty",
     "parameter_smoothness",
