@@ -214,3 +214,13 @@ def test_jacobi_newton_needs_a_dimwise_differentiable_field():
         stepper.step(_PlainField(), torch.tensor(0.0), 0.1, torch.randn(3))
     with pytest.raises(TypeError, match="stage equations"):
         JacobiNewtonSolver().solve(lambda k: k, torch.zeros(1, 3))
+
+
+def test_jacobi_newton_through_odeint():
+    """The capability survives odeint: a stiff HollowNet field integrated over several steps."""
+    field = _StiffHollowField(4, stiffness=1e4)
+    y0 = torch.randn(3, 4, dtype=F64)
+    t = torch.linspace(0, 0.5, 6, dtype=F64)
+    jacobi = sdl.odeint(field, y0, t, method="backward_euler", solver="jacobi_newton", tol=1e-13, max_iter=200)
+    newton = sdl.odeint(field, y0, t, method="backward_euler", solver="newton", tol=1e-13)
+    assert torch.allclose(jacobi, newton, rtol=0, atol=1e-11)
