@@ -124,27 +124,42 @@ class _Problem:
         h = self.steps[k]
         return self.integrator.step(func, self.times[k + 1], -h, y) if backward else self.integrator.step(func, self.times[k], h, y)
 
-    def backward_states(self, funcs, states: list) -> Iterator[tuple[int, object, object]]:
-        """(k, y_k, y_{k+1}) for k = K-1, …, 0, recovered as ``recovery`` says."""
+    def backward_records(self, funcs, states: list, record: bool) -> Iterator[tuple]:
+        """(k, y_k, y_{k+1}, pullback, leaves) for k = K-1, …, 0, the states recovered as
+        ``recovery`` says. With ``record``, step k is recomputed once by
+        ``Integrator.adjoint_record`` (a checkpointed segment is recomputed by these records
+        themselves); without it, pullback and leaves are None."""
         num_steps = len(self.steps)
         recovery, m = self.adjoint.recovery, self.adjoint.checkpoint_every
+
+        def recorded(k: int, y):
+            if not record:
+                return k, y, None, None, None
+            func_k, leaves = self.params.at(k)
+            y_next, pullback = self.integrator.adjoint_record(func_k, self.times[k], self.steps[k], y)
+            return k, y, y_next, pullback, leaves
+
         if recovery == "store":
             for k in reversed(range(num_steps)):
-                yield k, states[k], states[k + 1]
+                k, y, _, pullback, leaves = recorded(k, states[k])
+                yield k, y, states[k + 1], pullback, leaves
         elif recovery == "reverse":
             y_next = states[-1]
             for k in reversed(range(num_steps)):
                 y = self.step(funcs[k], k, y_next, backward=True)
-                yield k, y, y_next
+                k, y, _, pullback, leaves = recorded(k, y)
+                yield k, y, y_next, pullback, leaves
                 y_next = y
         else:
             for start in reversed(range(0, num_steps, m)):
-                end = min(start + m, num_steps)
-                segment = [states[start // m]]
-                for k in range(start, end):
-                    segment.append(self.step(funcs[k], k, segment[-1]))
-                for k in reversed(range(start, end)):
-                    yield k, segment[k - start], segment[k - start + 1]
+                segment, y = [], states[start // m]
+                for k in range(start, min(start + m, num_steps)):
+                    k, y, y_next, pullback, leaves = recorded(k, y)
+                    if y_next is None:
+                        y_next = self.step(funcs[k], k, y)
+                    segment.append((k, y, y_next, pullback, leaves))
+                    y = y_next
+                yield from reversed(segment)
 
     def stored(self, y0, funcs) -> tuple[list, object]:
         """Forward sweep without a graph: (what recovery keeps, every output state)."""
@@ -197,11 +212,12 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
         lam = last
         with torch.no_grad():
             funcs = problem.params.forward_functions(len(problem.steps))
-            for k, y, y_next in problem.backward_states(funcs, ctx.kept):
-                func_k, leaves = problem.params.at(k)
-                if problem.continuous is None:
-                    lam, grads = problem.integrator.adjoint_step(func_k, problem.times[k], problem.steps[k], y, lam, leaves)
+            exact = problem.continuous is None
+            for k, y, y_next, pullback, leaves in problem.backward_records(funcs, ctx.kept, record=exact):
+                if exact:
+                    lam, grads = pullback(lam, leaves)
                 else:
+                    func_k, leaves = problem.params.at(k)
                     lam, grads = _continuous_adjoint_step(
                         problem.continuous, func_k, problem.times[k + 1], problem.steps[k], y_next, lam, leaves, pair
                     )

@@ -12,6 +12,7 @@ from torch import Tensor
 __all__ = ["Integrator", "ConvergenceError", "vjp"]
 
 State = Any  # a Tensor, or a (q, p) pair of Tensors for partitioned methods
+Pullback = Callable[[State, tuple[Tensor, ...]], tuple[State, tuple[Tensor, ...]]]
 
 
 class ConvergenceError(RuntimeError):
@@ -54,10 +55,17 @@ class Integrator(ABC):
         """One step of size h from (t, y). ``t`` is a 0-d tensor, ``h`` a float (may be < 0)."""
 
     @abstractmethod
+    def adjoint_record(self, func: Callable, t: Tensor, h: float, y: State) -> tuple[State, Pullback]:
+        """Recompute one step from y_n, keeping what its adjoint needs: returns (y_{n+1}, pullback).
+
+        ``pullback(λ_{n+1}, params)`` gives λ_n = (∂y_{n+1}/∂y_n)ᵀ λ_{n+1} and
+        (∂y_{n+1}/∂θ)ᵀ λ_{n+1} for each tensor in ``params`` (the tensors ``func`` depends on).
+        It is the symplectic partner of the method applied to the costate equation, so it
+        equals reverse-mode differentiation of the step.
+        """
+
     def adjoint_step(
         self, func: Callable, t: Tensor, h: float, y: State, adjoint: State, params: tuple[Tensor, ...]
     ) -> tuple[State, tuple[Tensor, ...]]:
-        """The exact adjoint of one step: from y_n and λ_{n+1} = ∂L/∂y_{n+1}, return
-        λ_n = (∂y_{n+1}/∂y_n)ᵀ λ_{n+1} and (∂y_{n+1}/∂θ)ᵀ λ_{n+1} for each tensor in ``params``
-        (the tensors ``func`` depends on). This is the symplectic partner of the method applied
-        to the costate equation, so it equals reverse-mode differentiation of the step."""
+        """(λ_n, parameter adjoints) of one step: ``adjoint_record`` and its pullback at once."""
+        return self.adjoint_record(func, t, h, y)[1](adjoint, params)

@@ -52,14 +52,14 @@ class ExplicitRungeKutta(Integrator):
             out = torch.add(out, k[i], alpha=h * b_i)
         return out
 
-    def adjoint_step(self, func, t, h, y, adjoint, params):
+    def adjoint_record(self, func, t, h, y):
         """Reverse stage form, stages s..1 (no division by b_i, so any tableau works):
 
             k̄_i = h b_i λ_{n+1} + h Σ_{j>i} a_ji Z̄_j,   Z̄_i = J(Z_i)ᵀ k̄_i,
             λ_n = λ_{n+1} + Σ_i Z̄_i,                    θ̄ = Σ_i (∂f/∂θ(Z_i))ᵀ k̄_i.
 
         With ā_ij = b_j - b_j a_ji / b_i this is the partner RK method on dλ/dt = -Jᵀλ
-        (Sanz-Serna 2016). The stages are recomputed once, keeping one small graph per stage.
+        (Sanz-Serna 2016). The record keeps one small graph per stage.
         """
         stage_inputs, stage_outputs, k = [], [], []
         with torch.enable_grad():
@@ -72,24 +72,32 @@ class ExplicitRungeKutta(Integrator):
                 stage_inputs.append(z_i)
                 stage_outputs.append(out)
                 k.append(out.detach())
+        y_next = y
+        for i, b_i in self._weight_terms:
+            y_next = torch.add(y_next, k[i], alpha=h * b_i)
         a, b = self.tableau.a, self.tableau.b
-        stage_adjoints: list[Tensor | None] = [None] * len(b)
-        param_adjoints: list[Tensor | None] = [None] * len(params)
-        for i in reversed(range(len(b))):
-            k_bar = adjoint * (h * b[i]) if b[i] else None
-            for j in range(i + 1, len(b)):
-                if a[j][i] and stage_adjoints[j] is not None:
-                    k_bar = stage_adjoints[j] * (h * a[j][i]) if k_bar is None else torch.add(k_bar, stage_adjoints[j], alpha=h * a[j][i])
-            if k_bar is None:  # the stage reaches neither the output nor a later stage
-                continue
-            z_bar, *theta_bar = vjp(stage_outputs[i], (stage_inputs[i], *params), k_bar)
-            stage_adjoints[i] = z_bar
-            add_into(param_adjoints, theta_bar)
-        lam = adjoint
-        for z_bar in stage_adjoints:
-            if z_bar is not None:
-                lam = lam + z_bar
-        return lam, completed(params, param_adjoints)
+
+        def pullback(adjoint, params):
+            stage_adjoints: list[Tensor | None] = [None] * len(b)
+            param_adjoints: list[Tensor | None] = [None] * len(params)
+            for i in reversed(range(len(b))):
+                k_bar = adjoint * (h * b[i]) if b[i] else None
+                for j in range(i + 1, len(b)):
+                    if a[j][i] and stage_adjoints[j] is not None:
+                        term = stage_adjoints[j]
+                        k_bar = term * (h * a[j][i]) if k_bar is None else torch.add(k_bar, term, alpha=h * a[j][i])
+                if k_bar is None:  # the stage reaches neither the output nor a later stage
+                    continue
+                z_bar, *theta_bar = vjp(stage_outputs[i], (stage_inputs[i], *params), k_bar)
+                stage_adjoints[i] = z_bar
+                add_into(param_adjoints, theta_bar)
+            lam = adjoint
+            for z_bar in stage_adjoints:
+                if z_bar is not None:
+                    lam = lam + z_bar
+            return lam, completed(params, param_adjoints)
+
+        return y_next, pullback
 
 
 def _tolerance(tol: float | None, k: Tensor) -> float:
@@ -246,7 +254,7 @@ class ImplicitRungeKutta(Integrator):
         k0 = func(t, y).unsqueeze(0).expand(self.tableau.stages, *y.shape)
         return self.solver.solve(stage_map, k0)
 
-    def adjoint_step(self, func, t, h, y, adjoint, params):
+    def adjoint_record(self, func, t, h, y):
         """The stage adjoints solve the linear system (with the forward stages Z_j fixed)
 
             k̄_i = h b_i λ_{n+1} + h Σ_j a_ji J(Z_j)ᵀ k̄_j,
@@ -254,28 +262,35 @@ class ImplicitRungeKutta(Integrator):
         by the same stage solver as the forward step; then λ_n = λ_{n+1} + Σ_j J(Z_j)ᵀ k̄_j and
         θ̄ = Σ_j (∂f/∂θ(Z_j))ᵀ k̄_j. Exact up to the solver tolerance.
         """
+        b = torch.tensor(self.tableau.b, dtype=y.dtype, device=y.device)
         with torch.no_grad():
             stage_map = self._stage_map(func, t, h, y)
-            stages = stage_map.stage_states(self._solve_stages(stage_map, func, t, y))
+            k = self._solve_stages(stage_map, func, t, y)
+            stages = stage_map.stage_states(k)
+            y_next = y + h * torch.tensordot(b, k, dims=1)
         a, times = stage_map.a, stage_map.times
-        b = torch.tensor(self.tableau.b, dtype=y.dtype, device=y.device)
-        transposed = [torch.func.vjp(lambda z, t_i=t_i: func(t_i, z), z_i)[1] for t_i, z_i in zip(times, stages)]
-        weighted_adjoint = h * b.view(-1, *[1] * y.ndim) * adjoint
 
-        def adjoint_map(k_bar: Tensor) -> Tensor:
-            pulled = torch.stack([vjp_i(k_i)[0] for vjp_i, k_i in zip(transposed, k_bar)])
-            return weighted_adjoint + h * torch.tensordot(a.T, pulled, dims=1)
+        def pullback(adjoint, params):
+            transposed = [torch.func.vjp(lambda z, t_i=t_i: func(t_i, z), z_i)[1] for t_i, z_i in zip(times, stages)]
+            weighted_adjoint = h * b.view(-1, *[1] * y.ndim) * adjoint
 
-        k_bar = self.solver.solve(adjoint_map, weighted_adjoint)
-        lam = adjoint
-        param_adjoints: list[Tensor | None] = [None] * len(params)
-        with torch.enable_grad():
-            for t_i, z_i, k_i in zip(times, stages, k_bar):
-                z_i = z_i.detach().requires_grad_()
-                z_bar, *theta_bar = vjp(func(t_i, z_i), (z_i, *params), k_i)
-                lam = lam + z_bar
-                add_into(param_adjoints, theta_bar)
-        return lam, completed(params, param_adjoints)
+            def adjoint_map(k_bar: Tensor) -> Tensor:
+                pulled = torch.stack([vjp_i(k_i)[0] for vjp_i, k_i in zip(transposed, k_bar)])
+                return weighted_adjoint + h * torch.tensordot(a.T, pulled, dims=1)
+
+            k_bar = self.solver.solve(adjoint_map, weighted_adjoint)
+            lam = adjoint
+            param_adjoints: list[Tensor | None] = [None] * len(params)
+            with torch.enable_grad():
+                for t_i, z_i, k_i in zip(times, stages, k_bar):
+                    z_i = z_i.detach().requires_grad_()
+                    z_bar, *theta_bar = vjp(func(t_i, z_i), (z_i, *params), k_i)
+                    lam = lam + z_bar
+                    add_into(param_adjoints, theta_bar)
+            return lam, completed(params, param_adjoints)
+
+        return y_next, pullback
+
 
 @dataclass(frozen=True)
 class _StageMap:

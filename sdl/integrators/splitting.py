@@ -80,7 +80,7 @@ class SplittingMethod(Integrator):
                 q = torch.add(q, velocity(time, q, p), alpha=coeff * h)
         return q, p
 
-    def adjoint_step(self, func, t, h, y, adjoint, params):
+    def adjoint_record(self, func, t, h, y):
         """Each substep is adjoined in reverse order. For a kick p ← p + c h F(q):
         λ_q ← λ_q + c h J_F(q)ᵀ λ_p and θ̄ += c h (∂F/∂θ)ᵀ λ_p; for a drift q ← q + c h V(p):
         λ_p ← λ_p + c h J_V(p)ᵀ λ_q. The adjoint of a symplectic splitting is itself symplectic."""
@@ -99,17 +99,21 @@ class SplittingMethod(Integrator):
                     out = velocity(time, q, x)
                     q = torch.add(q, out.detach(), alpha=coeff * h)
                 records.append((kind, coeff, x, out))
-        lam_q, lam_p = adjoint
-        param_adjoints: list[Tensor | None] = [None] * len(params)
-        for kind, coeff, x, out in reversed(records):
-            source = lam_p if kind == "kick" else lam_q
-            x_bar, *theta_bar = vjp(out, (x, *params), source * (coeff * h))
-            if kind == "kick":
-                lam_q = lam_q + x_bar
-            else:
-                lam_p = lam_p + x_bar
-            add_into(param_adjoints, theta_bar)
-        return (lam_q, lam_p), completed(params, param_adjoints)
+
+        def pullback(adjoint, params):
+            lam_q, lam_p = adjoint
+            param_adjoints: list[Tensor | None] = [None] * len(params)
+            for kind, coeff, x, out in reversed(records):
+                source = lam_p if kind == "kick" else lam_q
+                x_bar, *theta_bar = vjp(out, (x, *params), source * (coeff * h))
+                if kind == "kick":
+                    lam_q = lam_q + x_bar
+                else:
+                    lam_p = lam_p + x_bar
+                add_into(param_adjoints, theta_bar)
+            return (lam_q, lam_p), completed(params, param_adjoints)
+
+        return (q, p), pullback
 
 
 def _halves(func: Callable) -> tuple[Callable, Callable]:
