@@ -12,6 +12,7 @@ import argparse
 import copy
 import csv
 import itertools
+import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -120,7 +121,7 @@ def _sweep_one(job: tuple[dict, str, str]) -> dict:
         run_dir = train_run(config, root, progress=False)
     except TrainingDiverged as error:
         return {"label": label, "run": "", "train_accuracy": float("nan"), "val_accuracy": float("nan"), "note": str(error)}
-    metrics = yaml.safe_load((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
         "label": label,
         "run": str(run_dir),

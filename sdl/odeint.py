@@ -124,8 +124,9 @@ def _check_first_call(func: Callable, y0, t: Tensor, is_pair: bool) -> None:
     mismatch instead of failing deep inside a stepper.
     """
     first = next(iter(_step_functions(func, len(t) - 1)))
+    y = tuple(y0) if is_pair else y0
     with torch.no_grad():
-        _Checked(first, y0)(t[0], tuple(y0) if is_pair else y0)
+        _check_output(first(t[0], y), y)
 
 
 def _step_functions(func: Callable, num_steps: int):
@@ -177,27 +178,20 @@ def _check_grid(t: Tensor, reference: Tensor) -> Tensor:
     return t
 
 
-class _Checked:
-    """Wraps func for the first step only: its output must match the state it was given."""
-
-    def __init__(self, func: Callable, y0) -> None:
-        self.func = func
-        self.is_pair = isinstance(y0, (tuple, list))
-
-    def __call__(self, t: Tensor, y):
-        out = self.func(t, y)
-        parts, outs = (y, out) if self.is_pair else ((y,), (out,))
-        if self.is_pair and not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(f"func must return a pair (dq/dt, dp/dt) for a pair state; got {type(out).__name__}")
-        for name, state, deriv in zip(("q", "p") if self.is_pair else ("y",), parts, outs):
-            if not isinstance(deriv, Tensor):
-                raise TypeError(f"func must return tensors; got {type(deriv).__name__} for {name}")
-            if deriv.shape != state.shape or deriv.dtype != state.dtype:
-                raise ValueError(
-                    f"func returned shape {tuple(deriv.shape)} and dtype {deriv.dtype} for state {name} of shape "
-                    f"{tuple(state.shape)} and dtype {state.dtype}; they must match"
-                )
-        return out
+def _check_output(out, y) -> None:
+    """func's output at a state must be a tensor (or pair) of the state's shapes and dtypes."""
+    is_pair = isinstance(y, tuple)
+    if is_pair and not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f"func must return a pair (dq/dt, dp/dt) for a pair state; got {type(out).__name__}")
+    parts, outs = (y, out) if is_pair else ((y,), (out,))
+    for name, state, deriv in zip(("q", "p") if is_pair else ("y",), parts, outs):
+        if not isinstance(deriv, Tensor):
+            raise TypeError(f"func must return tensors; got {type(deriv).__name__} for {name}")
+        if deriv.shape != state.shape or deriv.dtype != state.dtype:
+            raise ValueError(
+                f"func returned shape {tuple(deriv.shape)} and dtype {deriv.dtype} for state {name} of shape "
+                f"{tuple(state.shape)} and dtype {state.dtype}; they must match"
+            )
 
 
 class _FlatPair:
