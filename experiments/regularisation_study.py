@@ -1,7 +1,9 @@
 """The regularisation study of Owren's talk, and the other diagnostic figures, in one command.
 
 Trains the spiral2d transitions network (tanh ResNet field, 2 channels, 15 layers, h = 0.1,
-RK4) with smoothness weights λ ∈ {0, 0.1, 1.0} and writes, into a new folder:
+RK4, 5000 Adam steps) with smoothness weights λ ∈ {0, 0.1, 1.0} of R_h = h Σ‖θ^{k+1} - θ^k‖²
+(``configs/smoothness.yaml``: the "difference" form; the "derivative" form is 1/h² stronger and
+collapses this network at these λ) and writes, into a new folder:
 
   parameters.png          θ^k against k for each λ (irregular without the penalty)
   layer_stability.png     per layer: max Re λ(J) (blue) and the one-sided Lipschitz ν (red), per λ
@@ -50,7 +52,7 @@ def _train(args: tuple[float, int]) -> dict:
         "lambda": weight,
         "history": trainer.history,
         "theta": theta.numpy(),
-        "smoothness": parameter_smoothness(model.field, model.step_size).item(),
+        "smoothness": parameter_smoothness(model.field, model.step_size, config.train.smoothness_form).item(),
         "stats": stats,
         "state": model.state_dict(),
     }
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few iterations, for a smoke test")
     parser.add_argument("--out", default="runs", help="parent folder of the new output folder")
     args = parser.parse_args()
-    iterations = 40 if args.quick else 2000
+    iterations = 40 if args.quick else 5000
 
     out = new_run_dir(args.out, "regularisation-study")
     with ProcessPoolExecutor(max_workers=2) as pool:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .fields import Layered
 from .models.network import ODENet
-from .models.vector_fields import parameter_smoothness
+from .models.vector_fields import SMOOTHNESS_FORMS, parameter_smoothness
 
 __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "BacktrackingGD", "LOSSES", "OPTIMIZERS", "loss_value", "accuracy"]
 
@@ -30,7 +30,8 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. ``batch_size=None`` is full batch; ``smoothness`` is λ of R_h (0 = off)."""
+    """How to train. ``batch_size=None`` is full batch; ``smoothness`` is λ of R_h (0 = off) and
+    ``smoothness_form`` which R_h (see ``sdl.models.parameter_smoothness``)."""
 
     optimizer: str = "adam"
     lr: float = 0.05
@@ -38,10 +39,15 @@ class TrainConfig:
     batch_size: int | None = None
     loss: str = "squared"
     smoothness: float = 0.0
+    smoothness_form: str = "derivative"
     seed: int = 0
     log_every: int = 50
 
     def __post_init__(self) -> None:
+        if self.smoothness_form not in SMOOTHNESS_FORMS:
+            raise ValueError(
+                f"unknown smoothness_form {self.smoothness_form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
         if self.loss not in LOSSES:
@@ -141,7 +147,8 @@ class Trainer:
         loss = loss_value(self.config.loss, self.model(x), y)
         penalty = torch.zeros((), dtype=loss.dtype, device=loss.device)
         if self.config.smoothness > 0 and isinstance(self.model.field, Layered):
-            penalty = self.config.smoothness * parameter_smoothness(self.model.field, self.model.step_size)
+            roughness = parameter_smoothness(self.model.field, self.model.step_size, self.config.smoothness_form)
+            penalty = self.config.smoothness * roughness
         return loss + penalty, penalty
 
     def _batch(self) -> tuple[Tensor, Tensor]:

@@ -108,7 +108,10 @@ def test_smoothness_regulariser_against_hand_computation():
     h = 0.5
     # h Σ ‖Δθ/h‖²: Δθ¹ = (A: 1, 2; b: 0) → 5, Δθ² = (A: 0; b: 3) → 9
     assert parameter_smoothness(field, h).item() == pytest.approx((5 + 9) / h, abs=1e-14)
+    assert parameter_smoothness(field, h, form="difference").item() == pytest.approx((5 + 9) * h, abs=1e-14)
     assert parameter_smoothness(ResNetField(2), h).item() == 0.0
+    with pytest.raises(ValueError, match="unknown smoothness form 'l1'; valid choices: derivative, difference"):
+        parameter_smoothness(field, h, form="l1")
 
 
 @pytest.mark.parametrize("num_classes, shape", [(2, (10,)), (4, (10, 4))])

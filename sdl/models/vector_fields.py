@@ -246,12 +246,22 @@ class _SeparableLayer(_Layer, Separable):
         return self.field._force(self.params, q)
 
 
-def parameter_smoothness(field: Layered, h: float) -> Tensor:
-    """R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖², summed over every per-layer parameter of ``field``.
+SMOOTHNESS_FORMS = ("derivative", "difference")
 
-    The discretisation of ∫‖θ'(t)‖² dt (Benning et al. 2019); multiply by λ for the penalty.
-    Zero for shared parameters.
+
+def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> Tensor:
+    """The roughness of θ(t) over the layers, summed over every per-layer parameter of ``field``.
+
+    form="derivative":  R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖²  (the discretisation of ∫‖θ'(t)‖² dt,
+                        Benning et al. 2019; it grows like 1/h for rough θ)
+    form="difference":  R_h(θ) = h Σ_k ‖θ^{k+1} - θ^k‖²       (the same without the 1/h², as some
+                        reference codes write it: 1/h² times weaker)
+
+    Multiply by λ for the penalty. Zero for shared parameters.
     """
+    if form not in SMOOTHNESS_FORMS:
+        raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
     if field.num_layers is None:
         return torch.zeros((), device=next(field.parameters()).device)
-    return sum(p.diff(dim=0).square().sum() for p in field.parameters()) / h
+    squares = sum(p.diff(dim=0).square().sum() for p in field.parameters())
+    return squares / h if form == "derivative" else squares * h
