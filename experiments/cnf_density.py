@@ -4,7 +4,7 @@ For each density, two CNFs with the same HollowNet field, solver and budget are 
 likelihood on fresh samples each iteration: one with the exact divergence (ExactDivergence, one
 backward pass) and one with Hutchinson's one-probe estimate (HutchinsonDivergence). Both are then
 evaluated the same way: test NLL (nats, held-out samples) with the exact divergence, and their
-densities on a grid. Writes into a new folder each run (default runs/cnf_density/<time>/):
+densities on a grid. Writes into a new folder each run (default runs/cnf_density/cnf-density-<time>/):
 results.md (NLL table, the command, the settings), results.json, density.png.
 
     PYTHONPATH=. python experiments/cnf_density.py            # all four densities, a few minutes
@@ -18,7 +18,6 @@ import json
 import math
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +30,7 @@ from sdl.models.cnf import CNF, ExactDivergence, HutchinsonDivergence  # noqa: E
 from sdl.models.hollow import HollowNet  # noqa: E402
 
 from sdl.data.densities import sample_density  # noqa: E402
+from sdl.experiment import new_run_dir  # noqa: E402
 
 DENSITIES = ("two_moons", "eight_gaussians", "checkerboard", "rings")
 ESTIMATORS = {"exact": ExactDivergence(), "hutchinson": HutchinsonDivergence()}
@@ -58,18 +58,6 @@ def _parse() -> argparse.Namespace:
     if args.quick:
         args.densities, args.iterations, args.test_size, args.grid = args.densities[:2], 30, 1000, 40
     return args
-
-
-def _new_folder(parent: Path, quick: bool) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if quick else "")
-    for suffix in ("", *(f"-{i}" for i in range(1, 100))):
-        folder = parent / (stamp + suffix)
-        try:
-            folder.mkdir(parents=True, exist_ok=False)
-            return folder
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run folder under {parent}")
 
 
 def _flow(args, estimator) -> CNF:
@@ -105,7 +93,7 @@ def _grid_density(cnf: CNF, n: int) -> torch.Tensor:
 def main() -> None:
     args = _parse()
     torch.set_num_threads(args.threads)
-    folder = _new_folder(args.out, args.quick)
+    folder = new_run_dir(args.out, "cnf-density-quick" if args.quick else "cnf-density")
     results, images = [], {}
     for index, density in enumerate(args.densities):
         test = sample_density(density, args.test_size, seed=10_000 + args.seed)

@@ -25,7 +25,6 @@ import argparse
 import math
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -36,6 +35,7 @@ import torch  # noqa: E402
 from nflows.transforms.lu import LULinear  # noqa: E402
 
 from sdl.data import density_names, sample_density  # noqa: E402
+from sdl.experiment import new_run_dir  # noqa: E402
 from sdl.models.flows import FlowSequence, NormalizingFlow, Permutation, realnvp  # noqa: E402
 from sdl.models.p4inv import P4InvScheduler, logdet_band_penalty  # noqa: E402
 
@@ -91,18 +91,6 @@ def density_grid(flow: NormalizingFlow, resolution: int) -> torch.Tensor:
     return flow.log_prob(points).exp().reshape(resolution, resolution)
 
 
-def new_output_folder(root: Path) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1000):
-        folder = root / (stamp if attempt == 0 else f"{stamp}-{attempt}")
-        try:
-            folder.mkdir(parents=True, exist_ok=False)
-            return folder
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new output folder under {root}")
-
-
 def plot(results: dict, data: dict, resolution: int, path: Path) -> None:
     densities = list(data)
     fig, axes = plt.subplots(len(densities), 1 + len(VARIANTS), figsize=(3.2 * (1 + len(VARIANTS)), 3.2 * len(densities)))
@@ -146,7 +134,7 @@ def main() -> None:
     if args.quick:
         args.steps, args.couplings, args.hidden, args.test_points, args.resolution = 100, 2, 16, 2000, 60
     torch.set_num_threads(args.threads)
-    folder = new_output_folder(args.out_root)
+    folder = new_run_dir(args.out_root, "flows-density-quick" if args.quick else "flows-density")
 
     results, data = {}, {}
     for d_index, density in enumerate(args.densities):

@@ -16,15 +16,6 @@ from sdl.models.flows import (
 from sdl.models.p4inv import P4InvLinear, P4InvScheduler
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny networks: with 2 threads on a busy machine the thread pool costs far more than it gives.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _randomize(module: nn.Module, seed: int = 0) -> nn.Module:
     """Random parameters everywhere (zero-initialised layers would make tests vacuous)."""
     g = torch.Generator().manual_seed(seed)

@@ -6,15 +6,6 @@ import torch
 from sdl.models.p4inv import MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny matrices: with 2 threads on a busy machine the thread pool costs far more than it gives.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def EYE64(n):
     return torch.eye(n, dtype=torch.float64)
 
