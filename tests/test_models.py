@@ -155,7 +155,7 @@ def test_swapping_the_integrator_is_one_word():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(method="verlet"), "needs a HamiltonianField"),
+        (dict(method="verlet"), "needs a field on pairs such as HamiltonianField; got ResNetField"),
         (dict(lift="spline"), "unknown lift 'spline'; valid choices: pad, linear"),
         (dict(num_steps=4), "the field has 3 layers but num_steps=4"),
         (dict(num_classes=1), "num_classes must be at least 2"),

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..fields import Layered
+from ..fields import Layered, Separable
 from ..integrators import Integrator, get
 from ..odeint import odeint
-from .vector_fields import HamiltonianField
 
 __all__ = ["ODENet", "LIFTS"]
 
@@ -25,8 +24,8 @@ class ODENet(nn.Module):
         z^{k+1} = Φ_h(z^k; θ^k), h = T/K    one integrator step per layer
         logits = z^K wᵀ + μ                 (N,) for 2 classes (logistic head), (N, C) for C > 2 (softmax)
 
-    For a ``HamiltonianField`` the state is the pair (q, p) with q^0 = lift(x) and p^0 = 0 or a
-    learned linear map of x (``momentum``); the head reads q^K.
+    For a field on pairs (``sdl.Separable``, e.g. ``HamiltonianField``) the state is (q, p) with
+    q^0 = lift(x) and p^0 = 0 or a learned linear map of x (``momentum``); the head reads q^K.
 
     Args:
         field: the vector field module, with attribute ``dim``; a ``Layered`` field's
@@ -56,7 +55,7 @@ class ODENet(nn.Module):
         super().__init__()
         self.field = field
         self.dim = field.dim
-        self.hamiltonian = isinstance(field, HamiltonianField)
+        self.hamiltonian = isinstance(field, Separable)  # a field on pairs (q, p)
         layers = field.num_layers if isinstance(field, Layered) else None
         self._layers = layers
         num_steps = layers if num_steps is None else num_steps
@@ -70,7 +69,7 @@ class ODENet(nn.Module):
         self.integrator = method if isinstance(method, Integrator) else get(method, **method_options)
         if self.integrator.partitioned and not self.hamiltonian:
             raise ValueError(
-                f"{method!r} is a splitting method for (q, p) states and needs a HamiltonianField; "
+                f"{method!r} is a splitting method for (q, p) states and needs a field on pairs such as HamiltonianField; "
                 f"got {type(field).__name__}"
             )
         self.gradient = gradient
