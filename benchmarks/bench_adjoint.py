@@ -191,7 +191,7 @@ def main() -> None:
         print("\n".join(gradient_errors(scale)))
 
     reversal_steps = 30 if args.quick else 1000
-    print(f"\n## Backward-stepping recovery (leapfrog, Hamiltonian field d = 16, N = 256): gradient error vs autograd\n")
+    print("\n## Backward-stepping recovery (leapfrog, Hamiltonian field d = 16, N = 256): gradient error vs autograd\n")
     print("| dtype | K | relative max error |")
     print("|---|---:|---:|")
     print("\n".join(reversal_errors(reversal_steps)))

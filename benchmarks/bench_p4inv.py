@@ -152,7 +152,7 @@ def _errors(layer: P4InvLinear) -> tuple[float, float, bool]:
 
 
 def bench_state_precision(num_merges: int, num_steps: int) -> None:
-    print(f"\n## Tracked-state precision: float32 vs float64 state (compute dtype float32)\n")
+    print("\n## Tracked-state precision: float32 vs float64 state (compute dtype float32)\n")
     print(f"(a) random walk of {num_merges} merges, u ~ N(0, 0.3²/n), refinement (order 2) every 50 or never")
     print("\n| n | state | refine | max abs(A A⁻¹ - I) | log-det error | sign right | skipped merges | cond(A) |")
     print("|---|---|---|---|---|---|---|---|")

@@ -8,7 +8,7 @@ jumping by ∂L/∂z(t_k) at every output time. How the costate equation is disc
 how the gradient relates to the gradient of the discrete forward map (DTO, autograd):
 
 - ``Adjoint()``, the default: the symplectic partner of the forward method (Hager 2000,
-  Sanz-Serna 2016), derived from the method itself (``Integrator.adjoint_step``). Forward and
+  Sanz-Serna 2016), derived from the method itself (``Integrator.adjoint_record``). Forward and
   adjoint together form a symplectic partitioned method, so the gradient *equals* the DTO
   gradient to round-off (to the stage-solver tolerance for implicit methods).
 - ``Adjoint(method="rk4")`` (any registered explicit Runge–Kutta method): the continuous adjoint
@@ -34,7 +34,6 @@ from torch import Tensor, nn
 
 from .fields import Layered
 from .integrators import ExplicitRungeKutta, Integrator, get, names
-from .integrators.base import vjp
 
 __all__ = ["Adjoint", "RECOVERIES"]
 

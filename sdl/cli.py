@@ -138,19 +138,18 @@ def _sweep(args) -> int:
     base = load_config(args.config, args.set)
     base_raw = apply_overrides(base.to_dict(), args.set)
     combos = _grid(args.grid)
-    jobs = []
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
+    runs = []
     for combo in combos:
         raw = copy.deepcopy(base_raw)
         for key, value in combo.items():
             set_key(raw, key, value)
-        label = ", ".join(f"{k}={v}" for k, v in combo.items())
         config = config_from_dict(raw)  # validate every combination before training any
         raw["name"] = f"{config.name}-" + "-".join(str(v) for v in combo.values())
-        jobs.append((raw, None, label))
+        runs.append((raw, ", ".join(f"{k}={v}" for k, v in combo.items())))
     out = new_run_dir(args.runs, f"sweep-{base.name}")
-    jobs = [(raw, str(out), label) for raw, _, label in jobs]
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
+    jobs = [(raw, str(out), label) for raw, label in runs]
     if args.jobs == 1:
         results = [_sweep_one(job) for job in jobs]
     else:

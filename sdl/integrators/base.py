@@ -19,9 +19,9 @@ class ConvergenceError(RuntimeError):
     """An implicit stage solver did not reach its tolerance."""
 
 
-def vjp(output: Tensor, inputs: tuple[Tensor, ...], cotangent: Tensor, retain_graph: bool = False) -> list[Tensor]:
+def vjp(output: Tensor, inputs: tuple[Tensor, ...], cotangent: Tensor) -> list[Tensor]:
     """Σ cotangent · ∂output/∂input for each input; zeros for inputs the output does not use."""
-    grads = torch.autograd.grad(output, inputs, cotangent, allow_unused=True, retain_graph=retain_graph)
+    grads = torch.autograd.grad(output, inputs, cotangent, allow_unused=True)
     return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
 
 
@@ -63,9 +63,3 @@ class Integrator(ABC):
         It is the symplectic partner of the method applied to the costate equation, so it
         equals reverse-mode differentiation of the step.
         """
-
-    def adjoint_step(
-        self, func: Callable, t: Tensor, h: float, y: State, adjoint: State, params: tuple[Tensor, ...]
-    ) -> tuple[State, tuple[Tensor, ...]]:
-        """(λ_n, parameter adjoints) of one step: ``adjoint_record`` and its pullback at once."""
-        return self.adjoint_record(func, t, h, y)[1](adjoint, params)

@@ -41,12 +41,27 @@ class ExplicitRungeKutta(Integrator):
         return self.tableau.order
 
     def step(self, func: Callable, t: Tensor, h: float, y: Tensor) -> Tensor:
-        k: list[Tensor] = []
+        _, _, k = self._stages(func, t, h, y, leaf_inputs=False)
+        return self._combine(h, y, k)
+
+    def _stages(self, func: Callable, t: Tensor, h: float, y: Tensor, leaf_inputs: bool):
+        """(Y_i, f(Y_i), k_i) for every stage. With ``leaf_inputs`` each Y_i is a fresh leaf, so
+        f(Y_i) carries one small graph per stage and k_i = f(Y_i) detached builds the next Y."""
+        inputs, outputs, k = [], [], []
         for c_i, terms in zip(self.tableau.c, self._stage_terms):
             y_i = y
             for j, a_ij in terms:
                 y_i = torch.add(y_i, k[j], alpha=h * a_ij)
-            k.append(func(t + c_i * h if c_i else t, y_i))
+            if leaf_inputs:
+                y_i = y_i.detach().requires_grad_()
+            out = func(t + c_i * h if c_i else t, y_i)
+            inputs.append(y_i)
+            outputs.append(out)
+            k.append(out.detach() if leaf_inputs else out)
+        return inputs, outputs, k
+
+    def _combine(self, h: float, y: Tensor, k: list[Tensor]) -> Tensor:
+        """y + h Σ_i b_i k_i over the nonzero weights."""
         out = y
         for i, b_i in self._weight_terms:
             out = torch.add(out, k[i], alpha=h * b_i)
@@ -61,20 +76,9 @@ class ExplicitRungeKutta(Integrator):
         With ā_ij = b_j - b_j a_ji / b_i this is the partner RK method on dλ/dt = -Jᵀλ
         (Sanz-Serna 2016). The record keeps one small graph per stage.
         """
-        stage_inputs, stage_outputs, k = [], [], []
         with torch.enable_grad():
-            for c_i, terms in zip(self.tableau.c, self._stage_terms):
-                y_i = y
-                for j, a_ij in terms:
-                    y_i = torch.add(y_i, k[j], alpha=h * a_ij)
-                z_i = y_i.detach().requires_grad_()
-                out = func(t + c_i * h if c_i else t, z_i)
-                stage_inputs.append(z_i)
-                stage_outputs.append(out)
-                k.append(out.detach())
-        y_next = y
-        for i, b_i in self._weight_terms:
-            y_next = torch.add(y_next, k[i], alpha=h * b_i)
+            stage_inputs, stage_outputs, k = self._stages(func, t, h, y, leaf_inputs=True)
+        y_next = self._combine(h, y, k)
         a, b = self.tableau.a, self.tableau.b
 
         def pullback(adjoint, params):
