@@ -1,7 +1,8 @@
 """Training by discretise-then-optimise: losses, the smoothness penalty, optimizers, a resumable loop.
 
 Objective (Benning et al. 2019):  E(θ) = (1/N) Σ_n L(η(z_n^K), y_n) + λ R_h(θ),
-R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖².
+R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖².  Optional decoupled weight decay w shrinks every parameter
+before each step, θ ← (1 - α w) θ - α · (the optimizer's step), α the learning rate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "BacktrackingGD", "LOSS
 
 LOSSES = ("squared", "cross_entropy")
 OPTIMIZERS = ("adam", "sgd", "lbfgs", "gd")
+_DECAYING_OPTIMIZERS = ("adam", "sgd")  # the line-search optimizers have no fixed step α to scale w by
 
 
 class TrainingDiverged(RuntimeError):
@@ -31,7 +33,9 @@ class TrainingDiverged(RuntimeError):
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. ``batch_size=None`` is full batch; ``smoothness`` is λ of R_h (0 = off) and
-    ``smoothness_form`` which R_h (see ``sdl.models.parameter_smoothness``)."""
+    ``smoothness_form`` which R_h (see ``sdl.models.parameter_smoothness``); ``weight_decay`` is w
+    of the decoupled decay θ ← (1 - lr·w) θ before each step, for "adam" (then AdamW) and "sgd"
+    only; 0 = off."""
 
     optimizer: str = "adam"
     lr: float = 0.05
@@ -40,6 +44,7 @@ class TrainConfig:
     loss: str = "squared"
     smoothness: float = 0.0
     smoothness_form: str = "derivative"
+    weight_decay: float = 0.0
     seed: int = 0
     log_every: int = 50
 
@@ -52,13 +57,18 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid choices: {', '.join(LOSSES)}")
-        for name in ("lr", "smoothness"):
+        for name in ("lr", "smoothness", "weight_decay"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0) or (name == "lr" and value == 0):
                 raise ValueError(f"{name} must be a finite number {'> 0' if name == 'lr' else '≥ 0'}, got {value!r}")
         for name in ("iterations", "log_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if self.weight_decay > 0 and self.optimizer not in _DECAYING_OPTIMIZERS:
+            raise ValueError(
+                f"weight_decay={self.weight_decay!r} needs optimizer {' or '.join(_DECAYING_OPTIMIZERS)}, "
+                f"got {self.optimizer!r}"
+            )
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None (full batch), got {self.batch_size!r}")
 
@@ -118,11 +128,12 @@ class BacktrackingGD(torch.optim.Optimizer):
         return loss
 
 
-def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
+        # for plain SGD, adding w θ to the gradient is exactly the decoupled decay
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name == "lbfgs":
         return torch.optim.LBFGS(params, lr=lr, line_search_fn="strong_wolfe")
     return BacktrackingGD(params, lr=lr)
@@ -137,7 +148,7 @@ class Trainer:
 
     def __init__(self, model: ODENet, data, config: TrainConfig) -> None:
         self.model, self.data, self.config = model, data, config
-        self.optimizer = _optimizer(config.optimizer, model.parameters(), config.lr)
+        self.optimizer = _optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.iteration = 0
         self.history: dict[str, list[float]] = {k: [] for k in ("iteration", "loss", "regularizer", "train_accuracy", "val_accuracy")}

@@ -21,6 +21,7 @@ SCRIPTS = [
     ("experiments/regularisation_study.py", ["--out", "{tmp}"]),
     ("experiments/flows_density.py", ["--out-root", "{tmp}"]),
     ("experiments/cnf_density.py", ["--out", "{tmp}"]),
+    ("experiments/noise_floor.py", ["--out", "{tmp}"]),
 ]
 
 

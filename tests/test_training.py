@@ -59,6 +59,21 @@ def test_smoothness_penalty_makes_parameters_smoother():
     assert parameter_smoothness(smooth.model.field, h) < 0.5 * parameter_smoothness(rough.model.field, h)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weight_decay_is_decoupled(optimizer):
+    """One step with decay w differs from the same step without it by exactly -lr·w·θ₀."""
+    data = make_dataset("donut2d", n=50, seed=0, dtype=torch.float64)
+    lr, decay = 0.05, 0.3
+    start = {k: v.clone() for k, v in _net(layers=3).double().state_dict().items()}
+    plain = Trainer(_net(layers=3).double(), data, TrainConfig(optimizer=optimizer, lr=lr, iterations=1))
+    decayed = Trainer(_net(layers=3).double(), data, TrainConfig(optimizer=optimizer, lr=lr, iterations=1, weight_decay=decay))
+    plain.step()
+    decayed.step()
+    for name, theta0 in start.items():
+        difference = decayed.model.state_dict()[name] - plain.model.state_dict()[name]
+        torch.testing.assert_close(difference, -lr * decay * theta0, rtol=0, atol=1e-15)
+
+
 def test_nan_loss_stops_training_with_a_clear_message():
     data = make_dataset("spiral2d", n=50, seed=0)
     trainer = Trainer(_net(layers=3), data, TrainConfig(iterations=5))
@@ -83,6 +98,8 @@ def test_squared_loss_matches_benning_definition():
         (dict(loss="hinge"), "unknown loss 'hinge'; valid choices: squared, cross_entropy"),
         (dict(lr=0.0), "lr must be a finite number > 0"),
         (dict(smoothness=-1.0), "smoothness must be a finite number ≥ 0"),
+        (dict(weight_decay=float("nan")), "weight_decay must be a finite number ≥ 0"),
+        (dict(optimizer="lbfgs", weight_decay=0.1), "weight_decay=0.1 needs optimizer adam or sgd, got 'lbfgs'"),
         (dict(iterations=0), "iterations must be a positive int"),
         (dict(batch_size=0), "batch_size must be a positive int or None"),
     ],
