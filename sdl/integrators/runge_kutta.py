@@ -183,7 +183,9 @@ class JacobiNewtonSolver:
     one backward pass, independent of the state size, and no linear algebra beyond s×s. It converges
     for stiffness on the diagonal of ∂f/∂y, where fixed-point iteration fails, at a linear rate set by
     the off-diagonal (hollow) part. Gradients follow the iterations with M held fixed, so they
-    converge to the exact derivative of the implicit step with the iteration.
+    converge to the exact derivative of the implicit step with the iteration. The adjoint stage
+    system (``gradient="otd"``) is linear with the transposed blocks, B̄_m[i, j] = h a_ji [D_dim f(Y_j)]_m,
+    and is solved by the same update (a block-Jacobi iteration).
     """
 
     tol: float | None = None
@@ -191,10 +193,10 @@ class JacobiNewtonSolver:
 
     def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
         tol = _tolerance(self.tol, k0)
-        if not isinstance(g, _StageMap):
+        if not isinstance(g, _StageSystem):
             raise TypeError(
-                f"JacobiNewtonSolver solves the stage equations of ImplicitRungeKutta (forward steps only; "
-                f"gradient='otd' with implicit methods needs the fixed_point or newton solver); got a {type(g).__name__}"
+                f"JacobiNewtonSolver solves the stage equations of ImplicitRungeKutta and their adjoints; "
+                f"got a {type(g).__name__}"
             )
         k = k0
         for _ in range(self.max_iter):
@@ -275,13 +277,8 @@ class ImplicitRungeKutta(Integrator):
         a, times = stage_map.a, stage_map.times
 
         def pullback(adjoint, params):
-            transposed = [torch.func.vjp(lambda z, t_i=t_i: func(t_i, z), z_i)[1] for t_i, z_i in zip(times, stages)]
             weighted_adjoint = h * b.view(-1, *[1] * y.ndim) * adjoint
-
-            def adjoint_map(k_bar: Tensor) -> Tensor:
-                pulled = torch.stack([vjp_i(k_i)[0] for vjp_i, k_i in zip(transposed, k_bar)])
-                return weighted_adjoint + h * torch.tensordot(a.T, pulled, dims=1)
-
+            adjoint_map = _AdjointStageMap(func, times, stages, h, a, weighted_adjoint)
             k_bar = self.solver.solve(adjoint_map, weighted_adjoint)
             lam = adjoint
             param_adjoints: list[Tensor | None] = [None] * len(params)
@@ -296,13 +293,30 @@ class ImplicitRungeKutta(Integrator):
         return y_next, pullback
 
 
-@dataclass(frozen=True)
-class _StageMap:
-    """G(K)_i = f(t_i, Y_i),  Y_i = y + h Σ_j a_ij K_j;  K, G(K): (s, *y.shape).
+def _dimwise_diagonals(func: Callable, times, states: Tensor) -> tuple[Tensor, Tensor]:
+    """(f(t_i, Y_i) stacked, D_dim f(t_i, Y_i) stacked and detached), both (s, *y.shape)."""
+    if not isinstance(func, DimwiseDifferentiable):
+        raise TypeError(
+            f"Jacobi–Newton needs a field that is sdl.fields.DimwiseDifferentiable (such as a HollowNet); "
+            f"got {type(func).__name__}"
+        )
+    pairs = [func.value_and_jacobian_diagonal(t_i, y_i) for t_i, y_i in zip(times, states)]
+    return torch.stack([v for v, _ in pairs]), torch.stack([d for _, d in pairs]).detach()
 
-    Any stage solver calls it; ``value_and_dimwise_blocks`` also gives what Jacobi–Newton
-    needs when f is ``DimwiseDifferentiable``.
-    """
+
+class _StageSystem:
+    """The fixed-point form K = G(K) of a set of coupled stage equations. Any stage solver calls it;
+    ``value_and_dimwise_blocks`` also gives what Jacobi–Newton needs when f is ``DimwiseDifferentiable``:
+    G(K) and, for every state component m, the s×s block of ∂G/∂K that couples component m of
+    all stages to itself, shaped (*y.shape, s, s) and without a graph."""
+
+    def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _StageMap(_StageSystem):
+    """G(K)_i = f(t_i, Y_i),  Y_i = y + h Σ_j a_ij K_j;  K, G(K): (s, *y.shape)."""
 
     func: Callable
     times: tuple[Tensor, ...]
@@ -318,18 +332,30 @@ class _StageMap:
         return torch.stack([self.func(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))])
 
     def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
-        """G(K) and, for every state component m, the s×s block of ∂G/∂K that couples component m
-        of all stages to itself: B[..., i, j] = ∂G_{i,m}/∂K_{j,m} = h a_ij [D_dim f(t_i, Y_i)]_m.
+        """B[..., i, j] = ∂G_{i,m}/∂K_{j,m} = h a_ij [D_dim f(t_i, Y_i)]_m: row i scaled by D(Y_i)."""
+        value, diagonal = _dimwise_diagonals(self.func, self.times, self.stage_states(k))
+        return value, self.h * self.a * diagonal.movedim(0, -1).unsqueeze(-1)
 
-        Returns (G(K): (s, *y.shape), B: (*y.shape, s, s)); B carries no graph.
-        """
-        if not isinstance(self.func, DimwiseDifferentiable):
-            raise TypeError(
-                f"Jacobi–Newton needs a field that is sdl.fields.DimwiseDifferentiable (such as a HollowNet); "
-                f"got {type(self.func).__name__}"
-            )
-        pairs = [self.func.value_and_jacobian_diagonal(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))]
-        value = torch.stack([v for v, _ in pairs])
-        diagonal = torch.stack([d for _, d in pairs]).detach()  # (s, *y.shape)
-        blocks = self.h * self.a * diagonal.movedim(0, -1).unsqueeze(-1)  # row i scaled by D(Y_i)
-        return value, blocks
+
+class _AdjointStageMap(_StageSystem):
+    """The adjoint stage equations of ``ImplicitRungeKutta.adjoint_record``, with the stages Z fixed:
+
+        G(K̄)_i = W_i + h Σ_j a_ji J(t_j, Z_j)ᵀ K̄_j,   W_i = h b_i λ_{n+1};   K̄, W: (s, *y.shape).
+
+    Linear in K̄; its blocks are the forward ones transposed, B[..., i, j] = h a_ji [D_dim f(t_j, Z_j)]_m.
+    """
+
+    def __init__(self, func: Callable, times, stages: Tensor, h: float, a: Tensor, weighted_adjoint: Tensor) -> None:
+        self.func, self.times, self.stages, self.h, self.a, self.offset = func, times, stages, h, a, weighted_adjoint
+        self._transposed = [torch.func.vjp(lambda z, t_i=t_i: func(t_i, z), z_i)[1] for t_i, z_i in zip(times, stages)]
+        self._blocks: Tensor | None = None
+
+    def __call__(self, k_bar: Tensor) -> Tensor:
+        pulled = torch.stack([vjp_i(k_i)[0] for vjp_i, k_i in zip(self._transposed, k_bar)])
+        return self.offset + self.h * torch.tensordot(self.a.T, pulled, dims=1)
+
+    def value_and_dimwise_blocks(self, k_bar: Tensor) -> tuple[Tensor, Tensor]:
+        if self._blocks is None:  # the stages are fixed, so the blocks are too
+            _, diagonal = _dimwise_diagonals(self.func, self.times, self.stages)
+            self._blocks = self.h * self.a.T * diagonal.movedim(0, -1).unsqueeze(-2)
+        return self(k_bar), self._blocks
