@@ -171,3 +171,12 @@ def test_network_rejects_bad_arguments(kwargs, message):
 def test_pad_lift_needs_enough_width():
     with pytest.raises(ValueError, match=r"lift='pad' needs the field's dim \(1\) ≥ in_dim \(2\)"):
         ODENet(ResNetField(1, num_layers=3))
+
+
+@pytest.mark.parametrize("lift", ["pad", "linear"])
+def test_input_with_the_wrong_number_of_features_is_rejected(lift):
+    """Zero padding would otherwise truncate a 5-feature input to the width 4 without a word."""
+    model = ODENet(ResNetField(4, num_layers=3), lift=lift)
+    assert model(torch.randn(6, 2)).shape == (6,)
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, 2\) \(in_dim=2\), got \(6, 5\)"):
+        model(torch.randn(6, 5))

@@ -95,7 +95,9 @@ class ODENet(nn.Module):
         return self.t_final / self.num_steps
 
     def lift(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        """z^0 (N, dim), or (q^0, p^0) for a Hamiltonian field."""
+        """z^0 (N, dim), or (q^0, p^0) for a Hamiltonian field; x: (N, in_dim)."""
+        if x.ndim != 2 or x.shape[-1] != self.in_dim:
+            raise ValueError(f"expected input of shape (N, {self.in_dim}) (in_dim={self.in_dim}), got {tuple(x.shape)}")
         if self.lift_map is not None:
             z = self.lift_map(x)
         else:
