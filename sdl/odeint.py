@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -16,6 +17,7 @@ __all__ = ["odeint"]
 
 GRADIENTS = ("dto", "otd")
 OUTPUTS = ("all", "last")
+SOLVER_OPTIONS = tuple(inspect.signature(get).parameters)[1:]  # solver, tol, max_iter: get()'s keywords
 
 
 def odeint(
@@ -62,7 +64,7 @@ def odeint(
         (T, *y0.shape), or a pair of such tensors for a pair state; with "last", y(t[-1]).
         dtype and device follow ``y0``.
     """
-    integrator = method if isinstance(method, Integrator) else get(method, **options)
+    integrator = _integrator(method, options)
     adjoint = _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_params)
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}; valid choices: {', '.join(OUTPUTS)}")
@@ -90,6 +92,23 @@ def odeint(
     return flat.unjoin(ys) if flat is not None else ys
 
 
+def _integrator(method: str | Integrator, options: dict) -> Integrator:
+    unknown = sorted(set(options) - set(SOLVER_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"odeint got unexpected keyword argument(s) {', '.join(unknown)}; its extra options are the stage-solver "
+            f"settings {', '.join(SOLVER_OPTIONS)}"
+        )
+    if not isinstance(method, Integrator):
+        return get(method, **options)
+    if options:
+        raise TypeError(
+            f"{', '.join(options)} configure a method given by name; got an {type(method).__name__} instance, "
+            f"which carries its own solver"
+        )
+    return method
+
+
 def _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_params) -> Adjoint | None:
     if isinstance(gradient, Adjoint):
         return gradient
@@ -100,7 +119,7 @@ def _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_param
     if gradient == "dto":
         if given or adjoint_params is not None:
             names = ", ".join(list(given) + (["adjoint_params"] if adjoint_params is not None else []))
-            raise ValueError(f"{names} only apply to gradient='otd'; got gradient='dto'")
+            raise ValueError(f"{names}: used only with gradient='otd'; got gradient='dto'")
         return None
     return Adjoint(**given)
 

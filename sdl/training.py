@@ -147,6 +147,12 @@ class Trainer:
     """
 
     def __init__(self, model: ODENet, data, config: TrainConfig) -> None:
+        parameter = next(model.parameters())
+        if (data.x_train.dtype, data.x_train.device) != (parameter.dtype, parameter.device):
+            raise ValueError(
+                f"the data are {data.x_train.dtype} on {data.x_train.device} but the model's parameters are "
+                f"{parameter.dtype} on {parameter.device}; make_dataset(..., dtype=, device=) or model.to() them alike"
+            )
         self.model, self.data, self.config = model, data, config
         self.optimizer = _optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
         self.generator = torch.Generator().manual_seed(config.seed)

@@ -172,3 +172,13 @@ def test_partitioned_method_needs_a_pair_state():
 def test_integer_state_is_rejected():
     with pytest.raises(TypeError, match="floating dtype"):
         sdl.odeint(lambda t, y: y, torch.ones(2, dtype=torch.long), torch.linspace(0, 1, 3))
+
+
+def test_unknown_or_misplaced_options_are_rejected():
+    decay = lambda t, y: -y  # noqa: E731
+    y0, t = torch.ones(2), torch.linspace(0, 1, 3)
+    with pytest.raises(TypeError, match="unexpected keyword argument.s. rtol; its extra options are the stage-solver settings solver, tol, max_iter"):
+        sdl.odeint(decay, y0, t, rtol=1e-3)
+    with pytest.raises(TypeError, match="tol configure a method given by name; got an ImplicitRungeKutta instance"):
+        sdl.odeint(decay, y0, t, method=get("backward_euler"), tol=1e-8)
+    assert sdl.odeint(decay, y0, t, method="backward_euler", solver="newton", tol=1e-6).shape == (3, 2)

@@ -83,6 +83,12 @@ def test_nan_loss_stops_training_with_a_clear_message():
         trainer.run(progress=False)
 
 
+def test_data_and_model_of_different_dtypes_are_rejected():
+    data = make_dataset("spiral2d", n=20, seed=0)
+    with pytest.raises(ValueError, match="the data are torch.float32 on cpu but the model's parameters are torch.float64 on cpu"):
+        Trainer(_net(layers=3).double(), data, TrainConfig(iterations=1))
+
+
 def test_squared_loss_matches_benning_definition():
     logits = torch.tensor([0.0, 2.0, -1.0], dtype=torch.float64)
     labels = torch.tensor([1, 1, 0])
