@@ -131,6 +131,27 @@ def test_hamiltonian_network_with_splitting_method():
     assert net(torch.randn(7, 2)).shape == (7,)
 
 
+def test_forward_reads_only_the_last_state_and_adjoint_training_equals_autograd(monkeypatch):
+    """forward asks odeint for z^K alone, so an adjoint with reverse recovery keeps O(1) states;
+    logits equal those from the full trajectory, and the OTD gradient equals the DTO one."""
+    import sdl.models.network as network
+
+    requested = []
+    real_odeint = network.odeint
+    monkeypatch.setattr(network, "odeint", lambda *a, **k: requested.append(k["output"]) or real_odeint(*a, **k))
+    x, y = torch.randn(9, 2, dtype=F64), torch.randint(0, 2, (9,))
+    grads = []
+    for gradient in ("dto", sdl.Adjoint(recovery="reverse")):
+        torch.manual_seed(0)
+        net = ODENet(HamiltonianField(3, num_layers=4), method="leapfrog", momentum="linear", gradient=gradient).double()
+        logits = net(x)
+        assert requested[-1] == "last"
+        torch.testing.assert_close(logits, net.classify(net.trajectory(x)[0][-1]), rtol=0, atol=1e-14)
+        grads.append(torch.autograd.grad(torch.nn.functional.binary_cross_entropy_with_logits(logits, y.double()), list(net.parameters())))
+    for g_dto, g_otd in zip(*grads):
+        torch.testing.assert_close(g_otd, g_dto, rtol=1e-12, atol=1e-14)
+
+
 def test_changing_layer_k_changes_only_states_after_it():
     torch.manual_seed(1)
     net = ODENet(ResNetField(3, num_layers=6), method="kutta3").double()

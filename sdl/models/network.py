@@ -109,8 +109,11 @@ class ODENet(nn.Module):
 
     def trajectory(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """The states at every layer: (K+1, N, dim), or a pair of them (q, p)."""
+        return self._integrate(x, output="all")
+
+    def _integrate(self, x: Tensor, output: str):
         t = self.time_grid.to(x.dtype)
-        return odeint(self.field, self.lift(x), t, method=self.integrator, gradient=self.gradient)
+        return odeint(self.field, self.lift(x), t, method=self.integrator, gradient=self.gradient, output=output)
 
     def classify(self, z_final: Tensor) -> Tensor:
         """Logits from the final state: (N,) for 2 classes, (N, C) otherwise."""
@@ -118,8 +121,9 @@ class ODENet(nn.Module):
         return logits.squeeze(-1) if self.num_classes == 2 else logits
 
     def forward(self, x: Tensor) -> Tensor:
-        states = self.trajectory(x)
-        return self.classify(states[0][-1] if self.hamiltonian else states[-1])
+        # only z^K: an adjoint with checkpoint or reverse recovery then keeps O(K/m) or O(1) states
+        final = self._integrate(x, output="last")
+        return self.classify(final[0] if self.hamiltonian else final)
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """η(logits): P(class 1) (N,) for 2 classes, softmax (N, C) otherwise."""
