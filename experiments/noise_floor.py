@@ -16,8 +16,8 @@ accuracy with the rule's on the same validation points. It also gives the rule's
 fresh points (the Bayes rate) and the chance that a Bayes-optimal classifier reaches issue 3's
 targets on n = 1000 validation points. Writes summary.md into a new folder.
 
-    python experiments/noise_floor.py              # 5 data seeds, ~10 min on 2 cores
-    python experiments/noise_floor.py --seeds 10
+    python experiments/noise_floor.py              # 5 data seeds, ~7 min on 2 cores
+    python experiments/noise_floor.py --seeds 10   # the table in experiments/README.md, ~15 min
     python experiments/noise_floor.py --quick      # smoke run
 """
 
