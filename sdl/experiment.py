@@ -163,7 +163,7 @@ def layer_states(model: ODENet, x: torch.Tensor) -> torch.Tensor:
 
 def _layer_analysis_fields(model: ODENet):
     """Per layer: the field of z alone (for Hamiltonian fields, the force F(q) of the potential)."""
-    times = model.time_grid.unbind()
+    times = model.time_grid(next(model.parameters())).unbind()
     fields = model.layer_fields()
     if model.hamiltonian:
         return [lambda z, f=f, t=t: f.force(t, z) for f, t in zip(fields, times)], None

@@ -189,6 +189,31 @@ def test_network_rejects_bad_arguments(kwargs, message):
         ODENet(ResNetField(2, num_layers=3), **kwargs)
 
 
+def test_a_network_cast_to_float64_steps_with_float64_step_sizes():
+    """The time grid is built in the input's dtype, not cast from a float32 one (h = 1/3 exactly)."""
+    torch.manual_seed(0)
+    net = ODENet(ResNetField(2, num_layers=3), t_final=1.0, method="euler").double()
+    x = torch.randn(5, 2, dtype=F64)
+    z = x.clone()
+    for k in range(3):
+        z = z + (1 / 3) * torch.tanh(z @ net.field.weight[k].T + net.field.bias[k])
+    torch.testing.assert_close(net(x), net.classify(z), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(num_steps=0), ValueError, "num_steps must be a positive int, got 0"),
+        (dict(gradient="bogus"), ValueError, "unknown gradient 'bogus'; valid choices: dto, otd, or an sdl.Adjoint"),
+        (dict(momentum="linear"), ValueError, "momentum='linear' needs a field on .q, p. pairs"),
+        (dict(method=sdl.integrators.get("rk4"), tol=1e-8), TypeError, "tol configure a method given by name"),
+    ],
+)
+def test_network_arguments_fail_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ODENet(ResNetField(2), **{"num_steps": 3, **kwargs})
+
+
 def test_pad_lift_needs_enough_width():
     with pytest.raises(ValueError, match=r"lift='pad' needs the field's dim \(1\) ≥ in_dim \(2\)"):
         ODENet(ResNetField(1, num_layers=3))

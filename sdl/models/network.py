@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from ..fields import Layered, Separable
 from ..integrators import Integrator, get
-from ..odeint import odeint
+from ..adjoint import Adjoint
+from ..odeint import GRADIENTS, odeint
 
 __all__ = ["ODENet", "LIFTS"]
 
@@ -61,19 +62,26 @@ class ODENet(nn.Module):
         num_steps = layers if num_steps is None else num_steps
         if num_steps is None:
             raise ValueError("num_steps is needed when the field shares its parameters across steps")
+        if not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
         if layers is not None and layers != num_steps:
             raise ValueError(f"the field has {layers} layers but num_steps={num_steps}")
         if not t_final > 0:
             raise ValueError(f"t_final must be positive, got {t_final!r}")
         self.num_steps, self.t_final = num_steps, float(t_final)
+        if isinstance(method, Integrator) and method_options:
+            raise TypeError(
+                f"{', '.join(method_options)} configure a method given by name; got an {type(method).__name__} instance"
+            )
         self.integrator = method if isinstance(method, Integrator) else get(method, **method_options)
         if self.integrator.partitioned and not self.hamiltonian:
             raise ValueError(
                 f"{method!r} is a splitting method for (q, p) states and needs a field on pairs such as HamiltonianField; "
                 f"got {type(field).__name__}"
             )
+        if not isinstance(gradient, Adjoint) and gradient not in GRADIENTS:
+            raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}, or an sdl.Adjoint")
         self.gradient = gradient
-        self.register_buffer("time_grid", torch.linspace(0.0, self.t_final, num_steps + 1), persistent=False)
 
         if lift not in LIFTS:
             raise ValueError(f"unknown lift {lift!r}; valid choices: {', '.join(LIFTS)}")
@@ -83,6 +91,8 @@ class ODENet(nn.Module):
         self.lift_map = nn.Linear(in_dim, self.dim) if lift == "linear" else None
         if momentum not in MOMENTA:
             raise ValueError(f"unknown momentum {momentum!r}; valid choices: {', '.join(MOMENTA)}")
+        if momentum != "zero" and not self.hamiltonian:
+            raise ValueError(f"momentum={momentum!r} needs a field on (q, p) pairs such as HamiltonianField; got {type(field).__name__}")
         self.momentum_map = nn.Linear(in_dim, self.dim) if self.hamiltonian and momentum == "linear" else None
 
         if num_classes < 2:
@@ -111,8 +121,13 @@ class ODENet(nn.Module):
         """The states at every layer: (K+1, N, dim), or a pair of them (q, p)."""
         return self._integrate(x, output="all")
 
+    def time_grid(self, like: Tensor) -> Tensor:
+        """t_k = k h, k = 0..K, (K+1,), in the dtype and on the device of ``like`` (built there, so a
+        float64 network steps with float64 h)."""
+        return torch.linspace(0.0, self.t_final, self.num_steps + 1, dtype=like.dtype, device=like.device)
+
     def _integrate(self, x: Tensor, output: str):
-        t = self.time_grid.to(x.dtype)
+        t = self.time_grid(x)
         return odeint(self.field, self.lift(x), t, method=self.integrator, gradient=self.gradient, output=output)
 
     def classify(self, z_final: Tensor) -> Tensor:
