@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from .fields import Layered
 from .integrators import ExplicitRungeKutta, Integrator, get, names
+from .integrators.base import vjp
 
 __all__ = ["Adjoint", "RECOVERIES"]
 
@@ -251,8 +252,7 @@ def _continuous_adjoint_step(method, func, t_next, h, y_next, lam, leaves, is_pa
             z = [x.detach().requires_grad_() for x in pieces[:n]]
             out = func(s, _state(z, is_pair))
             outs = _parts(out, is_pair)
-            grads = torch.autograd.grad(outs, (*z, *leaves), pieces[n : 2 * n], allow_unused=True)
-        grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, (*z, *leaves))]
+            grads = vjp(outs, (*z, *leaves), pieces[n : 2 * n])
         return torch.cat([x.reshape(-1) for x in (*[o.detach() for o in outs], *[-g for g in grads])])
 
     start = torch.cat([x.reshape(-1) for x in (*z_parts, *lam_parts, *[torch.zeros_like(p) for p in leaves])])

@@ -53,6 +53,21 @@ def test_convergence_order_on_pendulum_pair_state(name):
     assert abs(order - method.order) <= 0.3, f"{name}: observed order {order:.3f}, declared {method.order}"
 
 
+@pytest.mark.parametrize("name", [n for n in names() if get(n).partitioned])
+def test_splittings_keep_their_order_when_both_halves_depend_on_time(name):
+    """q' = (1 + sin(3t)/2) p, p' = -sin(q) + cos(t)/4: drifts and kicks see the right times.
+    Reference: RK4 with 4000 steps."""
+    func = lambda t, y: ((1 + 0.5 * torch.sin(3 * t)) * y[1], -torch.sin(y[0]) + 0.25 * torch.cos(t))  # noqa: E731
+    y0 = (torch.tensor([1.0], dtype=F64), torch.tensor([0.2], dtype=F64))
+    reference = sdl.odeint(func, y0, torch.linspace(0.3, 2.3, 4001, dtype=F64), method="rk4", output="last")
+    method, errors = get(name), []
+    for n in STEP_COUNTS[get(name).order]:
+        q, p = sdl.odeint(func, y0, torch.linspace(0.3, 2.3, n + 1, dtype=F64), method=method, output="last")
+        errors.append(max(abs(q - reference[0]).item(), abs(p - reference[1]).item()))
+    order = _observed_order([2.0 / n for n in STEP_COUNTS[method.order]], errors)
+    assert abs(order - method.order) <= 0.3, f"{name}: observed order {order:.3f}, declared {method.order}"
+
+
 def _symplecticity_defect(method, h=0.3):
     """‖DΦᵀ Ω DΦ - Ω‖_max of one step on the pendulum at a point where it is strongly nonlinear."""
     t0 = torch.tensor(0.0, dtype=F64)

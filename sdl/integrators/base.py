@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,9 +19,21 @@ class ConvergenceError(RuntimeError):
     """An implicit stage solver did not reach its tolerance."""
 
 
-def vjp(output: Tensor, inputs: tuple[Tensor, ...], cotangent: Tensor) -> list[Tensor]:
-    """Σ cotangent · ∂output/∂input for each input; zeros for inputs the output does not use."""
-    grads = torch.autograd.grad(output, inputs, cotangent, allow_unused=True)
+def vjp(output: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], cotangent: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    """Σ cotangent · ∂output/∂input for each input (output and cotangent: a tensor or matching
+    sequences). Zeros for inputs the output does not use, for inputs that do not require grad,
+    and for outputs without a graph (e.g. a constant force)."""
+    outputs = (output,) if isinstance(output, Tensor) else tuple(output)
+    cotangents = (cotangent,) if isinstance(cotangent, Tensor) else tuple(cotangent)
+    pairs = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+    live = [i for i, x in enumerate(inputs) if x.requires_grad]
+    grads: list[Tensor | None] = [None] * len(inputs)
+    if pairs and live:
+        found = torch.autograd.grad(
+            [o for o, _ in pairs], [inputs[i] for i in live], [c for _, c in pairs], allow_unused=True
+        )
+        for i, g in zip(live, found):
+            grads[i] = g
     return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
 
 
