@@ -139,13 +139,14 @@ def _integrate(integrator: Integrator, step_funcs, y0, t: Tensor, last_only: boo
 def _check_first_call(func: Callable, y0, t: Tensor, is_pair: bool) -> None:
     """Evaluate the first step's field once at (t0, y0) and check what it returns.
 
-    One extra evaluation per call, without a graph, is the price of errors that name the
-    mismatch instead of failing deep inside a stepper.
+    One extra evaluation per call is the price of errors that name the mismatch instead of
+    failing deep inside a stepper. It runs in the caller's grad mode, so fields that take
+    derivatives themselves (e.g. f = -∇U by autograd) work; a field with side effects (a
+    counter, batch-norm statistics, random draws) sees one more call.
     """
     first = next(iter(_step_functions(func, len(t) - 1)))
     y = tuple(y0) if is_pair else y0
-    with torch.no_grad():
-        _check_output(first(t[0], y), y)
+    _check_output(first(t[0], y), y)
 
 
 def _step_functions(func: Callable, num_steps: int):

@@ -182,3 +182,42 @@ def test_unknown_or_misplaced_options_are_rejected():
     with pytest.raises(TypeError, match="tol configure a method given by name; got an ImplicitRungeKutta instance"):
         sdl.odeint(decay, y0, t, method=get("backward_euler"), tol=1e-8)
     assert sdl.odeint(decay, y0, t, method="backward_euler", solver="newton", tol=1e-6).shape == (3, 2)
+
+
+def test_fields_that_differentiate_internally_work():
+    """f = -∇U computed by autograd inside the field (a Hamiltonian-network pattern)."""
+    def force(t, y):
+        return -torch.autograd.grad((1 - torch.cos(y)).sum(), y, create_graph=True)[0]
+
+    y0 = torch.tensor([1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    y = sdl.odeint(force, y0, torch.linspace(0, 1, 5, dtype=torch.float64), method="euler")
+    expected = y0.detach().clone()
+    for _ in range(4):
+        expected = expected - 0.25 * torch.sin(expected)
+    torch.testing.assert_close(y[-1].detach(), expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["backward_euler", "gauss_legendre4"])
+def test_implicit_stage_tolerance_is_relative_at_every_scale(method):
+    """The stage solver's test is relative to max(|y|/h, |K|), so tiny states are solved as
+    accurately as unit ones (it used to be absolute below 1)."""
+    rate = 0.8
+    t = torch.linspace(0, 1, 5, dtype=torch.float64)
+    stability = get(method).tableau.stability_function(complex(-rate * 0.25)).real
+    for scale in (1.0, 1e-8, 1e-14):
+        y = sdl.odeint(lambda t, y: -rate * y, torch.full((3,), scale, dtype=torch.float64), t, method=method, output="last")
+        torch.testing.assert_close(y, torch.full((3,), scale * stability**4, dtype=torch.float64), rtol=1e-13, atol=0)
+
+
+def test_implicit_steps_accept_an_empty_batch():
+    y = sdl.odeint(lambda t, y: -y, torch.ones(0, 3, dtype=torch.float64), torch.linspace(0, 1, 3, dtype=torch.float64), method="backward_euler")
+    assert y.shape == (3, 0, 3)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [(dict(max_iter=0), "max_iter must be a positive int, got 0"), (dict(tol=-1.0), "tol must be None .* or a finite number > 0, got -1.0")],
+)
+def test_bad_stage_solver_options_are_rejected(options, message):
+    with pytest.raises(ValueError, match=message):
+        get("backward_euler", **options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -104,73 +105,90 @@ class ExplicitRungeKutta(Integrator):
         return y_next, pullback
 
 
-def _tolerance(tol: float | None, k: Tensor) -> float:
-    """The requested tolerance, or 100 ulp of the stage dtype (2e-14 in float64, 1e-5 in float32)."""
-    return 100 * torch.finfo(k.dtype).eps if tol is None else tol
-
-
-def _not_converged(solver: str, tol: float, max_iter: int, last: Tensor, k: Tensor, advice: str) -> ConvergenceError:
-    return ConvergenceError(
-        f"{solver} stage iteration did not reach tol={tol:g} in max_iter={max_iter} iterations (last change "
-        f"{last.item():.3g}; {k.dtype} resolves about {torch.finfo(k.dtype).eps:.1g}); {advice}"
-    )
+def _magnitude(g: Callable, k: Tensor, k0: Tensor) -> float:
+    """What a change of the stage vector is measured against: the system's own scale, or else
+    max(|K|, |K₀|) for a plain function."""
+    if isinstance(g, _StageSystem):
+        return g.magnitude(k)
+    return max(k.abs().max().item(), k0.abs().max().item())
 
 
 @dataclass(frozen=True)
-class FixedPointSolver:
-    """Solves K = G(K) by K ← G(K) until max|ΔK| ≤ tol · max(1, max|K|).
-
-    Converges when G is a contraction, i.e. for h·Lip(f)·‖A‖ < 1; non-stiff problems only.
-    ``tol=None`` asks for 100 ulp of the state's dtype.
-    """
+class _StageSolver:
+    """Shared by the stage solvers: iterate K ← update(K) until max|ΔK| ≤ tol · magnitude, the
+    magnitude chosen by the stage system (``_StageSystem.magnitude``), so that the test is relative
+    at every scale of y and of the loss. ``tol=None`` asks for 100 ulp of the stage dtype
+    (2e-14 in float64, 1e-5 in float32)."""
 
     tol: float | None = None
     max_iter: int = 100
+    _name = "stage"
+    _advice = "reduce the step size or raise max_iter"
 
-    def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
-        tol = _tolerance(self.tol, k0)
+    def __post_init__(self) -> None:
+        if self.tol is not None and not (isinstance(self.tol, (int, float)) and math.isfinite(self.tol) and self.tol > 0):
+            raise ValueError(f"tol must be None (100 ulp of the state's dtype) or a finite number > 0, got {self.tol!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
+
+    def _iterate(self, update: Callable[[Tensor], Tensor], g: Callable, k0: Tensor) -> Tensor:
+        if k0.numel() == 0:  # an empty batch: nothing to solve
+            return k0
+        tol = 100 * torch.finfo(k0.dtype).eps if self.tol is None else self.tol
         k = k0
         for _ in range(self.max_iter):
-            k_new = g(k)
+            k_new = update(k)
             change = (k_new - k).abs().max()
             k = k_new
-            if change <= tol * max(1.0, k.abs().max().item()):
+            if change <= tol * _magnitude(g, k, k0):
                 return k
-        raise _not_converged(
-            "fixed-point", tol, self.max_iter, change, k, "reduce the step size, raise max_iter, or use a Newton solver"
+        raise ConvergenceError(
+            f"{self._name} stage iteration did not reach tol={tol:g} in max_iter={self.max_iter} iterations "
+            f"(last change {change.item():.3g}, relative to {_magnitude(g, k, k0):.3g}; {k.dtype} resolves about "
+            f"{torch.finfo(k.dtype).eps:.1g}); {self._advice}"
         )
 
 
 @dataclass(frozen=True)
-class NewtonSolver:
-    """Solves K = G(K) by Newton's method on R(K) = K - G(K) with the dense Jacobian.
+class FixedPointSolver(_StageSolver):
+    """Solves K = G(K) by K ← G(K).
 
-    The Jacobian of the whole stage vector is formed by autograd (size (s·n)², n = y.numel()),
-    so this is meant for small or stiff systems, where fixed-point iteration fails.
+    Converges when G is a contraction, i.e. for h·Lip(f)·‖A‖ < 1; non-stiff problems only.
     """
 
-    tol: float | None = None
-    max_iter: int = 20
+    _name = "fixed-point"
+    _advice = "reduce the step size, raise max_iter, or use a Newton solver"
 
     def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
-        tol = _tolerance(self.tol, k0)
-        k = k0
-        for _ in range(self.max_iter):
+        return self._iterate(g, g, k0)
+
+
+@dataclass(frozen=True)
+class NewtonSolver(_StageSolver):
+    """Solves K = G(K) by Newton's method on R(K) = K - G(K) with the dense Jacobian.
+
+    The Jacobian of the whole stage vector is formed by ``torch.func.jacrev`` (size (s·n)²,
+    n = y.numel()), so this is meant for small or stiff systems, where fixed-point iteration
+    fails; the field must not write to tensors it closes over (functorch forbids it).
+    """
+
+    max_iter: int = 20
+    _name = "Newton"
+
+    def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
+        def update(k: Tensor) -> Tensor:
             residual = k - g(k)
             # A detached Jacobian keeps gradients exact: at the solution, one Newton update
             # differentiates to the implicit-function derivative -J⁻¹ ∂R/∂θ.
             jac = torch.func.jacrev(lambda x: x - g(x))(k.detach()).detach()
             n = k.numel()
-            delta = torch.linalg.solve(jac.reshape(n, n), residual.reshape(n)).reshape(k.shape)
-            k = k - delta
-            change = delta.abs().max()
-            if change <= tol * max(1.0, k.abs().max().item()):
-                return k
-        raise _not_converged("Newton", tol, self.max_iter, change, k, "reduce the step size or raise max_iter")
+            return k - torch.linalg.solve(jac.reshape(n, n), residual.reshape(n)).reshape(k.shape)
+
+        return self._iterate(update, g, k0)
 
 
 @dataclass(frozen=True)
-class JacobiNewtonSolver:
+class JacobiNewtonSolver(_StageSolver):
     """Solves K = G(K) by Newton's method with the Jacobian replaced by its dimension-wise part.
 
     R(K) = K - G(K). Per state component m, M_m = I_s - B_m with B_m[i, j] = h a_ij [D_dim f(Y_i)]_m
@@ -188,35 +206,29 @@ class JacobiNewtonSolver:
     and is solved by the same update (a block-Jacobi iteration).
     """
 
-    tol: float | None = None
-    max_iter: int = 100
+    _name = "Jacobi–Newton"
+    _advice = (
+        "reduce the step size, raise max_iter, or use the dense NewtonSolver when the off-diagonal part of the "
+        "Jacobian is stiff"
+    )
 
     def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
-        tol = _tolerance(self.tol, k0)
         if not isinstance(g, _StageSystem):
             raise TypeError(
                 f"JacobiNewtonSolver solves the stage equations of ImplicitRungeKutta and their adjoints; "
                 f"got a {type(g).__name__}"
             )
-        k = k0
-        for _ in range(self.max_iter):
+
+        def update(k: Tensor) -> Tensor:
             value, blocks = g.value_and_dimwise_blocks(k)
             residual = k - value
             if k.shape[0] == 1:
-                delta = residual / (1.0 - blocks[..., 0, 0]).unsqueeze(0)
-            else:
-                eye = torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
-                rhs = residual.movedim(0, -1).unsqueeze(-1)  # (*y.shape, s, 1)
-                delta = torch.linalg.solve(eye - blocks, rhs).squeeze(-1).movedim(-1, 0)
-            k = k - delta
-            change = delta.abs().max()
-            if change <= tol * max(1.0, k.abs().max().item()):
-                return k
-        raise _not_converged(
-            "Jacobi–Newton", tol, self.max_iter, change, k,
-            "reduce the step size, raise max_iter, or use the dense NewtonSolver when the off-diagonal part of the "
-            "Jacobian is stiff",
-        )
+                return k - residual / (1.0 - blocks[..., 0, 0]).unsqueeze(0)
+            eye = torch.eye(k.shape[0], dtype=k.dtype, device=k.device)
+            rhs = residual.movedim(0, -1).unsqueeze(-1)  # (*y.shape, s, 1)
+            return k - torch.linalg.solve(eye - blocks, rhs).squeeze(-1).movedim(-1, 0)
+
+        return self._iterate(update, g, k0)
 
 
 @dataclass(frozen=True)
@@ -282,12 +294,10 @@ class ImplicitRungeKutta(Integrator):
             k_bar = self.solver.solve(adjoint_map, weighted_adjoint)
             lam = adjoint
             param_adjoints: list[Tensor | None] = [None] * len(params)
-            with torch.enable_grad():
-                for t_i, z_i, k_i in zip(times, stages, k_bar):
-                    z_i = z_i.detach().requires_grad_()
-                    z_bar, *theta_bar = vjp(func(t_i, z_i), (z_i, *params), k_i)
-                    lam = lam + z_bar
-                    add_into(param_adjoints, theta_bar)
+            for out_i, z_i, k_i in zip(adjoint_map.outputs, adjoint_map.inputs, k_bar):  # the graphs' last use
+                z_bar, *theta_bar = vjp(out_i, (z_i, *params), k_i)
+                lam = lam + z_bar
+                add_into(param_adjoints, theta_bar)
             return lam, completed(params, param_adjoints)
 
         return y_next, pullback
@@ -313,6 +323,10 @@ class _StageSystem:
     def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def magnitude(self, k: Tensor) -> float:
+        """The scale a change of K is measured against by the stage solvers."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class _StageMap(_StageSystem):
@@ -331,6 +345,11 @@ class _StageMap(_StageSystem):
     def __call__(self, k: Tensor) -> Tensor:
         return torch.stack([self.func(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))])
 
+    def magnitude(self, k: Tensor) -> float:
+        """max(|y|/|h|, |K|): a change ΔK moves the stage states by h A ΔK, so the test bounds that
+        move relative to max(|y|, |h K|), whatever the scale of y."""
+        return max(self.y.abs().max().item() / abs(self.h), k.abs().max().item())
+
     def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
         """B[..., i, j] = ∂G_{i,m}/∂K_{j,m} = h a_ij [D_dim f(t_i, Y_i)]_m: row i scaled by D(Y_i)."""
         value, diagonal = _dimwise_diagonals(self.func, self.times, self.stage_states(k))
@@ -343,16 +362,30 @@ class _AdjointStageMap(_StageSystem):
         G(K̄)_i = W_i + h Σ_j a_ji J(t_j, Z_j)ᵀ K̄_j,   W_i = h b_i λ_{n+1};   K̄, W: (s, *y.shape).
 
     Linear in K̄; its blocks are the forward ones transposed, B[..., i, j] = h a_ji [D_dim f(t_j, Z_j)]_m.
+    The graph of each f(t_j, Z_j) is built once and pulled back through at every iteration.
     """
 
     def __init__(self, func: Callable, times, stages: Tensor, h: float, a: Tensor, weighted_adjoint: Tensor) -> None:
         self.func, self.times, self.stages, self.h, self.a, self.offset = func, times, stages, h, a, weighted_adjoint
-        self._transposed = [torch.func.vjp(lambda z, t_i=t_i: func(t_i, z), z_i)[1] for t_i, z_i in zip(times, stages)]
+        with torch.enable_grad():
+            self.inputs = [z.detach().requires_grad_() for z in stages]
+            self.outputs = [func(t_i, z_i) for t_i, z_i in zip(times, self.inputs)]
         self._blocks: Tensor | None = None
 
     def __call__(self, k_bar: Tensor) -> Tensor:
-        pulled = torch.stack([vjp_i(k_i)[0] for vjp_i, k_i in zip(self._transposed, k_bar)])
+        pulled = torch.stack([self._pull(out, z, k_i) for out, z, k_i in zip(self.outputs, self.inputs, k_bar)])
         return self.offset + self.h * torch.tensordot(self.a.T, pulled, dims=1)
+
+    @staticmethod
+    def _pull(output: Tensor, z: Tensor, cotangent: Tensor) -> Tensor:
+        """J(z)ᵀ cotangent, keeping the graph for the next iteration."""
+        if not output.requires_grad:
+            return torch.zeros_like(z)
+        (grad,) = torch.autograd.grad(output, z, cotangent, retain_graph=True, allow_unused=True)
+        return torch.zeros_like(z) if grad is None else grad
+
+    def magnitude(self, k_bar: Tensor) -> float:
+        return max(self.offset.abs().max().item(), k_bar.abs().max().item())
 
     def value_and_dimwise_blocks(self, k_bar: Tensor) -> tuple[Tensor, Tensor]:
         if self._blocks is None:  # the stages are fixed, so the blocks are too
