@@ -69,6 +69,11 @@ class Adjoint:
             raise ValueError(f"unknown recovery {self.recovery!r}; valid choices: {', '.join(RECOVERIES)}")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be a positive int, got {self.checkpoint_every!r}")
+        if self.method == TORCHDIFFEQ and self.recovery != "store":
+            raise ValueError(
+                f"recovery={self.recovery!r} applies to sdl's adjoints; torchdiffeq's integrates the state backward "
+                f"itself (use recovery='store', the default)"
+            )
 
 
 class _Parameters:

@@ -161,6 +161,7 @@ def test_plain_function_needs_adjoint_params():
         (dict(gradient="otd", adjoint_method="rk7"), ValueError, "unknown adjoint method 'rk7'; valid choices: None"),
         (dict(gradient="otd", recovery="tape"), ValueError, "unknown recovery 'tape'; valid choices: store, checkpoint, reverse"),
         (dict(gradient="otd", checkpoint_every=0), ValueError, "checkpoint_every must be a positive int"),
+        (dict(gradient="otd", adjoint_method="torchdiffeq", recovery="reverse"), ValueError, "recovery='reverse' applies to sdl's adjoints"),
         (dict(gradient="dto", recovery="store"), ValueError, "recovery: used only with gradient='otd'"),
         (dict(output="first"), ValueError, "unknown output 'first'; valid choices: all, last"),
     ],
