@@ -180,6 +180,32 @@ def test_eval_mode_uses_merged_matrix_only_and_eval_merges_pending_perturbation(
     torch.testing.assert_close(layer.inverse(y_eval)[0], x, rtol=0, atol=1e-12)
 
 
+def test_loading_a_pending_perturbation_in_eval_mode_merges_it():
+    n = 4
+    trained = _perturbed(n, dtype=torch.float64)
+    state = {name: t.clone() for name, t in trained.state_dict().items()}
+    x = torch.randn(6, n, dtype=torch.float64)
+    y_train, logdet_train = trained(x)
+    loaded = P4InvLinear(n, dtype=torch.float64).eval()
+    loaded.load_state_dict(state)
+    assert torch.all(loaded.u == 0) and loaded.num_merges == 1
+    y_eval, logdet_eval = loaded(x)
+    torch.testing.assert_close(y_eval, y_train, rtol=0, atol=1e-13)
+    torch.testing.assert_close(logdet_eval, logdet_train, rtol=0, atol=1e-13)
+    torch.testing.assert_close(loaded.inverse(y_eval)[0], x, rtol=0, atol=1e-12)
+
+
+def test_loading_a_rejected_perturbation_in_eval_mode_warns():
+    layer = P4InvLinear(3, dtype=torch.float64)
+    with torch.no_grad():  # factor 1 + vᵀu = 0: singular, the merge is rejected
+        layer.u.copy_(torch.tensor([-1.0, 0.0, 0.0]))
+        layer.v.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    loaded = P4InvLinear(3, dtype=torch.float64).eval()
+    with pytest.warns(UserWarning, match=r"dropped on load_state_dict\(\) in eval mode \(ill-conditioned"):
+        loaded.load_state_dict(layer.state_dict())
+    assert loaded.num_skipped == 1 and torch.all(loaded.u == 0)
+
+
 def test_state_stays_in_state_dtype_when_the_module_is_cast_and_reloaded():
     n = 5
     layer = P4InvLinear(n, init=_random_invertible(n), dtype=torch.float64)

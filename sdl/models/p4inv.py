@@ -93,9 +93,9 @@ class P4InvLinear(nn.Module):
     Trainable: ``u``, ``v`` (and ``bias`` when ``bias=True``). Buffers (tracked in ``state_dtype``):
     ``weight`` A, ``weight_inverse`` A⁻¹, ``log_abs_det`` log|det A|, ``det_sign`` sign(det A).
     In training mode the layer applies A + u vᵀ; in eval mode only the merged A and A⁻¹.
-    Switching to eval mode merges a pending perturbation, so both modes compute the same map
-    (that merge leaves the optimizer alone; ``P4InvScheduler`` merges are the ones that clear
-    the optimizer state of v).
+    Switching to eval mode, or loading a state dict with u ≠ 0 into a layer in eval mode, merges
+    the pending perturbation, so both modes compute the same map (that merge leaves the optimizer
+    alone; ``P4InvScheduler`` merges are the ones that clear the optimizer state of v).
 
     Args:
         dim: n, the number of features.
@@ -300,17 +300,26 @@ class P4InvLinear(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._refresh_compute_copies()
+        # Eval forward ignores u vᵀ, so a perturbation saved in training mode must be folded in
+        # here, as eval() would have done, or the loaded layer would compute a different map.
+        if not self.training:
+            self._merge_pending("load_state_dict() in eval mode")
 
     def train(self, mode: bool = True) -> P4InvLinear:
-        if self.training and not mode and bool(self.u.detach().ne(0).any()):
-            report = self.merge()
-            if not report.merged:
-                warnings.warn(
-                    f"P4InvLinear: pending perturbation dropped on eval() ({report.reason}, "
-                    f"factor {report.factor:.3g})",
-                    stacklevel=2,
-                )
+        if self.training and not mode:
+            self._merge_pending("eval()")
         return super().train(mode)
+
+    def _merge_pending(self, event: str) -> None:
+        if not bool(self.u.detach().ne(0).any()):
+            return
+        report = self.merge()
+        if not report.merged:
+            warnings.warn(
+                f"P4InvLinear: pending perturbation dropped on {event} ({report.reason}, "
+                f"factor {report.factor:.3g})",
+                stacklevel=3,
+            )
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, bias={self.bias is not None}, state_dtype={self.state_dtype}"
