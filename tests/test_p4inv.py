@@ -128,6 +128,37 @@ def test_merge_leaving_the_logdet_band_is_skipped():
     assert layer.log_abs_det.item() == 0.0
 
 
+def _half_identity_with_factor(factor):
+    """P4InvLinear(8) at A = ½ I (log|det| = -8 log 2 ≈ -5.55, below the default band [-2, 15] ± 0.5)
+    with a pending perturbation u = (f - 1) A e₁, v = e₁ of update factor f."""
+    n = 8
+    layer = P4InvLinear(n, init=0.5 * EYE64(n), dtype=torch.float64)
+    with torch.no_grad():
+        layer.u.copy_((factor - 1.0) * layer.weight[:, 0])
+        layer.v.copy_(EYE64(n)[0])
+    return layer
+
+
+def test_merge_from_outside_the_band_towards_it_is_accepted():
+    layer = _half_identity_with_factor(2.0)  # log|det| -5.55 → -4.85: still outside, but closer
+    before = layer.log_abs_det.item()
+    report = layer.merge()
+    assert report.merged and report.reason == "merged"
+    assert layer.log_abs_det.item() == pytest.approx(before + math.log(2.0), abs=1e-14)
+    sign, log_abs_det = torch.linalg.slogdet(layer.weight)
+    assert layer.log_abs_det.item() == pytest.approx(log_abs_det.item(), abs=1e-14) and sign.item() == 1.0
+    torch.testing.assert_close(layer.weight @ layer.weight_inverse, EYE64(8), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("factor", [0.5, -1.0])  # away from the band; |f| = 1 keeps log|det|, not closer
+def test_merge_from_outside_the_band_away_from_it_or_not_closer_is_rejected(factor):
+    layer = _half_identity_with_factor(factor)
+    before = layer.log_abs_det.item()
+    report = layer.merge()
+    assert not report.merged and report.reason == "log|det| out of band"
+    assert layer.log_abs_det.item() == before and layer.det_sign.item() == 1.0
+
+
 def test_band_penalty_is_zero_inside_and_pushes_back_outside():
     layer = P4InvLinear(3, dtype=torch.float64, rule=MergeRule(logdet_band=(-1.0, 1.0)))
     assert logdet_band_penalty(layer).item() == 0.0

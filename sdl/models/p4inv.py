@@ -49,8 +49,13 @@ class MergeRule:
 
     A merge with update factor f = 1 + vᵀA⁻¹u is rejected (and the perturbation dropped) when
     f is not finite, when |f| < ``min_abs_factor`` (the update nearly makes A singular and
-    Sherman–Morrison would divide by almost zero), or when the merged log|det A| + log|f| leaves
-    [low - margin, high + margin] with ``logdet_band = (low, high)``.
+    Sherman–Morrison would divide by almost zero), or when the merged L' = log|det A| + log|f|
+    lies outside B = [low - margin, high + margin] (``logdet_band = (low, high)``) without being
+    strictly closer to B than L = log|det A|. That is, the band check accepts iff
+
+        dist(L', B) = 0  or  dist(L', B) < dist(L, B),
+
+    so a layer that starts outside the band (e.g. A = ½ I in dimension 8) can merge its way in.
 
     Attributes:
         min_abs_factor: smallest accepted |1 + vᵀA⁻¹u|; e⁻⁶ ≈ 2.5e-3 by default.
@@ -78,7 +83,8 @@ class MergeReport:
 
     Attributes:
         merged: True when A, A⁻¹ and log|det A| were updated.
-        reason: "merged", "not finite", "ill-conditioned" or "log|det| out of band".
+        reason: "merged", "not finite", "ill-conditioned" or "log|det| out of band" (and not moving
+            towards it).
         factor: the update factor 1 + vᵀA⁻¹u (NaN when the perturbation was not finite).
     """
 
@@ -206,7 +212,8 @@ class P4InvLinear(nn.Module):
 
         With w = A⁻¹u, f = 1 + vᵀw, zᵀ = vᵀA⁻¹ (all in ``state_dtype``):
         A ← A + u vᵀ, A⁻¹ ← A⁻¹ - w zᵀ / f, log|det A| ← log|det A| + log|f|, sign ← sign · sign(f).
-        A rejected merge (see ``MergeRule``) leaves A untouched and drops the perturbation. Either
+        A rejected merge (see ``MergeRule``: f not finite, |f| too small, or log|det| outside the
+        band and not moving towards it) leaves A untouched and drops the perturbation. Either
         way u ← 0 and v ~ N(0, I), so the layer again computes exactly y = A x + b. O(n²).
         """
         u, v = self.u.to(self.state_dtype), self.v.to(self.state_dtype)
@@ -216,12 +223,15 @@ class P4InvLinear(nn.Module):
         low, high = self.rule.logdet_band
         margin = self.rule.band_margin
         # One host sync per merge: merges are rare, and the decision is a Python branch.
-        factor_value, new_logdet_value = (float(t) for t in torch.stack([factor, new_log_abs_det]).cpu())
+        factor_value, new_logdet_value, logdet_value = (
+            float(t) for t in torch.stack([factor, new_log_abs_det, self.log_abs_det]).cpu()
+        )
+        new_distance, distance = (_distance(ld, low - margin, high + margin) for ld in (new_logdet_value, logdet_value))
         if not (math.isfinite(factor_value) and bool(torch.isfinite(u).all() and torch.isfinite(v).all())):
             report = MergeReport(False, "not finite", factor_value)
         elif abs(factor_value) < self.rule.min_abs_factor:
             report = MergeReport(False, "ill-conditioned", factor_value)
-        elif not (low - margin <= new_logdet_value <= high + margin):
+        elif new_distance > 0.0 and not new_distance < distance:
             report = MergeReport(False, "log|det| out of band", factor_value)
         else:
             v_inverse = v @ self.weight_inverse
@@ -346,6 +356,11 @@ def _initial_state(dim: int, init: str | torch.Tensor) -> tuple[torch.Tensor, to
     if sign == 0 or not torch.isfinite(condition) or condition > 1e12:
         raise ValueError(f"init matrix is singular or nearly so (condition number {float(condition):.3g})")
     return matrix, torch.linalg.inv(matrix), float(log_abs_det), float(sign)
+
+
+def _distance(value: float, low: float, high: float) -> float:
+    """dist(value, [low, high])."""
+    return max(low - value, 0.0, value - high)
 
 
 def _p4inv_layers(module: nn.Module) -> list[P4InvLinear]:
