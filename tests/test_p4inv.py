@@ -237,6 +237,31 @@ def test_loading_a_rejected_perturbation_in_eval_mode_warns():
     assert loaded.num_skipped == 1 and torch.all(loaded.u == 0)
 
 
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda layer: layer.eval(),
+        lambda layer: layer.merge(),
+        lambda layer: layer.refine_inverse(),
+        lambda layer: layer.to(torch.float64),
+        lambda layer: layer.load_state_dict(layer.state_dict()),
+    ],
+    ids=["eval", "merge", "refine_inverse", "to", "load_state_dict"],
+)
+def test_layer_stays_trainable_after_an_operation_under_inference_mode(operation):
+    layer = P4InvLinear(3)  # float32 compute: the compute copies of A and A⁻¹ are new tensors
+    with torch.no_grad():
+        layer.u.normal_()
+    with torch.inference_mode():
+        operation(layer)
+    tensors = dict(layer.named_parameters()) | dict(layer.named_buffers())
+    assert not [name for name, tensor in tensors.items() if tensor.is_inference()]
+    layer.train()
+    y, logdet = layer(torch.randn(4, 3, dtype=layer.u.dtype))
+    (y.sum() + logdet.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
 def test_state_stays_in_state_dtype_when_the_module_is_cast_and_reloaded():
     n = 5
     layer = P4InvLinear(n, init=_random_invertible(n), dtype=torch.float64)

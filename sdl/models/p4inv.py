@@ -288,22 +288,27 @@ class P4InvLinear(nn.Module):
             raise ValueError(f"expected inputs with last dimension {self.dim}, got shape {tuple(x.shape)}")
         return x.reshape(-1, self.dim)
 
-    @torch.no_grad()
     def _refresh_compute_copies(self) -> None:
-        compute = {"dtype": self.u.dtype, "device": self.u.device}
-        self._weight_c = self.weight.to(**compute)
-        self._weight_inverse_c = self.weight_inverse.to(**compute)
-        self._log_abs_det_c = self.log_abs_det.to(**compute)
+        # The copies enter the autograd graph of every training forward, so they must not be
+        # inference tensors even when eval(), merge() or .to() runs under torch.inference_mode().
+        # inference_mode(False) turns grad mode back on, hence the no_grad inside it.
+        with torch.inference_mode(False), torch.no_grad():
+            compute = {"dtype": self.u.dtype, "device": self.u.device}
+            self._weight_c = self.weight.to(**compute)
+            self._weight_inverse_c = self.weight_inverse.to(**compute)
+            self._log_abs_det_c = self.log_abs_det.to(**compute)
 
     def _apply(self, fn, recurse=True):
         # Casting the module (.float(), .half(), .to(dtype)) changes the compute dtype only: the
         # tracked state keeps state_dtype (cast from the untouched originals, so no precision is
-        # lost) and follows the device.
+        # lost) and follows the device. Outside inference mode, so that a layer moved under
+        # torch.inference_mode() holds ordinary tensors and can still be trained.
         tracked = {name: getattr(self, name) for name in ("weight", "weight_inverse", "log_abs_det", "det_sign")}
-        super()._apply(fn, recurse)
-        for name, original in tracked.items():
-            moved = getattr(self, name)
-            setattr(self, name, original.to(device=moved.device, dtype=self.state_dtype))
+        with torch.inference_mode(False), torch.no_grad():
+            super()._apply(fn, recurse)
+            for name, original in tracked.items():
+                moved = getattr(self, name)
+                setattr(self, name, original.to(device=moved.device, dtype=self.state_dtype))
         self._refresh_compute_copies()
         return self
 
