@@ -13,10 +13,10 @@ perturbed matrix in O(n²):
 
 Every few optimizer steps the perturbation is merged into (A, A⁻¹, log|det A|, sign) by the same
 formulas and reset to the identity (u = 0, v ~ N(0, I)). A merge whose update factor
-1 + vᵀA⁻¹u is tiny, not finite, or would push log|det| out of a band is rejected, like a rejected
-step of an adaptive integrator. Rarely, one hyperpower (Newton–Schulz) iteration removes the
-round-off that the rank-one updates of A⁻¹ accumulate. No inverse or determinant is ever
-recomputed.
+1 + vᵀA⁻¹u is tiny, not finite, or would leave log|det| outside a band and no closer to it is
+rejected, like a rejected step of an adaptive integrator. Rarely, one hyperpower (Newton–Schulz)
+iteration removes the round-off that the rank-one updates of A⁻¹ accumulate. No inverse or
+determinant is ever recomputed.
 
 Precision: A, A⁻¹ and log|det A| are tracked in ``state_dtype`` (float64 by default) and a copy of
 A and A⁻¹ in the parameters' dtype is refreshed after each merge, so forward and inverse run at the
