@@ -109,6 +109,15 @@ def test_training_a_p4inv_realnvp_with_the_scheduler_lowers_nll_and_keeps_exact_
     torch.testing.assert_close(layer.weight @ layer.weight_inverse, torch.eye(2, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("layer", [Permutation(3), AffineCoupling(3, hidden_features=4)], ids=["permutation", "coupling"])
+@pytest.mark.parametrize("method", ["forward", "inverse"])
+def test_wrong_feature_count_raises_naming_the_expected_dimension(layer, method):
+    with pytest.raises(ValueError, match=r"expected inputs with last dimension 3, got shape \(2, 4\)"):
+        getattr(layer, method)(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"expected inputs with last dimension 3, got shape \(\)"):
+        getattr(layer, method)(torch.zeros(()))
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="'permutation', 'p4inv'"):
         realnvp(2, mixing="lu")

@@ -1,5 +1,8 @@
 """Vector fields, activations and the ODE-network: the structure each one promises."""
 
+import math
+import re
+
 import pytest
 import torch
 
@@ -112,6 +115,13 @@ def test_smoothness_regulariser_against_hand_computation():
     assert parameter_smoothness(ResNetField(2), h).item() == 0.0
     with pytest.raises(ValueError, match="unknown smoothness form 'l1'; valid choices: derivative, difference"):
         parameter_smoothness(field, h, form="l1")
+
+
+@pytest.mark.parametrize("h", [0, 0.0, -0.5, math.inf, math.nan, "0.5"])
+def test_smoothness_regulariser_rejects_a_step_size_that_is_not_finite_and_positive(h):
+    field = ResNetField(2, num_layers=3)
+    with pytest.raises(ValueError, match=re.escape(f"h must be a finite positive number, got {h!r}")):
+        parameter_smoothness(field, h)
 
 
 @pytest.mark.parametrize("num_classes, shape", [(2, (10,)), (4, (10, 4))])

@@ -128,6 +128,37 @@ def test_merge_leaving_the_logdet_band_is_skipped():
     assert layer.log_abs_det.item() == 0.0
 
 
+def _half_identity_with_factor(factor):
+    """P4InvLinear(8) at A = ½ I (log|det| = -8 log 2 ≈ -5.55, below the default band [-2, 15] ± 0.5)
+    with a pending perturbation u = (f - 1) A e₁, v = e₁ of update factor f."""
+    n = 8
+    layer = P4InvLinear(n, init=0.5 * EYE64(n), dtype=torch.float64)
+    with torch.no_grad():
+        layer.u.copy_((factor - 1.0) * layer.weight[:, 0])
+        layer.v.copy_(EYE64(n)[0])
+    return layer
+
+
+def test_merge_from_outside_the_band_towards_it_is_accepted():
+    layer = _half_identity_with_factor(2.0)  # log|det| -5.55 → -4.85: still outside, but closer
+    before = layer.log_abs_det.item()
+    report = layer.merge()
+    assert report.merged and report.reason == "merged"
+    assert layer.log_abs_det.item() == pytest.approx(before + math.log(2.0), abs=1e-14)
+    sign, log_abs_det = torch.linalg.slogdet(layer.weight)
+    assert layer.log_abs_det.item() == pytest.approx(log_abs_det.item(), abs=1e-14) and sign.item() == 1.0
+    torch.testing.assert_close(layer.weight @ layer.weight_inverse, EYE64(8), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("factor", [0.5, -1.0])  # away from the band; |f| = 1 keeps log|det|, not closer
+def test_merge_from_outside_the_band_away_from_it_or_not_closer_is_rejected(factor):
+    layer = _half_identity_with_factor(factor)
+    before = layer.log_abs_det.item()
+    report = layer.merge()
+    assert not report.merged and report.reason == "log|det| out of band"
+    assert layer.log_abs_det.item() == before and layer.det_sign.item() == 1.0
+
+
 def test_band_penalty_is_zero_inside_and_pushes_back_outside():
     layer = P4InvLinear(3, dtype=torch.float64, rule=MergeRule(logdet_band=(-1.0, 1.0)))
     assert logdet_band_penalty(layer).item() == 0.0
@@ -178,6 +209,57 @@ def test_eval_mode_uses_merged_matrix_only_and_eval_merges_pending_perturbation(
     torch.testing.assert_close(y_eval, y_train, rtol=0, atol=1e-13)
     torch.testing.assert_close(logdet_eval, logdet_train, rtol=0, atol=1e-13)
     torch.testing.assert_close(layer.inverse(y_eval)[0], x, rtol=0, atol=1e-12)
+
+
+def test_loading_a_pending_perturbation_in_eval_mode_merges_it():
+    n = 4
+    trained = _perturbed(n, dtype=torch.float64)
+    state = {name: t.clone() for name, t in trained.state_dict().items()}
+    x = torch.randn(6, n, dtype=torch.float64)
+    y_train, logdet_train = trained(x)
+    loaded = P4InvLinear(n, dtype=torch.float64).eval()
+    loaded.load_state_dict(state)
+    assert torch.all(loaded.u == 0) and loaded.num_merges == 1
+    y_eval, logdet_eval = loaded(x)
+    torch.testing.assert_close(y_eval, y_train, rtol=0, atol=1e-13)
+    torch.testing.assert_close(logdet_eval, logdet_train, rtol=0, atol=1e-13)
+    torch.testing.assert_close(loaded.inverse(y_eval)[0], x, rtol=0, atol=1e-12)
+
+
+def test_loading_a_rejected_perturbation_in_eval_mode_warns():
+    layer = P4InvLinear(3, dtype=torch.float64)
+    with torch.no_grad():  # factor 1 + vᵀu = 0: singular, the merge is rejected
+        layer.u.copy_(torch.tensor([-1.0, 0.0, 0.0]))
+        layer.v.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    loaded = P4InvLinear(3, dtype=torch.float64).eval()
+    with pytest.warns(UserWarning, match=r"dropped on load_state_dict\(\) in eval mode \(ill-conditioned"):
+        loaded.load_state_dict(layer.state_dict())
+    assert loaded.num_skipped == 1 and torch.all(loaded.u == 0)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda layer: layer.eval(),
+        lambda layer: layer.merge(),
+        lambda layer: layer.refine_inverse(),
+        lambda layer: layer.to(torch.float64),
+        lambda layer: layer.load_state_dict(layer.state_dict()),
+    ],
+    ids=["eval", "merge", "refine_inverse", "to", "load_state_dict"],
+)
+def test_layer_stays_trainable_after_an_operation_under_inference_mode(operation):
+    layer = P4InvLinear(3)  # float32 compute: the compute copies of A and A⁻¹ are new tensors
+    with torch.no_grad():
+        layer.u.normal_()
+    with torch.inference_mode():
+        operation(layer)
+    tensors = dict(layer.named_parameters()) | dict(layer.named_buffers())
+    assert not [name for name, tensor in tensors.items() if tensor.is_inference()]
+    layer.train()
+    y, logdet = layer(torch.randn(4, 3, dtype=layer.u.dtype))
+    (y.sum() + logdet.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in layer.parameters())
 
 
 def test_state_stays_in_state_dtype_when_the_module_is_cast_and_reloaded():

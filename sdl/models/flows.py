@@ -32,6 +32,12 @@ __all__ = [
 _MIXINGS = ("permutation", "p4inv")
 
 
+def _check_last_dim(x: torch.Tensor, dim: int) -> None:
+    # Indexing or slicing the last axis would otherwise silently drop or misread features.
+    if x.shape[-1:] != (dim,):
+        raise ValueError(f"expected inputs with last dimension {dim}, got shape {tuple(x.shape)}")
+
+
 class BentIdentity(nn.Module):
     """Smooth elementwise bijection of ℝ with an analytic inverse: f(x) = x + a(√(x² + 1) - 1).
 
@@ -80,9 +86,12 @@ class Permutation(nn.Module):
         self.register_buffer("inverse_indices", torch.argsort(indices).long())
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shapes: x (..., n) → z (..., n), logdet (...,)."""
+        _check_last_dim(x, len(self.indices))
         return x[..., self.indices], x.new_zeros(x.shape[:-1])
 
     def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_last_dim(z, len(self.indices))
         return z[..., self.inverse_indices], z.new_zeros(z.shape[:-1])
 
 
@@ -106,6 +115,7 @@ class AffineCoupling(nn.Module):
         super().__init__()
         if not isinstance(dim, int) or dim < 2:
             raise ValueError(f"a coupling layer needs dim >= 2, got {dim!r}")
+        self.dim = dim
         self.split = dim // 2
         self.scale_clamp = float(scale_clamp)
         out = dim - self.split
@@ -125,12 +135,14 @@ class AffineCoupling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shapes: x (..., n) → z (..., n), logdet (...,)."""
+        _check_last_dim(x, self.dim)
         x_a, x_b = x[..., : self.split], x[..., self.split :]
         log_scale, shift = self._scale_shift(x_a)
         return torch.cat([x_a, x_b * torch.exp(log_scale) + shift], -1), log_scale.sum(-1)
 
     def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x_b = (z_b - t) ⊙ exp(-s); logdet = -Σ s."""
+        _check_last_dim(z, self.dim)
         z_a, z_b = z[..., : self.split], z[..., self.split :]
         log_scale, shift = self._scale_shift(z_a)
         return torch.cat([z_a, (z_b - shift) * torch.exp(-log_scale)], -1), -log_scale.sum(-1)

@@ -13,10 +13,10 @@ perturbed matrix in O(n²):
 
 Every few optimizer steps the perturbation is merged into (A, A⁻¹, log|det A|, sign) by the same
 formulas and reset to the identity (u = 0, v ~ N(0, I)). A merge whose update factor
-1 + vᵀA⁻¹u is tiny, not finite, or would push log|det| out of a band is rejected, like a rejected
-step of an adaptive integrator. Rarely, one hyperpower (Newton–Schulz) iteration removes the
-round-off that the rank-one updates of A⁻¹ accumulate. No inverse or determinant is ever
-recomputed.
+1 + vᵀA⁻¹u is tiny, not finite, or would leave log|det| outside a band and no closer to it is
+rejected, like a rejected step of an adaptive integrator. Rarely, one hyperpower (Newton–Schulz)
+iteration removes the round-off that the rank-one updates of A⁻¹ accumulate. No inverse or
+determinant is ever recomputed.
 
 Precision: A, A⁻¹ and log|det A| are tracked in ``state_dtype`` (float64 by default) and a copy of
 A and A⁻¹ in the parameters' dtype is refreshed after each merge, so forward and inverse run at the
@@ -49,8 +49,13 @@ class MergeRule:
 
     A merge with update factor f = 1 + vᵀA⁻¹u is rejected (and the perturbation dropped) when
     f is not finite, when |f| < ``min_abs_factor`` (the update nearly makes A singular and
-    Sherman–Morrison would divide by almost zero), or when the merged log|det A| + log|f| leaves
-    [low - margin, high + margin] with ``logdet_band = (low, high)``.
+    Sherman–Morrison would divide by almost zero), or when the merged L' = log|det A| + log|f|
+    lies outside B = [low - margin, high + margin] (``logdet_band = (low, high)``) without being
+    strictly closer to B than L = log|det A|. That is, the band check accepts iff
+
+        dist(L', B) = 0  or  dist(L', B) < dist(L, B),
+
+    so a layer that starts outside the band (e.g. A = ½ I in dimension 8) can merge its way in.
 
     Attributes:
         min_abs_factor: smallest accepted |1 + vᵀA⁻¹u|; e⁻⁶ ≈ 2.5e-3 by default.
@@ -78,7 +83,8 @@ class MergeReport:
 
     Attributes:
         merged: True when A, A⁻¹ and log|det A| were updated.
-        reason: "merged", "not finite", "ill-conditioned" or "log|det| out of band".
+        reason: "merged", "not finite", "ill-conditioned" or "log|det| out of band" (and not moving
+            towards it).
         factor: the update factor 1 + vᵀA⁻¹u (NaN when the perturbation was not finite).
     """
 
@@ -93,9 +99,9 @@ class P4InvLinear(nn.Module):
     Trainable: ``u``, ``v`` (and ``bias`` when ``bias=True``). Buffers (tracked in ``state_dtype``):
     ``weight`` A, ``weight_inverse`` A⁻¹, ``log_abs_det`` log|det A|, ``det_sign`` sign(det A).
     In training mode the layer applies A + u vᵀ; in eval mode only the merged A and A⁻¹.
-    Switching to eval mode merges a pending perturbation, so both modes compute the same map
-    (that merge leaves the optimizer alone; ``P4InvScheduler`` merges are the ones that clear
-    the optimizer state of v).
+    Switching to eval mode, or loading a state dict with u ≠ 0 into a layer in eval mode, merges
+    the pending perturbation, so both modes compute the same map (that merge leaves the optimizer
+    alone; ``P4InvScheduler`` merges are the ones that clear the optimizer state of v).
 
     Args:
         dim: n, the number of features.
@@ -206,7 +212,8 @@ class P4InvLinear(nn.Module):
 
         With w = A⁻¹u, f = 1 + vᵀw, zᵀ = vᵀA⁻¹ (all in ``state_dtype``):
         A ← A + u vᵀ, A⁻¹ ← A⁻¹ - w zᵀ / f, log|det A| ← log|det A| + log|f|, sign ← sign · sign(f).
-        A rejected merge (see ``MergeRule``) leaves A untouched and drops the perturbation. Either
+        A rejected merge (see ``MergeRule``: f not finite, |f| too small, or log|det| outside the
+        band and not moving towards it) leaves A untouched and drops the perturbation. Either
         way u ← 0 and v ~ N(0, I), so the layer again computes exactly y = A x + b. O(n²).
         """
         u, v = self.u.to(self.state_dtype), self.v.to(self.state_dtype)
@@ -216,12 +223,15 @@ class P4InvLinear(nn.Module):
         low, high = self.rule.logdet_band
         margin = self.rule.band_margin
         # One host sync per merge: merges are rare, and the decision is a Python branch.
-        factor_value, new_logdet_value = (float(t) for t in torch.stack([factor, new_log_abs_det]).cpu())
+        factor_value, new_logdet_value, logdet_value = (
+            float(t) for t in torch.stack([factor, new_log_abs_det, self.log_abs_det]).cpu()
+        )
+        new_distance, distance = (_distance(ld, low - margin, high + margin) for ld in (new_logdet_value, logdet_value))
         if not (math.isfinite(factor_value) and bool(torch.isfinite(u).all() and torch.isfinite(v).all())):
             report = MergeReport(False, "not finite", factor_value)
         elif abs(factor_value) < self.rule.min_abs_factor:
             report = MergeReport(False, "ill-conditioned", factor_value)
-        elif not (low - margin <= new_logdet_value <= high + margin):
+        elif new_distance > 0.0 and not new_distance < distance:
             report = MergeReport(False, "log|det| out of band", factor_value)
         else:
             v_inverse = v @ self.weight_inverse
@@ -278,39 +288,53 @@ class P4InvLinear(nn.Module):
             raise ValueError(f"expected inputs with last dimension {self.dim}, got shape {tuple(x.shape)}")
         return x.reshape(-1, self.dim)
 
-    @torch.no_grad()
     def _refresh_compute_copies(self) -> None:
-        compute = {"dtype": self.u.dtype, "device": self.u.device}
-        self._weight_c = self.weight.to(**compute)
-        self._weight_inverse_c = self.weight_inverse.to(**compute)
-        self._log_abs_det_c = self.log_abs_det.to(**compute)
+        # The copies enter the autograd graph of every training forward, so they must not be
+        # inference tensors even when eval(), merge() or .to() runs under torch.inference_mode().
+        # inference_mode(False) turns grad mode back on, hence the no_grad inside it.
+        with torch.inference_mode(False), torch.no_grad():
+            compute = {"dtype": self.u.dtype, "device": self.u.device}
+            self._weight_c = self.weight.to(**compute)
+            self._weight_inverse_c = self.weight_inverse.to(**compute)
+            self._log_abs_det_c = self.log_abs_det.to(**compute)
 
     def _apply(self, fn, recurse=True):
         # Casting the module (.float(), .half(), .to(dtype)) changes the compute dtype only: the
         # tracked state keeps state_dtype (cast from the untouched originals, so no precision is
-        # lost) and follows the device.
+        # lost) and follows the device. Outside inference mode, so that a layer moved under
+        # torch.inference_mode() holds ordinary tensors and can still be trained.
         tracked = {name: getattr(self, name) for name in ("weight", "weight_inverse", "log_abs_det", "det_sign")}
-        super()._apply(fn, recurse)
-        for name, original in tracked.items():
-            moved = getattr(self, name)
-            setattr(self, name, original.to(device=moved.device, dtype=self.state_dtype))
+        with torch.inference_mode(False), torch.no_grad():
+            super()._apply(fn, recurse)
+            for name, original in tracked.items():
+                moved = getattr(self, name)
+                setattr(self, name, original.to(device=moved.device, dtype=self.state_dtype))
         self._refresh_compute_copies()
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._refresh_compute_copies()
+        # Eval forward ignores u vᵀ, so a perturbation saved in training mode must be folded in
+        # here, as eval() would have done, or the loaded layer would compute a different map.
+        if not self.training:
+            self._merge_pending("load_state_dict() in eval mode")
 
     def train(self, mode: bool = True) -> P4InvLinear:
-        if self.training and not mode and bool(self.u.detach().ne(0).any()):
-            report = self.merge()
-            if not report.merged:
-                warnings.warn(
-                    f"P4InvLinear: pending perturbation dropped on eval() ({report.reason}, "
-                    f"factor {report.factor:.3g})",
-                    stacklevel=2,
-                )
+        if self.training and not mode:
+            self._merge_pending("eval()")
         return super().train(mode)
+
+    def _merge_pending(self, event: str) -> None:
+        if not bool(self.u.detach().ne(0).any()):
+            return
+        report = self.merge()
+        if not report.merged:
+            warnings.warn(
+                f"P4InvLinear: pending perturbation dropped on {event} ({report.reason}, "
+                f"factor {report.factor:.3g})",
+                stacklevel=3,
+            )
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, bias={self.bias is not None}, state_dtype={self.state_dtype}"
@@ -337,6 +361,11 @@ def _initial_state(dim: int, init: str | torch.Tensor) -> tuple[torch.Tensor, to
     if sign == 0 or not torch.isfinite(condition) or condition > 1e12:
         raise ValueError(f"init matrix is singular or nearly so (condition number {float(condition):.3g})")
     return matrix, torch.linalg.inv(matrix), float(log_abs_det), float(sign)
+
+
+def _distance(value: float, low: float, high: float) -> float:
+    """dist(value, [low, high])."""
+    return max(low - value, 0.0, value - high)
 
 
 def _p4inv_layers(module: nn.Module) -> list[P4InvLinear]:

@@ -257,8 +257,10 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
     form="difference":  R_h(θ) = h Σ_k ‖θ^{k+1} - θ^k‖²       (the same without the 1/h², as some
                         reference codes write it: 1/h² times weaker)
 
-    Multiply by λ for the penalty. Zero for shared parameters.
+    Multiply by λ for the penalty. Zero for shared parameters. h is the step size, finite and > 0.
     """
+    if not (isinstance(h, (int, float)) and 0.0 < h < math.inf):
+        raise ValueError(f"h must be a finite positive number, got {h!r}")
     if form not in SMOOTHNESS_FORMS:
         raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
     if field.num_layers is None:
