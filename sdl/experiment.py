@@ -125,6 +125,7 @@ def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path
 
     try:
         trainer.run(progress=progress, callback=on_log)
+        _save_checkpoint(run_dir, trainer)  # the end of a run is a good state even where it was not logged
     finally:
         _write_metrics(run_dir, trainer.history)
     if config.plots:

@@ -211,13 +211,15 @@ class Trainer:
         """Train until ``iterations`` in total (default ``config.iterations``); returns the history.
 
         ``callback(trainer)`` runs after every logged evaluation (e.g. to write a checkpoint).
+        Evaluations fall on multiples of ``log_every`` and on ``config.iterations`` only, so a
+        run stopped early and resumed logs the same rows as one never stopped.
         """
         end = self.config.iterations if iterations is None else iterations
         bar = tqdm(total=end, initial=self.iteration, disable=not progress, desc="train", dynamic_ncols=True)
         while self.iteration < end:
             self.step()
             bar.update(1)
-            if self.iteration % self.config.log_every == 0 or self.iteration == end:
+            if self.iteration % self.config.log_every == 0 or self.iteration == self.config.iterations:
                 metrics = self.evaluate()
                 self.history["iteration"].append(self.iteration)
                 for key, value in metrics.items():

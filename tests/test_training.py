@@ -113,3 +113,16 @@ def test_squared_loss_matches_benning_definition():
 def test_bad_training_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_stopping_between_log_points_logs_no_extra_row():
+    """run(3) with log_every=2 then run() to 6 logs rows 2, 4, 6, as an uninterrupted run does."""
+    data = make_dataset("spiral2d", n=20, seed=0)
+    config = TrainConfig(iterations=6, log_every=2)
+    straight = Trainer(_net(layers=2), data, config)
+    straight.run(progress=False)
+    stopped = Trainer(_net(layers=2), data, config)
+    stopped.run(iterations=3, progress=False)
+    assert stopped.history["iteration"] == [2]
+    stopped.run(progress=False)
+    assert stopped.history == straight.history
