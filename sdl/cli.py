@@ -15,7 +15,6 @@ import itertools
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import yaml
 
@@ -69,15 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from .experiment import train_run
+    from .experiment import read_run_config, train_run
 
     if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.yaml").is_file():
-            raise FileNotFoundError(f"no config.yaml in {str(run)!r}; --resume needs a run folder written by 'sdl train'")
-        raw = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        raw = {k: v for k, v in raw.items() if k not in ("resumed_from", "resumed_at_iteration")}
-        config = config_from_dict(apply_overrides(raw, args.set))
+        config = config_from_dict(apply_overrides(read_run_config(args.resume), args.set))
     elif args.config:
         config = load_config(args.config, args.set)
     else:

@@ -241,8 +241,18 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()`` of a trainer with the same optimizer. The learning rate and
+        weight decay become this trainer's config's, except for "gd", whose α the line search adapts."""
+        saved = state["config"]["optimizer"]
+        if saved != self.config.optimizer:
+            raise ValueError(f"the state is of optimizer {saved!r}, this trainer's is {self.config.optimizer!r}; they must match")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # this restores the saved lr and decay too
+        if not isinstance(self.optimizer, BacktrackingGD):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr
+                if self.config.optimizer in _DECAYING_OPTIMIZERS:
+                    group["weight_decay"] = self.config.weight_decay
         self.generator.set_state(state["generator"])
         self.iteration = int(state["iteration"])
         self.history = {k: list(v) for k, v in state["history"].items()}
