@@ -242,3 +242,30 @@ def test_runs_must_be_a_folder_and_config_a_file(tmp_path, tiny_config, capsys):
     _user_error(capsys, ["train", str(tiny_config), "--runs", str(tiny_config / "sub")], "is a file, not a folder")
     _user_error(capsys, ["train", str(tmp_path)], f"config file {str(tmp_path)!r} is a folder")
 
+
+def test_duplicate_keys_are_refused(tmp_path, tiny_config, capsys):
+    duplicate = tmp_path / "dup.yaml"
+    duplicate.write_text(tiny_config.read_text() + "name: again\n")
+    _user_error(capsys, ["train", str(duplicate), "--runs", str(tmp_path / "runs")], "duplicate key 'name'")
+    _user_error(capsys, ["sweep", str(tiny_config), "--runs", str(tmp_path / "runs"), "--grid", "integrator=euler,rk4",
+                         "--grid", "integrator=heun"], "--grid 'integrator=heun': integrator is already a grid axis")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, monkeypatch, capsys):
+    original = Trainer.step
+
+    def step(self):
+        if self.config.lr == 0.01:
+            raise RuntimeError("boom")
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    code = cli.main(["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--set", "plots=[]", "--set", "train.iterations=2",
+                     "--runs", str(tmp_path / "runs"), "--jobs", "1"])
+    assert code == 1
+    (sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    rows = (sweep / "results.csv").read_text()
+    assert "train.lr=0.01" in rows and "RuntimeError: boom" in rows and "train.lr=0.05" in rows
+    (good,) = sweep.glob("tiny-0.05-*")
+    assert (good / "checkpoint.pt").is_file()
