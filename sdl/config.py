@@ -1,4 +1,4 @@
-"""Experiment configs: YAML (``yaml.safe_load``) validated into typed, frozen dataclasses.
+"""Experiment configs: YAML (a safe loader that refuses duplicate keys) validated into typed, frozen dataclasses.
 
 Every key, type and name is checked before anything runs; a mistake raises ``ConfigError``
 naming the key, the value and the valid choices. ``--set key=value`` overrides use dotted keys
