@@ -15,11 +15,8 @@ import itertools
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-import yaml
-
-from .config import FIELDS, ConfigError, apply_overrides, config_from_dict, load_config, set_key
+from .config import FIELDS, ConfigError, apply_overrides, config_from_dict, load_config, parse_yaml, safe_name, set_key
 from .training import TrainingDiverged
 
 USER_ERROR, FAILURE = 2, 1
@@ -69,15 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from .experiment import train_run
+    from .experiment import read_run_config, train_run
 
     if args.resume:
-        run = Path(args.resume)
-        if not (run / "config.yaml").is_file():
-            raise FileNotFoundError(f"no config.yaml in {str(run)!r}; --resume needs a run folder written by 'sdl train'")
-        raw = yaml.safe_load((run / "config.yaml").read_text()) or {}
-        raw = {k: v for k, v in raw.items() if k not in ("resumed_from", "resumed_at_iteration")}
-        config = config_from_dict(apply_overrides(raw, args.set))
+        config = config_from_dict(apply_overrides(read_run_config(args.resume), args.set))
     elif args.config:
         config = load_config(args.config, args.set)
     else:
@@ -98,12 +90,15 @@ def _analyse(args) -> int:
 
 
 def _grid(specs: list[str]) -> list[dict[str, object]]:
-    axes = []
+    axes, keys = [], set()
     for spec in specs:
         key, sep, values = spec.partition("=")
         if not sep or not key or not values:
             raise ConfigError(f"--grid {spec!r}: expected KEY=V1,V2,..., e.g. integrator=euler,rk4")
-        axes.append([(key, yaml.safe_load(v)) for v in values.split(",")])
+        if key in keys:
+            raise ConfigError(f"--grid {spec!r}: {key} is already a grid axis; give each key once, with all its values")
+        keys.add(key)
+        axes.append([(key, parse_yaml(v, f"--grid {spec}")) for v in values.split(",")])
     if not axes:
         raise ConfigError("sweep needs at least one --grid KEY=V1,V2")
     return [dict(combo) for combo in itertools.product(*axes)]
@@ -116,11 +111,11 @@ def _sweep_one(job: tuple[dict, str, str]) -> dict:
 
     raw, root, label = job
     torch.set_num_threads(1)  # the sweep runs one process per core
-    config = config_from_dict(raw)
     try:
-        run_dir = train_run(config, root, progress=False)
-    except TrainingDiverged as error:
-        return {"label": label, "run": "", "train_accuracy": float("nan"), "val_accuracy": float("nan"), "note": str(error)}
+        run_dir = train_run(config_from_dict(raw), root, progress=False)
+    except Exception as error:  # one failed job is a row of the table, not the end of the sweep
+        note = str(error) if isinstance(error, TrainingDiverged) else f"{type(error).__name__}: {error}"
+        return {"label": label, "run": "", "train_accuracy": float("nan"), "val_accuracy": float("nan"), "note": note}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
         "label": label,
@@ -145,8 +140,8 @@ def _sweep(args) -> int:
         raw = copy.deepcopy(base_raw)
         for key, value in combo.items():
             set_key(raw, key, value)
-        config = config_from_dict(raw)  # validate every combination before training any
-        raw["name"] = f"{config.name}-" + "-".join(str(v) for v in combo.values())
+        raw["name"] = safe_name(f"{base.name}-" + "-".join(str(v) for v in combo.values()))
+        config_from_dict(raw)  # validate every combination before training any
         runs.append((raw, ", ".join(f"{k}={v}" for k, v in combo.items())))
     out = new_run_dir(args.runs, f"sweep-{base.name}")
     jobs = [(raw, str(out), label) for raw, label in runs]
@@ -161,8 +156,8 @@ def _sweep(args) -> int:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         writer.writerows(results)
-    lines = ["| run | train accuracy | validation accuracy |", "|---|---:|---:|"]
-    lines += [f"| {r['label']} | {r['train_accuracy']:.3f} | {r['val_accuracy']:.3f} |" for r in results]
+    lines = ["| run | train accuracy | validation accuracy | note |", "|---|---:|---:|---|"]
+    lines += [f"| {r['label']} | {r['train_accuracy']:.3f} | {r['val_accuracy']:.3f} | {r['note']} |" for r in results]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plots.plot_sweep({r["label"]: (r["train_accuracy"], r["val_accuracy"]) for r in results}, out / "results.png", title=base.name)
     print("\n".join(lines))

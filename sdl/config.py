@@ -1,4 +1,4 @@
-"""Experiment configs: YAML (``yaml.safe_load``) validated into typed, frozen dataclasses.
+"""Experiment configs: YAML (a safe loader that refuses duplicate keys) validated into typed, frozen dataclasses.
 
 Every key, type and name is checked before anything runs; a mistake raises ``ConfigError``
 naming the key, the value and the valid choices. ``--set key=value`` overrides use dotted keys
@@ -8,6 +8,8 @@ naming the key, the value and the valid choices. ``--set key=value`` overrides u
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,13 +21,14 @@ import yaml
 
 from .adjoint import RECOVERIES, Adjoint
 from .data import dataset_names
+from .data.toy import _check_arguments as _check_data_arguments
 from .integrators import get, names
 from .models.activations import activation_names
 from .models.vector_fields import KINETIC_MODELS
 from .models.network import LIFTS, MOMENTA
 from .training import TrainConfig
 
-__all__ = ["ConfigError", "Config", "load_config", "config_from_dict", "apply_overrides", "set_key", "FIELDS", "PLOTS"]
+__all__ = ["ConfigError", "Config", "load_config", "config_from_dict", "apply_overrides", "set_key", "parse_yaml", "read_yaml", "FIELDS", "PLOTS"]
 
 FIELDS = {
     "resnet": "σ(A z + b): the residual network field",
@@ -35,6 +38,8 @@ FIELDS = {
 PLOTS = ("history", "decision_boundary", "transitions", "parameters", "layer_stability")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
+DATA_DIM = 2  # every toy set has points in the plane; build() lifts them from 2 features
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._=+,-]+")  # one path component: a run name never leaves --runs
 
 
 class ConfigError(ValueError):
@@ -46,6 +51,17 @@ def _choice(key: str, value: Any, valid) -> None:
         raise ConfigError(f"{key}: {value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
 
 
+def _at_least(key: str, value, low) -> None:
+    if value < low:
+        raise ConfigError(f"{key}: {value!r} must be ≥ {low}")
+
+
+def _finite(key: str, value: float, condition: str) -> None:
+    ok = math.isfinite(value) and (value > 0 if condition == "> 0" else value >= 0)
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} must be a finite number {condition}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "spiral2d"
@@ -55,6 +71,10 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _choice("data.name", self.name, dataset_names())
+        try:  # make_dataset's own checks, now rather than when the run starts
+            _check_data_arguments(self.name, self.n, self.noise, self.seed, torch.float32)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"data.{error}") from None
 
 
 @dataclass(frozen=True)
@@ -77,11 +97,15 @@ class ModelConfig:
         _choice("model.lift", self.lift, LIFTS)
         _choice("model.kinetic", self.kinetic, KINETIC_MODELS)
         _choice("model.momentum", self.momentum, MOMENTA)
-        for key in ("width", "steps"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"model.{key}: {getattr(self, key)!r} must be ≥ 1")
-        if not self.t_final > 0:
-            raise ConfigError(f"model.t_final: {self.t_final!r} must be > 0")
+        _at_least("model.width", self.width, 1)
+        _at_least("model.steps", self.steps, 1)
+        _finite("model.t_final", self.t_final, "> 0")
+        _finite("model.init_scale", self.init_scale, "≥ 0")
+        if self.lift == "pad" and self.width < DATA_DIM:
+            raise ConfigError(
+                f"model.width: {self.width!r} is less than the data's dimension {DATA_DIM}, which model.lift: pad "
+                f"needs; raise it or use model.lift: linear"
+            )
 
 
 @dataclass(frozen=True)
@@ -93,6 +117,10 @@ class IntegratorConfig:
 
     def __post_init__(self) -> None:
         _choice("integrator.name", self.name, names())
+        if self.tol is not None:
+            _finite("integrator.tol", self.tol, "> 0")
+        if self.max_iter is not None:
+            _at_least("integrator.max_iter", self.max_iter, 1)
         try:
             get(self.name, solver=self.solver, tol=self.tol, max_iter=self.max_iter)
         except ValueError as error:
@@ -128,6 +156,8 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         _choice("analysis.points", self.points, ("train", "val"))
+        _at_least("analysis.refine_steps", self.refine_steps, 0)
+        _at_least("analysis.max_points", self.max_points, 1)
 
 
 @dataclass(frozen=True)
@@ -146,10 +176,17 @@ class Config:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        if not NAME_PATTERN.fullmatch(self.name) or self.name in (".", ".."):
+            raise ConfigError(
+                f"name: {self.name!r} is not a valid run name; use letters, digits and . _ = + , - only "
+                f"(one folder name, not '.' or '..')"
+            )
         for plot in self.plots:
             _choice("plots", plot, PLOTS)
         _choice("dtype", self.dtype, DTYPES)
         _choice("device", self.device, DEVICES)
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device: 'cuda' is not available on this machine; valid choices here: auto, cpu")
         partitioned = get(self.integrator.name).partitioned
         if partitioned and self.model.field != "hamiltonian":
             raise ConfigError(
@@ -167,6 +204,49 @@ class Config:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML would keep the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML ``text`` as Python values; a syntax error or a duplicate key is a one-line ConfigError
+    naming ``source`` (a file, or the option the text came from), line and column."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = " ".join(f"{error.context or ''} {error.problem or ''}".split())
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{source}: not valid YAML: {' '.join(str(error).split())}") from None
+
+
+def safe_name(text: str) -> str:
+    """``text`` made a valid run name: every character outside NAME_PATTERN becomes "_"."""
+    name = re.sub(r"[^A-Za-z0-9._=+,-]", "_", text)
+    return name if name not in ("", ".", "..") else "experiment"
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML file ``path`` parsed by ``parse_yaml``; a file that is not text is a ConfigError too."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
+    return parse_yaml(text, str(path))
 
 
 def _plain(value):
@@ -268,22 +348,21 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         key, sep, text = override.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. train.lr=0.01")
-        set_key(raw, key, yaml.safe_load(text))
+        set_key(raw, key, parse_yaml(text, f"--set {override}"))
     return raw
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply ``--set`` overrides, validate."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; give a YAML file (or --resume RUN_DIR for a run folder)")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    raw = read_yaml(path)
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     config = config_from_dict(apply_overrides(raw or {}, list(overrides)))
     if config.name == "experiment" and "name" not in (raw or {}):
-        config = dataclasses.replace(config, name=path.stem)
+        config = dataclasses.replace(config, name=safe_name(path.stem))
     return config

@@ -20,13 +20,14 @@ import torch
 import yaml
 
 from . import plots
-from .config import Config, config_from_dict
+from .config import Config, ConfigError, config_from_dict, read_yaml
 from .data import make_dataset
 from .models import GradientFlowField, HamiltonianField, ODENet, ResNetField
 from .stability import per_layer_stability
 from .training import Trainer, accuracy
 
-__all__ = ["build", "new_run_dir", "train_run", "load_run", "analyse_run", "write_atomic"]
+__all__ = ["build", "new_run_dir", "train_run", "read_run_config", "load_run", "analyse_run", "write_atomic"]
+_RESUME_NOTES = ("resumed_from", "resumed_at_iteration")  # written beside the config, not part of it
 
 
 def build(config: Config):
@@ -61,7 +62,7 @@ def build(config: Config):
 
 def new_run_dir(root: str | Path, name: str) -> Path:
     """A fresh folder ``root/name-YYYYmmdd-HHMMSS[-n]``; never an existing one."""
-    root = Path(root)
+    root = _runs_folder(root)
     root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
@@ -72,6 +73,20 @@ def new_run_dir(root: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a new run folder under {root}")
+
+
+def _runs_folder(root: str | Path) -> Path:
+    """``root`` if it is, or can become, a folder; a ConfigError naming the file in the way otherwise."""
+    root = Path(root)
+    blocking = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"runs folder {str(root)!r}: {str(blocking)!r} is a file, not a folder")
+    return root
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def write_atomic(path: Path, write) -> None:
@@ -109,14 +124,28 @@ def _write_config(run_dir: Path, config: Config, extra: dict | None = None) -> N
 
 def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> Path:
     """Train as ``config`` says into a new run folder; with ``resume_from``, continue that run's
-    checkpoint (same config) to the configured iterations. Returns the new folder."""
-    run_dir = new_run_dir(root, config.name)
+    checkpoint to ``config.train.iterations``. Resuming may change how training goes on (lr,
+    weight decay, iterations, logging, plots, ...) but not the data, the model, the loss or the
+    optimizer. Returns the new folder, created only once the run has started."""
+    root = _runs_folder(root)
     data, model = build(config)
     trainer = Trainer(model, data, config.train)
     extra = None
     if resume_from is not None:
-        trainer.load_state_dict(_load_checkpoint(Path(resume_from)))
+        resume_from = Path(resume_from)
+        _check_resumable(config_from_dict(read_run_config(resume_from)), config)
+        state = _load_checkpoint(resume_from)
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise ConfigError(f"checkpoint.pt in {str(resume_from)!r} is unreadable or corrupted: {_one_line(error)}") from None
+        if trainer.iteration >= config.train.iterations:
+            raise ConfigError(
+                f"the run is already at iteration {trainer.iteration} ≥ train.iterations={config.train.iterations}; "
+                f"raise it with --set train.iterations=N, N > {trainer.iteration}"
+            )
         extra = {"resumed_from": str(resume_from), "resumed_at_iteration": trainer.iteration}
+    run_dir = new_run_dir(root, config.name)
     _write_config(run_dir, config, extra)
 
     def on_log(t: Trainer) -> None:
@@ -125,6 +154,7 @@ def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path
 
     try:
         trainer.run(progress=progress, callback=on_log)
+        _save_checkpoint(run_dir, trainer)  # the end of a run is a good state even where it was not logged
     finally:
         _write_metrics(run_dir, trainer.history)
     if config.plots:
@@ -132,25 +162,51 @@ def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path
     return run_dir
 
 
+def _check_resumable(previous: Config, config: Config) -> None:
+    """A resumed run continues the same model on the same data, with the same loss and optimizer."""
+    pairs = [(f"{section}.{key}", old, getattr(getattr(config, section), key))
+             for section in ("data", "model") for key, old in dataclasses.asdict(getattr(previous, section)).items()]
+    pairs += [(f"train.{key}", getattr(previous.train, key), getattr(config.train, key)) for key in ("optimizer", "loss")]
+    changed = [f"{key} {old!r} → {new!r}" for key, old, new in pairs if old != new]
+    if changed:
+        raise ConfigError(f"cannot change on resume: {', '.join(changed)}; the data, model, loss and optimizer "
+                          f"stay those of the run (start a new run to change them)")
+
+
 def _load_checkpoint(run_dir: Path) -> dict:
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint.pt in {str(run_dir)!r}; is it a run folder written by 'sdl train'?")
-    return torch.load(path, weights_only=True, map_location="cpu")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:  # a damaged file fails in torch.load with many exception types
+        raise ConfigError(f"checkpoint.pt in {str(run_dir)!r} is unreadable or corrupted: {_one_line(error)}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ConfigError(f"checkpoint.pt in {str(run_dir)!r} is unreadable or corrupted: it holds no model state")
+    return state
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """The raw config (a dict, unvalidated) of a run folder, without the resume notes."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.yaml in {str(run_dir)!r}; is it a run folder written by 'sdl train'?")
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return {k: v for k, v in raw.items() if k not in _RESUME_NOTES}
 
 
 def load_run(run_dir: str | Path):
     """(config, data, model) of a finished or interrupted run, model weights from its checkpoint."""
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"no config.yaml in {str(run_dir)!r}; is it a run folder written by 'sdl train'?")
-    raw = yaml.safe_load(config_path.read_text()) or {}
-    raw.pop("resumed_from", None)
-    raw.pop("resumed_at_iteration", None)
-    config = config_from_dict(raw)
+    config = config_from_dict(read_run_config(run_dir))
     data, model = build(config)
-    model.load_state_dict(_load_checkpoint(run_dir)["model"])
+    try:
+        model.load_state_dict(_load_checkpoint(run_dir)["model"])
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"checkpoint.pt in {str(run_dir)!r} does not fit the model of its config.yaml: {_one_line(error)}") from None
     return config, data, model
 
 
@@ -213,12 +269,12 @@ def analyse_run(run_dir: str | Path) -> Path:
     """Stability diagnostics and plots of a trained run, into a new folder ``RUN_DIR/analysis-…``."""
     run_dir = Path(run_dir)
     config, data, model = load_run(run_dir)
-    out = new_run_dir(run_dir, "analysis")
     model.eval()
     stats = analyse(model, config, data)
     with torch.no_grad():
         logits_val = model(data.x_val)
     stats["val_accuracy"] = accuracy(logits_val, data.y_val)
+    out = new_run_dir(run_dir, "analysis")
     write_atomic(out / "analysis.json", lambda p: p.write_text(json.dumps(stats, indent=1)))
     history = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     make_plots(out, dataclasses.replace(config, plots=tuple(config.plots) or ("layer_stability",)), model, data, history)

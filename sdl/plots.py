@@ -211,21 +211,31 @@ def plot_parameters(
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, *, title: str | None = None) -> Figure:
-    """Training curves against the epoch: losses in one panel, accuracies in another.
+    """Training curves: losses in one panel, accuracies in another.
 
     Keys containing "acc" (e.g. "train_accuracy") go to the accuracy panel (y in [0, 1]); all
-    others to the loss panel, on a log scale when every value there is positive.
+    others to the loss panel, on a log scale when every value there is positive. A series that
+    is zero throughout (a regularizer that is off) is left out. The x axis is the "iteration"
+    entry when there is one (``Trainer.history``), else the position 1, 2, ... ("evaluation").
 
     Args:
-        history: name -> values per epoch.
+        history: name -> values per evaluation, optionally "iteration" -> the iteration of each.
         path: where to save the PNG.
         title: optional figure title.
     """
-    if not history:
+    curves = {name: _numpy(values).reshape(-1) for name, values in history.items() if name != "iteration"}
+    if not curves:
         raise ValueError("history is empty")
-    curves = {name: _numpy(values).reshape(-1) for name, values in history.items()}
+    n = max(v.size for v in curves.values())
+    if "iteration" in history:
+        x, x_label = _numpy(history["iteration"]).reshape(-1), "iteration"
+        if x.size != n:
+            raise ValueError(f"history has {x.size} iterations but {n} values per series")
+    else:
+        x, x_label = np.arange(1, n + 1), "evaluation"
+    losses = {k: v for k, v in curves.items() if "acc" not in k.lower()}
     groups = {
-        "loss": {k: v for k, v in curves.items() if "acc" not in k.lower()},
+        "loss": {k: v for k, v in losses.items() if np.any(v != 0)} or losses,
         "accuracy": {k: v for k, v in curves.items() if "acc" in k.lower()},
     }
     groups = {kind: group for kind, group in groups.items() if group}
@@ -233,12 +243,12 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, *, ti
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
     for ax, (kind, group) in zip(axes, groups.items()):
         for name, values in group.items():
-            ax.plot(np.arange(1, values.size + 1), values, lw=1.4, label=name)
+            ax.plot(x[: values.size], values, lw=1.4, label=name)
         if kind == "loss" and all(np.all(v[np.isfinite(v)] > 0) for v in group.values()):
             ax.set_yscale("log")
         if kind == "accuracy":
             ax.set_ylim(-0.02, 1.02)
-        ax.set(xlabel="epoch", ylabel=kind)
+        ax.set(xlabel=x_label, ylabel=kind)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     if title:

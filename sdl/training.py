@@ -211,13 +211,15 @@ class Trainer:
         """Train until ``iterations`` in total (default ``config.iterations``); returns the history.
 
         ``callback(trainer)`` runs after every logged evaluation (e.g. to write a checkpoint).
+        Evaluations fall on multiples of ``log_every`` and on ``config.iterations`` only, so a
+        run stopped early and resumed logs the same rows as one never stopped.
         """
         end = self.config.iterations if iterations is None else iterations
         bar = tqdm(total=end, initial=self.iteration, disable=not progress, desc="train", dynamic_ncols=True)
         while self.iteration < end:
             self.step()
             bar.update(1)
-            if self.iteration % self.config.log_every == 0 or self.iteration == end:
+            if self.iteration % self.config.log_every == 0 or self.iteration == self.config.iterations:
                 metrics = self.evaluate()
                 self.history["iteration"].append(self.iteration)
                 for key, value in metrics.items():
@@ -239,8 +241,18 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a ``state_dict()`` of a trainer with the same optimizer. The learning rate and
+        weight decay become this trainer's config's, except for "gd", whose α the line search adapts."""
+        saved = state["config"]["optimizer"]
+        if saved != self.config.optimizer:
+            raise ValueError(f"the state is of optimizer {saved!r}, this trainer's is {self.config.optimizer!r}; they must match")
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # this restores the saved lr and decay too
+        if not isinstance(self.optimizer, BacktrackingGD):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr
+                if self.config.optimizer in _DECAYING_OPTIMIZERS:
+                    group["weight_decay"] = self.config.weight_decay
         self.generator.set_state(state["generator"])
         self.iteration = int(state["iteration"])
         self.history = {k: list(v) for k, v in state["history"].items()}

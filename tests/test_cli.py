@@ -164,3 +164,108 @@ def test_config_errors_name_key_and_choices(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping of keys at the top level"):
         load_config(path)
+
+
+@pytest.fixture
+def short_run(tmp_path, tiny_config):
+    """A finished 4-iteration run in tmp_path/first; returns its folder."""
+    code = cli.main(["train", str(tiny_config), "--runs", str(tmp_path / "first"), "--no-progress",
+                     "--set", "plots=[]", "--set", "train.iterations=4", "--set", "train.log_every=2"])
+    assert code == 0
+    return _only_run(tmp_path / "first")
+
+
+def _user_error(capsys, argv, message):
+    """``sdl argv`` exits 2 with ``message`` on one line."""
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_resume_applies_the_new_learning_rate_and_weight_decay(tmp_path, short_run):
+    assert cli.main(["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"), "--no-progress",
+                     "--set", "train.iterations=6", "--set", "train.lr=0.001", "--set", "train.weight_decay=0.1"]) == 0
+    state = torch.load(_only_run(tmp_path / "next") / "checkpoint.pt", weights_only=True)
+    assert {(g["lr"], g["weight_decay"]) for g in state["optimizer"]["param_groups"]} == {(0.001, 0.1)}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.optimizer=sgd", "cannot change on resume: train.optimizer 'adam' → 'sgd'"),
+        ("train.loss=cross_entropy", "cannot change on resume: train.loss 'squared' → 'cross_entropy'"),
+        ("model.width=4", "cannot change on resume: model.width 2 → 4"),
+        ("data.seed=3", "cannot change on resume: data.seed 0 → 3"),
+    ],
+)
+def test_resume_refuses_changes_it_cannot_apply(tmp_path, short_run, capsys, override, message):
+    _user_error(capsys, ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"),
+                         "--set", "train.iterations=6", "--set", override], message)
+    assert not (tmp_path / "next").exists()
+
+
+def test_resuming_a_finished_run_is_refused(tmp_path, short_run, capsys):
+    _user_error(capsys, ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next")],
+                "the run is already at iteration 4 ≥ train.iterations=4; raise it with --set train.iterations=N, N > 4")
+    assert not (tmp_path / "next").exists()
+
+
+def test_damaged_run_folders_are_one_line_errors(tmp_path, short_run, capsys):
+    resume = ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"), "--set", "train.iterations=6"]
+    (short_run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    for argv in (resume, ["analyse", str(short_run)]):
+        _user_error(capsys, argv, f"checkpoint.pt in {str(short_run)!r} is unreadable or corrupted:")
+    (short_run / "config.yaml").write_text("name: [tiny\n")
+    for argv in (resume, ["analyse", str(short_run)]):
+        _user_error(capsys, argv, f"{short_run / 'config.yaml'}:2:1: not valid YAML:")
+    assert not (tmp_path / "next").exists() and not list(short_run.glob("analysis-*"))
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_is_a_user_error(short_run, capsys):
+    config = yaml.safe_load((short_run / "config.yaml").read_text())
+    config["model"]["width"] = 4
+    (short_run / "config.yaml").write_text(yaml.safe_dump(config))
+    _user_error(capsys, ["analyse", str(short_run)], f"checkpoint.pt in {str(short_run)!r} does not fit the model of its config.yaml")
+    assert not list(short_run.glob("analysis-*"))
+
+
+def test_run_names_stay_inside_runs(tmp_path, tiny_config, capsys):
+    for name in ("../escape", "a/b", "''"):
+        _user_error(capsys, ["train", str(tiny_config), "--runs", str(tmp_path / "runs"), "--set", f"name={name}"],
+                    "is not a valid run name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+def test_runs_must_be_a_folder_and_config_a_file(tmp_path, tiny_config, capsys):
+    _user_error(capsys, ["train", str(tiny_config), "--runs", str(tiny_config)], "is a file, not a folder")
+    _user_error(capsys, ["train", str(tiny_config), "--runs", str(tiny_config / "sub")], "is a file, not a folder")
+    _user_error(capsys, ["train", str(tmp_path)], f"config file {str(tmp_path)!r} is a folder")
+
+
+def test_duplicate_keys_are_refused(tmp_path, tiny_config, capsys):
+    duplicate = tmp_path / "dup.yaml"
+    duplicate.write_text(tiny_config.read_text() + "name: again\n")
+    _user_error(capsys, ["train", str(duplicate), "--runs", str(tmp_path / "runs")], "duplicate key 'name'")
+    _user_error(capsys, ["sweep", str(tiny_config), "--runs", str(tmp_path / "runs"), "--grid", "integrator=euler,rk4",
+                         "--grid", "integrator=heun"], "--grid 'integrator=heun': integrator is already a grid axis")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, monkeypatch, capsys):
+    original = Trainer.step
+
+    def step(self):
+        if self.config.lr == 0.01:
+            raise RuntimeError("boom")
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    code = cli.main(["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--set", "plots=[]", "--set", "train.iterations=2",
+                     "--runs", str(tmp_path / "runs"), "--jobs", "1"])
+    assert code == 1
+    (sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    rows = (sweep / "results.csv").read_text()
+    assert "train.lr=0.01" in rows and "RuntimeError: boom" in rows and "train.lr=0.05" in rows
+    (good,) = sweep.glob("tiny-0.05-*")
+    assert (good / "checkpoint.pt").is_file()

@@ -53,6 +53,26 @@ def test_plot_layer_stability_single_and_several_runs(tmp_path):
         plot_layer_stability([eigen, eigen], [nu], tmp_path / "x.png")
 
 
+def test_plot_history_of_a_trainer_against_its_iterations(tmp_path):
+    """Trainer.history: "iteration" is the x axis, not a curve; a regularizer that is off
+    (all zero) is left out and so does not stop the log scale."""
+    history = {
+        "iteration": [50, 100, 150],
+        "loss": [0.4, 0.2, 0.1],
+        "regularizer": [0.0, 0.0, 0.0],
+        "train_accuracy": [0.6, 0.8, 0.9],
+        "val_accuracy": [0.5, 0.7, 0.9],
+    }
+    fig = plot_history(history, tmp_path / "history.png")
+    _check_png(fig, tmp_path / "history.png")
+    loss_ax, accuracy_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.lines] == ["loss"]
+    assert [line.get_label() for line in accuracy_ax.lines] == ["train_accuracy", "val_accuracy"]
+    assert loss_ax.get_xlabel() == accuracy_ax.get_xlabel() == "iteration"
+    assert list(loss_ax.lines[0].get_xdata()) == [50, 100, 150]
+    assert loss_ax.get_yscale() == "log"
+
+
 def test_plot_decision_boundary(tmp_path):
     data = make_dataset("donut2d", 300)
     predict = lambda z: torch.sigmoid(20 * (0.3**2 - (z**2).sum(1)))

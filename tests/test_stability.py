@@ -303,3 +303,19 @@ def test_energy_error_verlet_bounded_rk4_drifts():
     assert rk4[3000:].mean() > 1.8 * rk4[1000:2000].mean()
     with pytest.raises(ValueError, match="one energy per time step"):
         energy_error(lambda q, p: (q**2).sum(), torch.zeros(5, 2), torch.zeros(5, 2))
+
+
+@pytest.mark.parametrize("slope", [lambda s: (s > 0).to(s.dtype), torch.ones_like], ids=["relu", "identity"])
+def test_refinement_of_piecewise_linear_fields_keeps_the_coarse_values(slope):
+    """μ₂(J(z)) is locally constant here: the ascent has no gradient to follow and must not fail,
+    also with learnable weights, whose graph reaches the Jacobian but not z."""
+    weight = torch.randn(3, 3, dtype=f64, requires_grad=True)
+    bias = torch.randn(3, dtype=f64)
+    field = lambda z: z @ weight.T + bias  # only the analytic Jacobian below is used
+    jac = lambda z: slope(z @ weight.T + bias)[:, :, None] * weight
+    z = torch.randn(30, 3, dtype=f64)
+    coarse = one_sided_lipschitz(field, z, jac=jac)
+    refined = one_sided_lipschitz(field, z, jac=jac, refine_steps=3)
+    assert torch.all(refined.values >= coarse.values)
+    constant = one_sided_lipschitz(lambda x: x @ weight.detach().T, z, refine_steps=3)  # J built without grad
+    assert torch.all(constant.values == constant.values[0])

@@ -113,3 +113,33 @@ def test_squared_loss_matches_benning_definition():
 def test_bad_training_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_stopping_between_log_points_logs_no_extra_row():
+    """run(3) with log_every=2 then run() to 6 logs rows 2, 4, 6, as an uninterrupted run does."""
+    data = make_dataset("spiral2d", n=20, seed=0)
+    config = TrainConfig(iterations=6, log_every=2)
+    straight = Trainer(_net(layers=2), data, config)
+    straight.run(progress=False)
+    stopped = Trainer(_net(layers=2), data, config)
+    stopped.run(iterations=3, progress=False)
+    assert stopped.history["iteration"] == [2]
+    stopped.run(progress=False)
+    assert stopped.history == straight.history
+
+
+def test_resuming_takes_lr_and_decay_from_the_new_config_and_refuses_another_optimizer():
+    data = make_dataset("spiral2d", n=20, seed=0)
+    first = Trainer(_net(layers=2), data, TrainConfig(lr=0.05, iterations=2))
+    first.run(progress=False)
+    resumed = Trainer(_net(layers=2), data, TrainConfig(lr=0.001, weight_decay=0.1, iterations=4))
+    resumed.load_state_dict(first.state_dict())
+    assert [(g["lr"], g["weight_decay"]) for g in resumed.optimizer.param_groups] == [(0.001, 0.1)]
+    with pytest.raises(ValueError, match="the state is of optimizer 'adam', this trainer's is 'sgd'"):
+        Trainer(_net(layers=2), data, TrainConfig(optimizer="sgd", iterations=4)).load_state_dict(first.state_dict())
+    gd = Trainer(_net(layers=2), data, TrainConfig(optimizer="gd", lr=1.0, iterations=2))
+    gd.run(progress=False)
+    adapted = gd.optimizer.param_groups[0]["lr"]
+    again = Trainer(_net(layers=2), data, TrainConfig(optimizer="gd", lr=0.5, iterations=4))
+    again.load_state_dict(gd.state_dict())
+    assert again.optimizer.param_groups[0]["lr"] == adapted  # the line search's α, not the config's

@@ -283,5 +283,8 @@ def _value_and_gradient(score: Callable[[Tensor], Tensor], x: Tensor) -> tuple[T
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         values = score(x)
-        (grad,) = torch.autograd.grad(values.sum(), x)
+        if not values.requires_grad:  # a Jacobian that does not depend on z (a linear field)
+            return values.detach(), torch.zeros_like(x)
+        # μ₂(J(z)) is locally constant for piecewise-linear activations (relu): the graph may miss z
+        (grad,) = torch.autograd.grad(values.sum(), x, allow_unused=True, materialize_grads=True)
     return values.detach(), grad
