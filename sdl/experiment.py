@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from . import plots
-from .config import Config, ConfigError, config_from_dict, read_yaml
+from .config import Config, ConfigError, config_from_dict, read_yaml, safe_name
 from .data import make_dataset
 from .models import GradientFlowField, HamiltonianField, ODENet, ResNetField
 from .stability import per_layer_stability
@@ -133,7 +133,7 @@ def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path
     extra = None
     if resume_from is not None:
         resume_from = Path(resume_from)
-        _check_resumable(config_from_dict(read_run_config(resume_from)), config)
+        _check_resumable(_saved_config(resume_from), config)
         state = _load_checkpoint(resume_from)
         try:
             trainer.load_state_dict(state)
@@ -198,10 +198,21 @@ def read_run_config(run_dir: str | Path) -> dict:
     return {k: v for k, v in raw.items() if k not in _RESUME_NOTES}
 
 
+def _saved_config(run_dir: Path) -> Config:
+    """The validated config of a run folder, where only what describes the run itself must still
+    be valid: a name older rules allowed is made safe, and a cuda run opens on a machine without
+    CUDA with device "auto"."""
+    raw = read_run_config(run_dir)
+    raw["name"] = safe_name(str(raw.get("name", "run")))
+    if raw.get("device") == "cuda" and not torch.cuda.is_available():
+        raw["device"] = "auto"
+    return config_from_dict(raw)
+
+
 def load_run(run_dir: str | Path):
     """(config, data, model) of a finished or interrupted run, model weights from its checkpoint."""
     run_dir = Path(run_dir)
-    config = config_from_dict(read_run_config(run_dir))
+    config = _saved_config(run_dir)
     data, model = build(config)
     try:
         model.load_state_dict(_load_checkpoint(run_dir)["model"])

@@ -205,6 +205,18 @@ def test_resume_refuses_changes_it_cannot_apply(tmp_path, short_run, capsys, ove
     assert not (tmp_path / "next").exists()
 
 
+def test_a_run_saved_with_cuda_or_an_old_style_name_opens_on_this_machine(tmp_path, short_run):
+    """Only what describes the run itself must still be valid: a cuda run resumes and is analysed
+    here with --set device=cpu (or device auto), and a name older rules allowed is made safe."""
+    config = yaml.safe_load((short_run / "config.yaml").read_text())
+    config["name"], config["device"] = "my run", "cuda"
+    (short_run / "config.yaml").write_text(yaml.safe_dump(config))
+    if not torch.cuda.is_available():
+        assert cli.main(["analyse", str(short_run)]) == 0
+    assert cli.main(["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"), "--no-progress",
+                     "--set", "train.iterations=6", "--set", "device=cpu", "--set", "name=my_run"]) == 0
+
+
 def test_resuming_a_finished_run_is_refused(tmp_path, short_run, capsys):
     _user_error(capsys, ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next")],
                 "the run is already at iteration 4 ≥ train.iterations=4; raise it with --set train.iterations=N, N > 4")

@@ -19,10 +19,16 @@ class ConvergenceError(RuntimeError):
     """An implicit stage solver did not reach its tolerance."""
 
 
-def vjp(output: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], cotangent: Tensor | Sequence[Tensor]) -> list[Tensor]:
+def vjp(
+    output: Tensor | Sequence[Tensor],
+    inputs: Sequence[Tensor],
+    cotangent: Tensor | Sequence[Tensor],
+    retain_graph: bool = False,
+) -> list[Tensor]:
     """Σ cotangent · ∂output/∂input for each input (output and cotangent: a tensor or matching
     sequences). Zeros for inputs the output does not use, for inputs that do not require grad,
-    and for outputs without a graph (e.g. a constant force)."""
+    and for outputs without a graph (e.g. a constant force). ``retain_graph`` keeps the graph
+    for another pullback."""
     outputs = (output,) if isinstance(output, Tensor) else tuple(output)
     cotangents = (cotangent,) if isinstance(cotangent, Tensor) else tuple(cotangent)
     pairs = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
@@ -30,7 +36,7 @@ def vjp(output: Tensor | Sequence[Tensor], inputs: Sequence[Tensor], cotangent: 
     grads: list[Tensor | None] = [None] * len(inputs)
     if pairs and live:
         found = torch.autograd.grad(
-            [o for o, _ in pairs], [inputs[i] for i in live], [c for _, c in pairs], allow_unused=True
+            [o for o, _ in pairs], [inputs[i] for i in live], [c for _, c in pairs], retain_graph=retain_graph, allow_unused=True
         )
         for i, g in zip(live, found):
             grads[i] = g

@@ -373,16 +373,10 @@ class _AdjointStageMap(_StageSystem):
         self._blocks: Tensor | None = None
 
     def __call__(self, k_bar: Tensor) -> Tensor:
-        pulled = torch.stack([self._pull(out, z, k_i) for out, z, k_i in zip(self.outputs, self.inputs, k_bar)])
+        pulled = torch.stack(
+            [vjp(out, (z,), k_i, retain_graph=True)[0] for out, z, k_i in zip(self.outputs, self.inputs, k_bar)]
+        )
         return self.offset + self.h * torch.tensordot(self.a.T, pulled, dims=1)
-
-    @staticmethod
-    def _pull(output: Tensor, z: Tensor, cotangent: Tensor) -> Tensor:
-        """J(z)ᵀ cotangent, keeping the graph for the next iteration."""
-        if not output.requires_grad:
-            return torch.zeros_like(z)
-        (grad,) = torch.autograd.grad(output, z, cotangent, retain_graph=True, allow_unused=True)
-        return torch.zeros_like(z) if grad is None else grad
 
     def magnitude(self, k_bar: Tensor) -> float:
         return max(self.offset.abs().max().item(), k_bar.abs().max().item())

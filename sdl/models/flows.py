@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .p4inv import P4InvLinear
+from .p4inv import P4InvLinear, _check_last_dim
 
 __all__ = [
     "AffineCoupling",
@@ -31,11 +31,6 @@ __all__ = [
 
 _MIXINGS = ("permutation", "p4inv")
 
-
-def _check_last_dim(x: torch.Tensor, dim: int) -> None:
-    # Indexing or slicing the last axis would otherwise silently drop or misread features.
-    if x.shape[-1:] != (dim,):
-        raise ValueError(f"expected inputs with last dimension {dim}, got shape {tuple(x.shape)}")
 
 
 class BentIdentity(nn.Module):

@@ -43,6 +43,13 @@ __all__ = [
 _INITS = ("identity", "reverse")
 
 
+def _check_last_dim(x: torch.Tensor, dim: int) -> None:
+    """ValueError unless x is (..., dim): slicing or reshaping the last axis would otherwise drop
+    or misread features without a word."""
+    if x.shape[-1:] != (dim,):
+        raise ValueError(f"expected inputs with last dimension {dim}, got shape {tuple(x.shape)}")
+
+
 @dataclass(frozen=True)
 class MergeRule:
     """When a merge of the perturbation into A is accepted, and the band the penalty keeps log|det| in.
@@ -284,8 +291,7 @@ class P4InvLinear(nn.Module):
         return self.bias if self.bias is not None else flat.new_zeros(())
 
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"expected inputs with last dimension {self.dim}, got shape {tuple(x.shape)}")
+        _check_last_dim(x, self.dim)
         return x.reshape(-1, self.dim)
 
     def _refresh_compute_copies(self) -> None:
