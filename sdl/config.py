@@ -39,7 +39,8 @@ PLOTS = ("history", "decision_boundary", "transitions", "parameters", "layer_sta
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
 DATA_DIM = 2  # every toy set has points in the plane; build() lifts them from 2 features
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._=+,-]+")  # one path component: a run name never leaves --runs
+_NAME_CHARACTERS = "A-Za-z0-9._=+,-"  # one path component: a run name never leaves --runs
+NAME_PATTERN = re.compile(f"[{_NAME_CHARACTERS}]+")
 
 
 class ConfigError(ValueError):
@@ -236,7 +237,7 @@ def parse_yaml(text: str, source: str) -> Any:
 
 def safe_name(text: str) -> str:
     """``text`` made a valid run name: every character outside NAME_PATTERN becomes "_"."""
-    name = re.sub(r"[^A-Za-z0-9._=+,-]", "_", text)
+    name = re.sub(f"[^{_NAME_CHARACTERS}]", "_", text)
     return name if name not in ("", ".", "..") else "experiment"
 
 
