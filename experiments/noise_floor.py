@@ -69,8 +69,9 @@ def _train(job: tuple[str, str, int, list[str]]) -> dict:
     config_file, integrator = NETWORKS[label]
     overrides = [f"data.name={name}", f"data.seed={seed}", f"integrator={integrator}", *extra]
     config = load_config(CONFIGS / config_file.format(set=name), overrides)
-    data, model = build(config)
-    Trainer(model, data, config.train).run(progress=False)
+    task, model = build(config)
+    Trainer(model, task, config.train).run(progress=False)
+    data = task.data
     model.eval()
     with torch.no_grad():
         return {

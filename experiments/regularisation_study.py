@@ -29,7 +29,8 @@ import torch
 import sdl
 from sdl import plots
 from sdl.config import load_config
-from sdl.experiment import analyse, build, layer_states, new_run_dir
+from sdl.experiment import build, new_run_dir
+from sdl.tasks.classification import layer_states
 from sdl.integrators import TABLEAUS
 from sdl.models import HamiltonianField, parameter_smoothness
 from sdl.stability import energy_error
@@ -43,10 +44,10 @@ def _train(args: tuple[float, int]) -> dict:
     weight, iterations = args
     torch.set_num_threads(1)
     config = load_config(CONFIG, [f"train.smoothness={weight}", f"train.iterations={iterations}"])
-    data, model = build(config)
-    trainer = Trainer(model, data, config.train)
+    task, model = build(config)
+    trainer = Trainer(model, task, config.train)
     trainer.run(progress=False)
-    stats = analyse(model, config, data)
+    stats = task.analyse(model, config.analysis)
     theta = torch.cat([p.detach().flatten(1) for p in model.field.layer_parameters()], dim=1)
     return {
         "lambda": weight,
@@ -108,7 +109,8 @@ def main() -> None:
         out / "layer_stability.png",
         labels=labels,
     )
-    data, model = build(load_config(CONFIG))
+    task, model = build(load_config(CONFIG))
+    data = task.data
     model.eval()
     for run, label in zip(runs, labels):
         model.load_state_dict(run["state"])

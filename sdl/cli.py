@@ -2,7 +2,7 @@
 
     sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
     sdl analyse RUN_DIR
-    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N]
+    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local]
     sdl list
 """
 
@@ -12,11 +12,10 @@ import argparse
 import copy
 import csv
 import itertools
-import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 
 from .config import FIELDS, ConfigError, apply_overrides, config_from_dict, load_config, parse_yaml, safe_name, set_key
+from .tasks import TASKS
 from .training import TrainingDiverged
 
 USER_ERROR, FAILURE = 2, 1
@@ -41,9 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="e.g. integrator=euler,rk4")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--runs", default="runs")
-    sweep.add_argument("--jobs", type=int, default=2, help="parallel processes (default 2)")
+    sweep.add_argument("--jobs", type=int, default=2, help="parallel jobs (default 2; 1 runs them in this process)")
+    sweep.add_argument("--backend", default="local", choices=["local"], help="what runs the jobs (default: local processes)")
 
-    commands.add_parser("list", help="integrators, vector fields, data sets and activations")
+    commands.add_parser("list", help="tasks, integrators, vector fields, data sets and activations")
     return parser
 
 
@@ -104,37 +104,17 @@ def _grid(specs: list[str]) -> list[dict[str, object]]:
     return [dict(combo) for combo in itertools.product(*axes)]
 
 
-def _sweep_one(job: tuple[dict, str, str]) -> dict:
-    import torch
-
-    from .experiment import train_run
-
-    raw, root, label = job
-    torch.set_num_threads(1)  # the sweep runs one process per core
-    try:
-        run_dir = train_run(config_from_dict(raw), root, progress=False)
-    except Exception as error:  # one failed job is a row of the table, not the end of the sweep
-        note = str(error) if isinstance(error, TrainingDiverged) else f"{type(error).__name__}: {error}"
-        return {"label": label, "run": "", "train_accuracy": float("nan"), "val_accuracy": float("nan"), "note": note}
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {
-        "label": label,
-        "run": str(run_dir),
-        "train_accuracy": metrics["train_accuracy"][-1],
-        "val_accuracy": metrics["val_accuracy"][-1],
-        "note": "",
-    }
-
-
 def _sweep(args) -> int:
     from . import plots
-    from .experiment import new_run_dir
+    from .experiment import new_run_dir, write_atomic
+    from .sweep import Job, backend
 
     base = load_config(args.config, args.set)
     base_raw = apply_overrides(base.to_dict(), args.set)
     combos = _grid(args.grid)
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
+    runner = backend(args.backend, args.jobs)
     runs = []
     for combo in combos:
         raw = copy.deepcopy(base_raw)
@@ -144,29 +124,45 @@ def _sweep(args) -> int:
         config_from_dict(raw)  # validate every combination before training any
         runs.append((raw, ", ".join(f"{k}={v}" for k, v in combo.items())))
     out = new_run_dir(args.runs, f"sweep-{base.name}")
-    jobs = [(raw, str(out), label) for raw, label in runs]
-    if args.jobs == 1:
-        results = [_sweep_one(job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            results = list(pool.map(_sweep_one, jobs))
+    jobs = [Job(raw, str(out), label) for raw, label in runs]
+    outcomes = [None] * len(jobs)
 
-    keys = ["label", "train_accuracy", "val_accuracy", "run", "note"]
-    with (out / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(results)
-    lines = ["| run | train accuracy | validation accuracy | note |", "|---|---:|---:|---|"]
-    lines += [f"| {r['label']} | {r['train_accuracy']:.3f} | {r['val_accuracy']:.3f} | {r['note']} |" for r in results]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    plots.plot_sweep({r["label"]: (r["train_accuracy"], r["val_accuracy"]) for r in results}, out / "results.png", title=base.name)
+    def record(index, outcome) -> None:  # the table on disk always holds every finished job
+        outcomes[index] = outcome
+        _write_table(out, [o for o in outcomes if o is not None], write_atomic)
+
+    runner.run(jobs, record)
+    lines = _write_table(out, outcomes, write_atomic)
+    finished = [o for o in outcomes if o.ok]
+    if finished:
+        plots.plot_sweep({o.label: o.metrics for o in outcomes}, out / "results.png", title=base.name)
     print("\n".join(lines))
     print(f"sweep folder: {out}")
-    return 0 if all(r["run"] for r in results) else FAILURE
+    return 0 if len(finished) == len(outcomes) else FAILURE
+
+
+def _write_table(out, outcomes, write_atomic) -> list[str]:
+    """results.csv and results.md of the outcomes so far; returns the markdown lines."""
+    names = next((list(o.metrics) for o in outcomes if o.ok), [])
+    rows = [{"label": o.label, **{n: o.metrics.get(n, float("nan")) for n in names}, "run": o.run, "note": o.note} for o in outcomes]
+
+    def write_csv(path) -> None:
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["label", *names, "run", "note"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(out / "results.csv", write_csv)
+    titles = [n.replace("_", " ") for n in names]
+    lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |",
+             "|---|" + "---:|" * len(names) + "---|"]
+    lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.3f}" for n in names), r["note"]]) + " |" for r in rows]
+    write_atomic(out / "results.md", lambda path: path.write_text("\n".join(lines) + "\n"))
+    return lines
 
 
 def _list() -> int:
-    from .data import dataset_names
+    from .data import dataset_names, density_names
     from .integrators import get, names
     from .models import activation_names
 
@@ -175,11 +171,15 @@ def _list() -> int:
         method = get(name)
         traits = [f"order {method.order}", "symplectic" if method.symplectic else "", "needs (q, p)" if method.partitioned else "", "reversible" if method.time_reversible else ""]
         print(f"  {name:20s} {', '.join(t for t in traits if t)}")
-    print("fields:")
-    for name, text in FIELDS.items():
-        print(f"  {name:20s} {text}")
-    print("data sets:")
+    print("tasks:")
+    print("  " + ", ".join(TASKS))
+    print("fields (classification):")
+    for name, kind in FIELDS.items():
+        print(f"  {name:20s} {kind.description}")
+    print("data sets (classification):")
     print("  " + ", ".join(dataset_names()))
+    print("densities (density):")
+    print("  " + ", ".join(density_names()))
     print("activations:")
     print("  " + ", ".join(activation_names()))
     return 0

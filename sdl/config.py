@@ -8,7 +8,6 @@ naming the key, the value and the valid choices. ``--set key=value`` overrides u
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import types
 import typing
@@ -19,94 +18,30 @@ from typing import Any
 import torch
 import yaml
 
+from ._validation import ConfigError, check_at_least, check_choice, check_finite
 from .adjoint import RECOVERIES, Adjoint
-from .data import dataset_names
-from .data.toy import _check_arguments as _check_data_arguments
 from .integrators import get, names
-from .models.activations import activation_names
-from .models.vector_fields import KINETIC_MODELS
-from .models.network import LIFTS, MOMENTA
+from .tasks import TASKS, TaskConfig
+from .tasks.classification import FIELDS, PLOTS, ClassificationConfig
 from .training import TrainConfig
 
-__all__ = ["ConfigError", "Config", "load_config", "config_from_dict", "apply_overrides", "set_key", "parse_yaml", "read_yaml", "FIELDS", "PLOTS"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "FIELDS",
+    "PLOTS",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+    "parse_yaml",
+    "read_yaml",
+    "set_key",
+]
 
-FIELDS = {
-    "resnet": "σ(A z + b): the residual network field",
-    "gradient_flow": "-Aᵀσ(A z + b): a gradient flow, contractive (ν ≤ 0)",
-    "hamiltonian": "(q, p) with H = T(p) + V(q): separable Hamiltonian, for symplectic methods",
-}
-PLOTS = ("history", "decision_boundary", "transitions", "parameters", "layer_stability")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICES = ("auto", "cpu", "cuda")
-DATA_DIM = 2  # every toy set has points in the plane; build() lifts them from 2 features
 _NAME_CHARACTERS = "A-Za-z0-9._=+,-"  # one path component: a run name never leaves --runs
 NAME_PATTERN = re.compile(f"[{_NAME_CHARACTERS}]+")
-
-
-class ConfigError(ValueError):
-    """A config that cannot run: the message names the key, the value and the valid choices."""
-
-
-def _choice(key: str, value: Any, valid) -> None:
-    if value not in valid:
-        raise ConfigError(f"{key}: {value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
-
-
-def _at_least(key: str, value, low) -> None:
-    if value < low:
-        raise ConfigError(f"{key}: {value!r} must be ≥ {low}")
-
-
-def _finite(key: str, value: float, condition: str) -> None:
-    ok = math.isfinite(value) and (value > 0 if condition == "> 0" else value >= 0)
-    if not ok:
-        raise ConfigError(f"{key}: {value!r} must be a finite number {condition}")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    name: str = "spiral2d"
-    n: int = 1000
-    noise: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _choice("data.name", self.name, dataset_names())
-        try:  # make_dataset's own checks, now rather than when the run starts
-            _check_data_arguments(self.name, self.n, self.noise, self.seed, torch.float32)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"data.{error}") from None
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    field: str = "resnet"
-    width: int = 2
-    activation: str = "tanh"
-    layered: bool = True
-    steps: int = 15
-    t_final: float = 1.5
-    lift: str = "pad"
-    kinetic: str = "quadratic"
-    momentum: str = "zero"
-    init_scale: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _choice("model.field", self.field, FIELDS)
-        _choice("model.activation", self.activation, activation_names())
-        _choice("model.lift", self.lift, LIFTS)
-        _choice("model.kinetic", self.kinetic, KINETIC_MODELS)
-        _choice("model.momentum", self.momentum, MOMENTA)
-        _at_least("model.width", self.width, 1)
-        _at_least("model.steps", self.steps, 1)
-        _finite("model.t_final", self.t_final, "> 0")
-        _finite("model.init_scale", self.init_scale, "≥ 0")
-        if self.lift == "pad" and self.width < DATA_DIM:
-            raise ConfigError(
-                f"model.width: {self.width!r} is less than the data's dimension {DATA_DIM}, which model.lift: pad "
-                f"needs; raise it or use model.lift: linear"
-            )
 
 
 @dataclass(frozen=True)
@@ -117,11 +52,11 @@ class IntegratorConfig:
     max_iter: int | None = None
 
     def __post_init__(self) -> None:
-        _choice("integrator.name", self.name, names())
+        check_choice("integrator.name", self.name, names())
         if self.tol is not None:
-            _finite("integrator.tol", self.tol, "> 0")
+            check_finite("integrator.tol", self.tol, "> 0")
         if self.max_iter is not None:
-            _at_least("integrator.max_iter", self.max_iter, 1)
+            check_at_least("integrator.max_iter", self.max_iter, 1)
         try:
             get(self.name, solver=self.solver, tol=self.tol, max_iter=self.max_iter)
         except ValueError as error:
@@ -136,8 +71,8 @@ class GradientConfig:
     checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
-        _choice("gradient.mode", self.mode, ("dto", "otd"))
-        _choice("gradient.recovery", self.recovery, RECOVERIES)
+        check_choice("gradient.mode", self.mode, ("dto", "otd"))
+        check_choice("gradient.recovery", self.recovery, RECOVERIES)
         try:
             self.adjoint()
         except ValueError as error:
@@ -156,23 +91,26 @@ class AnalysisConfig:
     max_points: int = 1000
 
     def __post_init__(self) -> None:
-        _choice("analysis.points", self.points, ("train", "val"))
-        _at_least("analysis.refine_steps", self.refine_steps, 0)
-        _at_least("analysis.max_points", self.max_points, 1)
+        check_choice("analysis.points", self.points, ("train", "val"))
+        check_at_least("analysis.refine_steps", self.refine_steps, 0)
+        check_at_least("analysis.max_points", self.max_points, 1)
 
 
 @dataclass(frozen=True)
 class Config:
-    """A whole experiment. ``integrator`` may be given in YAML as a bare name."""
+    """A whole experiment. ``task`` is a tagged union: its ``kind`` (default "classification") picks
+    the schemas of ``data`` and ``model`` (``None``: that schema's defaults) and the valid ``plots``
+    (``None``: the task's defaults). ``task`` and ``integrator`` may be given in YAML as bare names."""
 
     name: str = "experiment"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=ClassificationConfig)
+    data: Any = None
+    model: Any = None
     integrator: IntegratorConfig = field(default_factory=IntegratorConfig)
     gradient: GradientConfig = field(default_factory=GradientConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
-    plots: tuple[str, ...] = PLOTS
+    plots: tuple[str, ...] | None = None
     dtype: str = "float32"
     device: str = "auto"
 
@@ -182,18 +120,24 @@ class Config:
                 f"name: {self.name!r} is not a valid run name; use letters, digits and . _ = + , - only "
                 f"(one folder name, not '.' or '..')"
             )
+        task = type(self.task)
+        defaults = {"data": task.data_config, "model": task.model_config}
+        for section, schema in defaults.items():
+            value = getattr(self, section)
+            if value is None:
+                object.__setattr__(self, section, schema())
+            elif not isinstance(value, schema):
+                raise ConfigError(f"{section}: a {type(value).__name__} does not describe the {self.task.kind} task's "
+                                  f"{section}; expected {schema.__name__}")
+        if self.plots is None:
+            object.__setattr__(self, "plots", task.default_plots)
         for plot in self.plots:
-            _choice("plots", plot, PLOTS)
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("device", self.device, DEVICES)
+            check_choice("plots", plot, task.plot_names)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("device", self.device, DEVICES)
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device: 'cuda' is not available on this machine; valid choices here: auto, cpu")
-        partitioned = get(self.integrator.name).partitioned
-        if partitioned and self.model.field != "hamiltonian":
-            raise ConfigError(
-                f"integrator.name: {self.integrator.name!r} is a splitting method for (q, p) states and needs "
-                f"model.field: hamiltonian (got {self.model.field!r})"
-            )
+        self.task.check(self)
 
     def to_dict(self) -> dict:
         return _plain(dataclasses.asdict(self))
@@ -284,7 +228,7 @@ def _convert(key: str, value: Any, hint) -> Any:
             raise ConfigError(f"{key}: {value!r} must be a list of {_type_name(item)}")
         return tuple(_convert(f"{key}[{i}]", v, item) for i, v in enumerate(items))
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
+        return value if isinstance(value, hint) else _build(hint, value, key)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and (type(value) is not hint):
@@ -292,10 +236,12 @@ def _convert(key: str, value: Any, hint) -> Any:
     return value
 
 
-def _build(cls, data: Any, prefix: str = ""):
+def _build(cls, data: Any, prefix: str = "", schemas: dict[str, type] | None = None):
+    """``cls(**data)`` with every value converted to its field's type (``schemas`` overrides the type
+    of some fields), or a ConfigError naming the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = {**typing.get_type_hints(cls), **(schemas or {})}
     known = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in known:
@@ -314,7 +260,21 @@ def _normalise(raw: dict) -> dict:
     raw = dict(raw)
     if isinstance(raw.get("integrator"), str):  # "integrator: verlet" is short for {name: verlet}
         raw["integrator"] = {"name": raw["integrator"]}
+    if isinstance(raw.get("task"), str):  # "task: density" is short for {kind: density}
+        raw["task"] = {"kind": raw["task"]}
     return raw
+
+
+def _task_section(raw: Any) -> TaskConfig:
+    """The ``task:`` section as the config class its ``kind`` names (absent: classification)."""
+    raw = {} if raw is None else raw
+    if isinstance(raw, TaskConfig):
+        return raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"task: expected a mapping of keys or a task name, got {type(raw).__name__} {raw!r}")
+    kind = raw.get("kind", ClassificationConfig.kind)
+    check_choice("task.kind", kind, TASKS)
+    return _build(TASKS[kind], raw, "task")
 
 
 def config_from_dict(raw: Any) -> Config:
@@ -322,7 +282,10 @@ def config_from_dict(raw: Any) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    return _build(Config, _normalise(raw))
+    raw = _normalise(raw)
+    task = _task_section(raw.get("task"))
+    schemas = {"data": type(task).data_config, "model": type(task).model_config}
+    return _build(Config, {**raw, "task": task}, schemas=schemas)
 
 
 def set_key(raw: dict, key: str, value: Any) -> dict:

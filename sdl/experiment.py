@@ -12,52 +12,49 @@ import dataclasses
 import json
 import os
 import tempfile
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
+from torch import nn
 
-from . import plots
 from .config import Config, ConfigError, config_from_dict, read_yaml, safe_name
-from .data import make_dataset
-from .models import GradientFlowField, HamiltonianField, ODENet, ResNetField
-from .stability import per_layer_stability
-from .training import Trainer, accuracy
+from .tasks import Task
+from .training import Trainer
 
-__all__ = ["build", "new_run_dir", "train_run", "read_run_config", "load_run", "analyse_run", "write_atomic"]
+__all__ = [
+    "JobResult",
+    "analyse_run",
+    "build",
+    "load_run",
+    "new_run_dir",
+    "read_run_config",
+    "run_job",
+    "train_run",
+    "write_atomic",
+]
 _RESUME_NOTES = ("resumed_from", "resumed_at_iteration")  # written beside the config, not part of it
 
 
-def build(config: Config):
-    """(data, model) on the config's device and dtype; the model is initialised from ``model.seed``."""
-    device, dtype = config.torch_device(), config.torch_dtype()
-    data = make_dataset(config.data.name, n=config.data.n, noise=config.data.noise, seed=config.data.seed, dtype=dtype, device=device)
-    m = config.model
-    layers = m.steps if m.layered else None
-    torch.manual_seed(m.seed)
-    if m.field == "resnet":
-        field = ResNetField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale)
-    elif m.field == "gradient_flow":
-        field = GradientFlowField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale)
-    else:
-        field = HamiltonianField(m.width, m.activation, num_layers=layers, kinetic=m.kinetic, init_scale=m.init_scale)
-    integ = config.integrator
-    model = ODENet(
-        field,
-        num_steps=m.steps,
-        t_final=m.t_final,
-        method=integ.name,
-        num_classes=data.num_classes,
-        lift=m.lift,
-        momentum=m.momentum,
-        gradient=config.gradient.adjoint(),
-        solver=integ.solver,
-        tol=integ.tol,
-        max_iter=integ.max_iter,
-    )
-    return data, model.to(device=device, dtype=dtype)
+@dataclass(frozen=True)
+class JobResult:
+    """What one run returns: its folder, the metrics of its last logged evaluation, the names of the
+    task's headline metrics among them, the whole history, and the wall time of the run in seconds."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    headline: tuple[str, ...]
+    history: dict[str, list[float]]
+    seconds: float
+
+
+def build(config: Config) -> tuple[Task, nn.Module]:
+    """(task, model) as ``config`` describes them, on its device and in its dtype. The model's initial
+    parameters depend on its ``model.seed`` only (a random stream of their own, see ``sdl.tasks.seeded``)."""
+    return config.task.build(config)
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -122,14 +119,15 @@ def _write_config(run_dir: Path, config: Config, extra: dict | None = None) -> N
     write_atomic(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
-def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> Path:
-    """Train as ``config`` says into a new run folder; with ``resume_from``, continue that run's
-    checkpoint to ``config.train.iterations``. Resuming may change how training goes on (lr,
-    weight decay, iterations, logging, plots, ...) but not the data, the model, the loss or the
-    optimizer. Returns the new folder, created only once the run has started."""
+def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> JobResult:
+    """Train as ``config`` says into a new run folder and return the result; with ``resume_from``,
+    continue that run's checkpoint to ``config.train.iterations``. Resuming may change how training
+    goes on (lr, weight decay, iterations, logging, plots, ...) but not the task, the data, the
+    model, the loss or the optimizer. The folder is created only once the run can start."""
+    start = time.perf_counter()
     root = _runs_folder(root)
-    data, model = build(config)
-    trainer = Trainer(model, data, config.train)
+    task, model = build(config)
+    trainer = Trainer(model, task, config.train)
     extra = None
     if resume_from is not None:
         resume_from = Path(resume_from)
@@ -158,12 +156,21 @@ def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path
     finally:
         _write_metrics(run_dir, trainer.history)
     if config.plots:
-        make_plots(run_dir / "plots", config, model, data, trainer.history)
-    return run_dir
+        make_plots(run_dir / "plots", config, task, model, trainer.history)
+    history = trainer.history
+    last = {key: values[-1] for key, values in history.items() if values and key != "iteration"}
+    return JobResult(run_dir, last, task.headline, history, time.perf_counter() - start)
+
+
+def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> Path:
+    """``run_job(...).run_dir``: the new run folder."""
+    return run_job(config, root, resume_from, progress).run_dir
 
 
 def _check_resumable(previous: Config, config: Config) -> None:
     """A resumed run continues the same model on the same data, with the same loss and optimizer."""
+    if previous.task != config.task:
+        raise ConfigError(f"cannot change on resume: task {previous.task} → {config.task}; start a new run to change it")
     pairs = [(f"{section}.{key}", old, getattr(getattr(config, section), key))
              for section in ("data", "model") for key, old in dataclasses.asdict(getattr(previous, section)).items()]
     pairs += [(f"train.{key}", getattr(previous.train, key), getattr(config.train, key)) for key in ("optimizer", "loss")]
@@ -209,84 +216,34 @@ def _saved_config(run_dir: Path) -> Config:
     return config_from_dict(raw)
 
 
-def load_run(run_dir: str | Path):
-    """(config, data, model) of a finished or interrupted run, model weights from its checkpoint."""
+def load_run(run_dir: str | Path) -> tuple[Config, Task, nn.Module]:
+    """(config, task, model) of a finished or interrupted run, model weights from its checkpoint."""
     run_dir = Path(run_dir)
     config = _saved_config(run_dir)
-    data, model = build(config)
+    task, model = build(config)
     try:
         model.load_state_dict(_load_checkpoint(run_dir)["model"])
     except (RuntimeError, TypeError) as error:
         raise ConfigError(f"checkpoint.pt in {str(run_dir)!r} does not fit the model of its config.yaml: {_one_line(error)}") from None
-    return config, data, model
+    return config, task, model
 
 
-@torch.no_grad()
-def layer_states(model: ODENet, x: torch.Tensor) -> torch.Tensor:
-    """The points z^k at every layer, (K+1, N, dim) (positions q for Hamiltonian fields)."""
-    states = model.trajectory(x)
-    return states[0] if model.hamiltonian else states
-
-
-def _layer_analysis_fields(model: ODENet):
-    """Per layer: the field of z alone (for Hamiltonian fields, the force F(q) of the potential)."""
-    times = model.time_grid(next(model.parameters())).unbind()
-    fields = model.layer_fields()
-    if model.hamiltonian:
-        return [lambda z, f=f, t=t: f.force(t, z) for f, t in zip(fields, times)], None
-    analytic = isinstance(model.field, (ResNetField, GradientFlowField))
-    jacobians = [lambda z, f=f, t=t: f.jacobian(t, z) for f, t in zip(fields, times)] if analytic else None
-    return [lambda z, f=f, t=t: f(t, z) for f, t in zip(fields, times)], jacobians
-
-
-def analyse(model: ODENet, config: Config, data) -> dict:
-    """Per layer k: max Re λ(∂f_k/∂z) and ν_k = max μ₂(∂f_k/∂z) over the data's states entering layer k."""
-    x = data.x_val if config.analysis.points == "val" else data.x_train
-    x = x[: config.analysis.max_points]
-    states = layer_states(model, x)
-    fields, jacobians = _layer_analysis_fields(model)
-    result = per_layer_stability(fields, states[:-1], jacobians, refine_steps=config.analysis.refine_steps)
-    return {
-        "max_real_eigenvalue": result.max_real_eigenvalue.tolist(),
-        "one_sided_lipschitz": result.one_sided_lipschitz.tolist(),
-        "points": config.analysis.points,
-        "num_points": int(x.shape[0]),
-    }
-
-
-def make_plots(out: Path, config: Config, model: ODENet, data, history: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def make_plots(out: Path, config: Config, task: Task, model: nn.Module, history: dict) -> None:
+    """The plots ``config.plots`` of a trained model, into the folder ``out``."""
     model.eval()
-    wanted = set(config.plots)
-    title = f"{config.data.name}, {config.model.field}, {config.integrator.name}"
-    if "history" in wanted and history.get("iteration"):
-        plots.plot_history(history, out / "history.png", title=title)
-    if "decision_boundary" in wanted:
-        with torch.no_grad():
-            plots.plot_decision_boundary(
-                lambda p: model.predict_proba(p.to(data.x_val)), data.x_val.cpu(), data.y_val.cpu(), out / "decision_boundary.png", title=title
-            )
-    if "transitions" in wanted:
-        plots.plot_transitions(layer_states(model, data.x_val).cpu(), data.y_val.cpu(), out / "transitions.png", title=title)
-    if "parameters" in wanted and config.model.layered:
-        theta = torch.cat([p.detach().flatten(1) for p in model.field.layer_parameters()], dim=1).cpu()
-        plots.plot_parameters(theta, out / "parameters.png", title=f"{title}: θ^k against k")
-    if "layer_stability" in wanted:
-        stats = analyse(model, config, data)
-        plots.plot_layer_stability(np.array(stats["max_real_eigenvalue"]), np.array(stats["one_sided_lipschitz"]), out / "layer_stability.png", labels=[title])
+    task.plots(out, model, history, config.plots, config.task.title(config), analysis=config.analysis)
 
 
 def analyse_run(run_dir: str | Path) -> Path:
     """Stability diagnostics and plots of a trained run, into a new folder ``RUN_DIR/analysis-…``."""
     run_dir = Path(run_dir)
-    config, data, model = load_run(run_dir)
+    config, task, model = load_run(run_dir)
     model.eval()
-    stats = analyse(model, config, data)
+    stats = task.analyse(model, config.analysis)
     with torch.no_grad():
-        logits_val = model(data.x_val)
-    stats["val_accuracy"] = accuracy(logits_val, data.y_val)
+        stats.update(task.evaluate(model)[1])
     out = new_run_dir(run_dir, "analysis")
     write_atomic(out / "analysis.json", lambda p: p.write_text(json.dumps(stats, indent=1)))
     history = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-    make_plots(out, dataclasses.replace(config, plots=tuple(config.plots) or ("layer_stability",)), model, data, history)
+    make_plots(out, dataclasses.replace(config, plots=tuple(config.plots) or config.task.analysis_plots), task, model, history)
     return out

@@ -28,6 +28,7 @@ __all__ = [
     "plot_layer_stability",
     "plot_parameters",
     "plot_stability_region",
+    "plot_density",
     "plot_sweep",
     "plot_transitions",
 ]
@@ -323,29 +324,58 @@ def plot_energy_error(times, errors: Mapping[str, object], path: str | Path, *, 
     return _save(fig, path)
 
 
-def plot_sweep(results: Mapping[str, tuple[float, float]], path: str | Path, *, title: str | None = None) -> Figure:
-    """Train and validation accuracy of each run of a sweep, as grouped horizontal bars.
+def plot_sweep(results: Mapping[str, Mapping[str, float]], path: str | Path, *, title: str | None = None) -> Figure:
+    """The metrics of each run of a sweep, as grouped horizontal bars (one colour per metric).
 
     Args:
-        results: run label -> (train accuracy, validation accuracy), in [0, 1].
+        results: run label -> {metric name: value}; the metrics are those of the first run that has
+            any, a run without them (a failed one) draws no bars. Accuracies get an axis on [0, 1].
     """
     labels = list(results)
-    train = np.array([results[k][0] for k in labels])
-    val = np.array([results[k][1] for k in labels])
-    fig = _figure(7.0, 1.2 + 0.45 * len(labels))
+    names = list(next((metrics for metrics in results.values() if metrics), {}))
+    values = np.array([[results[label].get(name, np.nan) for name in names] for label in labels], dtype=float)
+    values = values.reshape(len(labels), len(names))
+    fig = _figure(7.0, 1.2 + 0.25 * max(len(names), 2) * len(labels))
     ax = fig.add_subplot()
     rows = np.arange(len(labels))
-    ax.barh(rows - 0.2, train, height=0.4, label="train", color="tab:gray")
-    ax.barh(rows + 0.2, val, height=0.4, label="validation", color="tab:blue")
-    for row, value in zip(rows, val):
-        ax.text(min(value, 1.0) + 0.005, row + 0.2, f"{value:.3f}", va="center", fontsize=8)
+    height = 0.8 / max(len(names), 1)
+    for column, name in enumerate(names):
+        offset = (column - (len(names) - 1) / 2) * height
+        ax.barh(rows + offset, values[:, column], height=height, label=name.replace("_", " "))
+        for row, value in zip(rows, values[:, column]):
+            if np.isfinite(value):
+                ax.text(value, row + offset, f" {value:.3f}", va="center", fontsize=8)
     ax.set_yticks(rows, labels)
     ax.invert_yaxis()
-    low = np.nanmin(np.concatenate([train, val])) if len(labels) else 0.0
-    ax.set_xlim(max(0.0, min(0.5, low - 0.05)), 1.04)
-    ax.set_xlabel("accuracy")
+    finite = values[np.isfinite(values)]
+    if names and all("accuracy" in name for name in names):
+        low = finite.min() if finite.size else 0.0
+        ax.set_xlim(max(0.0, min(0.5, low - 0.05)), 1.04)
+    ax.set_xlabel(", ".join(name.replace("_", " ") for name in names))
     ax.legend(loc="lower right")
     ax.set_title(title or "sweep")
+    return _save(fig, path)
+
+
+def plot_density(samples, density, limit: float, path: str | Path, *, title: str | None = None) -> Figure:
+    """Samples of a 2-D density beside a model's density on a grid over [-limit, limit]².
+
+    Args:
+        samples: (M, 2) points of the true density, drawn as a 2-D histogram.
+        density: (R, R) model density on the grid, rows along x₂, columns along x₁.
+    """
+    samples, density = _numpy(samples), _numpy(density)
+    fig = _figure(7.0, 3.6 + (0.3 if title else 0.0))
+    box = [[-limit, limit], [-limit, limit]]
+    for index, name in enumerate(("samples", "model density")):
+        ax = fig.add_subplot(1, 2, index + 1)
+        if index == 0:
+            ax.hist2d(samples[:, 0], samples[:, 1], bins=density.shape[0], range=box, cmap="viridis")
+        else:
+            ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis")
+        ax.set(title=name, xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 

@@ -1,28 +1,40 @@
-"""Training by discretise-then-optimise: losses, the smoothness penalty, optimizers, a resumable loop.
+"""Training by discretise-then-optimise: optimizers, a learning-rate schedule, and one resumable loop for every task.
 
-Objective (Benning et al. 2019):  E(θ) = (1/N) Σ_n L(η(z_n^K), y_n) + λ R_h(θ),
-R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖².  Optional decoupled weight decay w shrinks every parameter
-before each step, θ ← (1 - α w) θ - α · (the optimizer's step), α the learning rate.
+Objective: E(θ) = (data term of the task) + Σ regularizers, each a named term (``sdl.tasks.Task``).
+Optional decoupled weight decay w shrinks every parameter before each step,
+θ ← (1 - α w) θ - α · (the optimizer's step), α the learning rate. The ``Trainer`` sums the terms,
+steps the optimizer and the task's schedulers, and logs; it never asks which task it runs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .fields import Layered
-from .models.network import ODENet
-from .models.vector_fields import SMOOTHNESS_FORMS, parameter_smoothness
+from .losses import LOSSES, accuracy, loss_value
+from .models.vector_fields import SMOOTHNESS_FORMS
 
-__all__ = ["TrainConfig", "Trainer", "TrainingDiverged", "BacktrackingGD", "LOSSES", "OPTIMIZERS", "loss_value", "accuracy"]
+__all__ = [
+    "BacktrackingGD",
+    "LOSSES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TrainConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "accuracy",
+    "evaluation_mode",
+    "loss_value",
+]
 
-LOSSES = ("squared", "cross_entropy")
 OPTIMIZERS = ("adam", "sgd", "lbfgs", "gd")
+SCHEDULES = ("constant", "cosine")
 _DECAYING_OPTIMIZERS = ("adam", "sgd")  # the line-search optimizers have no fixed step α to scale w by
 
 
@@ -35,7 +47,8 @@ class TrainConfig:
     """How to train. ``batch_size=None`` is full batch; ``smoothness`` is λ of R_h (0 = off) and
     ``smoothness_form`` which R_h (see ``sdl.models.parameter_smoothness``); ``weight_decay`` is w
     of the decoupled decay θ ← (1 - lr·w) θ before each step, for "adam" (then AdamW) and "sgd"
-    only; 0 = off."""
+    only; 0 = off. ``schedule`` is "constant" or "cosine" (α_i = α (1 + cos(π i / iterations)) / 2).
+    ``loss`` and ``smoothness`` describe the classification objective (``sdl.tasks.Classification``)."""
 
     optimizer: str = "adam"
     lr: float = 0.05
@@ -45,6 +58,7 @@ class TrainConfig:
     smoothness: float = 0.0
     smoothness_form: str = "derivative"
     weight_decay: float = 0.0
+    schedule: str = "constant"
     seed: int = 0
     log_every: int = 50
 
@@ -55,6 +69,8 @@ class TrainConfig:
             )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid choices: {', '.join(LOSSES)}")
         for name in ("lr", "smoothness", "weight_decay"):
@@ -73,31 +89,14 @@ class TrainConfig:
             raise ValueError(f"batch_size must be a positive int or None (full batch), got {self.batch_size!r}")
 
 
-def loss_value(name: str, logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean loss over the batch.
-
-    "squared": ½‖η(logits) - onehot(y)‖², η the logistic function for 2 classes (logits (N,)),
-    softmax otherwise (the loss of Benning et al.); "cross_entropy": -log η(logits)_y.
-    """
-    if logits.ndim == 1:
-        target = labels.to(logits.dtype)
-        if name == "squared":
-            return 0.5 * (torch.sigmoid(logits) - target).square().mean()
-        return F.binary_cross_entropy_with_logits(logits, target)
-    if name == "squared":
-        target = F.one_hot(labels.long(), logits.shape[-1]).to(logits.dtype)
-        return 0.5 * (torch.softmax(logits, -1) - target).square().sum(-1).mean()
-    return F.cross_entropy(logits, labels.long())
-
-
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    predicted = (logits > 0).long() if logits.ndim == 1 else logits.argmax(-1)
-    return (predicted == labels.long()).double().mean().item()
-
-
 class BacktrackingGD(torch.optim.Optimizer):
     """Gradient descent θ ← θ - α∇E with Armijo backtracking: α shrinks by ``shrink`` until
-    E(θ - α∇E) ≤ E(θ) - c α ‖∇E‖², then grows by ``grow`` for the next step. Needs a closure."""
+    E(θ - α∇E) ≤ E(θ) - c α ‖∇E‖², then grows by ``grow`` for the next step.
+
+    Needs a closure that returns E and, when E carries a graph, fills the gradients. Only the
+    first call per step takes gradients: trial points are evaluated under ``torch.no_grad()``,
+    so the closure must skip ``backward()`` when E has no graph (``Trainer``'s does).
+    """
 
     def __init__(self, params, lr: float = 1.0, shrink: float = 0.5, c: float = 1e-4, grow: float = 2.0, max_backtracks: int = 40):
         super().__init__(params, dict(lr=lr, shrink=shrink, c=c, grow=grow, max_backtracks=max_backtracks))
@@ -115,8 +114,7 @@ class BacktrackingGD(torch.optim.Optimizer):
             for _ in range(group["max_backtracks"]):
                 for p, g in zip(params, grads):
                     p.add_(g, alpha=-lr)
-                with torch.enable_grad():
-                    trial = closure()
+                trial = closure()  # no graph: only the value decides
                 if trial <= loss - group["c"] * lr * grad_norm2:
                     group["lr"] = lr * group["grow"]
                     break
@@ -139,73 +137,129 @@ def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim
     return BacktrackingGD(params, lr=lr)
 
 
-class Trainer:
-    """A resumable training loop for an ``ODENet`` on a data set with x_train, y_train, x_val, y_val.
+@contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[None]:
+    """Every submodule of ``model`` in eval mode for the block, and each one's mode restored after.
 
-    ``state_dict()`` holds the model, optimizer, batch-sampling generator, iteration and
-    history, so a run restored with ``load_state_dict`` continues exactly as if never stopped.
+    The flags are set directly rather than through ``train()``/``eval()``, which may act: a
+    ``P4InvLinear`` merges its perturbation and redraws v on ``eval()``. An evaluation must leave
+    the training state as it was, or a run's path would depend on how often it is evaluated.
+    """
+    modes = [(module, module.training) for module in model.modules()]
+    for module, _ in modes:
+        module.training = False
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
+class _RandomStream:
+    """The global torch random state of a run, kept apart from the process's: swapped in around
+    each step, so what a step draws (Hutchinson probes, P4Inv's redrawn v) depends on the run's
+    seed alone, and a resumed run continues the same stream."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        with torch.random.fork_rng(devices=[device] if self.cuda else []):
+            torch.random.default_generator.manual_seed(seed)
+            if self.cuda:
+                torch.cuda.manual_seed(seed)
+            self.state = self._capture()
+
+    def _capture(self) -> dict:
+        state = {"cpu": torch.get_rng_state()}
+        if self.cuda:
+            state["cuda"] = torch.cuda.get_rng_state()
+        return state
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if self.cuda else []):
+            torch.set_rng_state(self.state["cpu"])
+            if self.cuda:
+                torch.cuda.set_rng_state(self.state["cuda"])
+            try:
+                yield
+            finally:
+                self.state = self._capture()
+
+
+def _cosine(iterations: int):
+    return lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, iterations) / iterations))
+
+
+class Trainer:
+    """A resumable training loop for any task: ``Trainer(model, task, config)``.
+
+    ``task`` is an ``sdl.tasks.Task``, or data that a registered task accepts (a ``Dataset`` makes
+    the classification task of ``config.loss`` and ``config.smoothness``). ``state_dict()`` holds the
+    model, optimizer, schedulers, batch generator, random stream, iteration and history, so a run
+    restored with ``load_state_dict`` continues exactly as if never stopped.
     """
 
-    def __init__(self, model: ODENet, data, config: TrainConfig) -> None:
-        parameter = next(model.parameters())
-        if (data.x_train.dtype, data.x_train.device) != (parameter.dtype, parameter.device):
-            raise ValueError(
-                f"the data are {data.x_train.dtype} on {data.x_train.device} but the model's parameters are "
-                f"{parameter.dtype} on {parameter.device}; make_dataset(..., dtype=, device=) or model.to() them alike"
-            )
-        self.model, self.data, self.config = model, data, config
+    def __init__(self, model: nn.Module, task, config: TrainConfig) -> None:
+        from .tasks import as_task
+
+        self.task = as_task(task, config)
+        self.task.check_model(model)
+        self.model, self.config = model, config
+        self.data = getattr(self.task, "data", None)
         self.optimizer = _optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
+        self.schedule = (
+            torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine(config.iterations))
+            if config.schedule == "cosine" else None
+        )
+        self.schedulers = self.task.schedulers(model, self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.random = _RandomStream(config.seed, self.task.reference().device)
         self.iteration = 0
-        self.history: dict[str, list[float]] = {k: [] for k in ("iteration", "loss", "regularizer", "train_accuracy", "val_accuracy")}
+        names = [r.name for r in self.task.regularizers]
+        self.history: dict[str, list[float]] = {k: [] for k in ("iteration", "loss", "regularizer", *names)}
 
-    def objective(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(data loss + λ R_h, λ R_h)."""
-        loss = loss_value(self.config.loss, self.model(x), y)
-        penalty = torch.zeros((), dtype=loss.dtype, device=loss.device)
-        if self.config.smoothness > 0 and isinstance(self.model.field, Layered):
-            roughness = parameter_smoothness(self.model.field, self.model.step_size, self.config.smoothness_form)
-            penalty = self.config.smoothness * roughness
-        return loss + penalty, penalty
-
-    def _batch(self) -> tuple[Tensor, Tensor]:
-        x, y = self.data.x_train, self.data.y_train
-        if self.config.batch_size is None or self.config.batch_size >= len(x):
-            return x, y
-        index = torch.randperm(len(x), generator=self.generator)[: self.config.batch_size].to(x.device)
-        return x[index], y[index]
+    def objective(self, batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """(the data term plus every regularizer, each term by name: "data" and the regularizers')."""
+        terms = {"data": self.task.data_loss(self.model, batch)}
+        for regularizer in self.task.regularizers:
+            terms[regularizer.name] = regularizer(self.model)
+        return sum(terms.values()), terms
 
     def step(self) -> float:
-        """One optimizer step; returns the objective at the start of the step."""
+        """One optimizer step (and the task's schedulers); returns the objective at the start of the step."""
         self.model.train()
-        x, y = self._batch()
+        batch = self.task.batch(self.config.batch_size, self.generator)
 
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
-            total, _ = self.objective(x, y)
+            total, _ = self.objective(batch)
             if total.requires_grad:
                 total.backward()
             return total.detach()
 
-        loss = float(self.optimizer.step(closure))
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the loss became {loss} at iteration {self.iteration}; lower the learning rate (lr={self.config.lr}) "
-                f"or the step size h = T/K = {self.model.step_size:g}"
-            )
+        with self.random.active():
+            loss = float(self.optimizer.step(closure))
+            if not math.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss} at iteration {self.iteration}; lower the learning rate "
+                    f"(lr={self.config.lr}){self.task.divergence_advice(self.model)}"
+                )
+            if self.schedule is not None:
+                self.schedule.step()
+            for scheduler in self.schedulers:
+                scheduler.step()
         self.iteration += 1
         return loss
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        total, penalty = self.objective(self.data.x_train, self.data.y_train)
-        return {
-            "loss": total.item(),
-            "regularizer": penalty.item(),
-            "train_accuracy": accuracy(self.model(self.data.x_train), self.data.y_train),
-            "val_accuracy": accuracy(self.model(self.data.x_val), self.data.y_val),
-        }
+        """The objective over the task's evaluation set, its regularizers by name, and the task's
+        metrics. Leaves every training state (modules, optimizer, random streams) as it was."""
+        with evaluation_mode(self.model), torch.random.fork_rng(devices=[]):
+            data_loss, metrics = self.task.evaluate(self.model)
+            penalties = {r.name: r(self.model).item() for r in self.task.regularizers}
+        regularizer = sum(penalties.values(), 0.0)
+        return {"loss": data_loss.item() + regularizer, "regularizer": regularizer, **penalties, **metrics}
 
     def run(self, iterations: int | None = None, progress: bool = True, callback=None) -> dict[str, list[float]]:
         """Train until ``iterations`` in total (default ``config.iterations``); returns the history.
@@ -223,8 +277,8 @@ class Trainer:
                 metrics = self.evaluate()
                 self.history["iteration"].append(self.iteration)
                 for key, value in metrics.items():
-                    self.history[key].append(value)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", val_acc=f"{metrics['val_accuracy']:.3f}")
+                    self.history.setdefault(key, []).append(value)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", **{k: f"{metrics[k]:.3f}" for k in self.task.headline})
                 if callback is not None:
                     callback(self)
         bar.close()
@@ -234,7 +288,9 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
             "generator": self.generator.get_state(),
+            "random": self.random.state,
             "iteration": self.iteration,
             "history": self.history,
             "config": asdict(self.config),
@@ -248,12 +304,22 @@ class Trainer:
             raise ValueError(f"the state is of optimizer {saved!r}, this trainer's is {self.config.optimizer!r}; they must match")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # this restores the saved lr and decay too
+        for scheduler, saved_state in zip(self.schedulers, state.get("schedulers", [])):
+            scheduler.load_state_dict(saved_state)
+        self.iteration = int(state["iteration"])
         if not isinstance(self.optimizer, BacktrackingGD):
+            factor = _cosine(self.config.iterations)(self.iteration) if self.schedule is not None else 1.0
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr
+                group["lr"] = self.config.lr * factor
                 if self.config.optimizer in _DECAYING_OPTIMIZERS:
                     group["weight_decay"] = self.config.weight_decay
+        if self.schedule is not None:
+            self.schedule.base_lrs = [self.config.lr] * len(self.optimizer.param_groups)
+            self.schedule.last_epoch = self.iteration
         self.generator.set_state(state["generator"])
-        self.iteration = int(state["iteration"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
-
+        if "random" in state:  # runs saved before the random stream was kept start a fresh one
+            self.random.state = state["random"]
+        history = {k: list(v) for k, v in state["history"].items()}
+        for key in self.history:  # a term the saved run did not log (it had no such regularizer)
+            history.setdefault(key, [math.nan] * len(history.get("iteration", [])))
+        self.history = history

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Dataset", "dataset_names", "make_dataset"]
+__all__ = ["Dataset", "dataset_features", "dataset_names", "make_dataset"]
 
 _Sampler = Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 _DONUT_WIDTH = 0.1
@@ -59,9 +59,9 @@ class Dataset:
 
     Attributes:
         name: the set's name in ``dataset_names()``.
-        x_train: (n, 2) points, dtype and device as requested.
+        x_train: (n, d) points (d = ``dataset_features(name)``), dtype and device as requested.
         y_train: (n,) int64 labels.
-        x_val: (n, 2) points, an independent draw.
+        x_val: (n, d) points, an independent draw.
         y_val: (n,) int64 labels.
         num_classes: number of classes (2 for every set so far).
     """
@@ -79,6 +79,7 @@ class _ToySet:
     sampler: _Sampler  # (n, rng) -> clean points (n, 2) float64, labels (n,) int64
     default_noise: float
     num_classes: int = 2
+    features: int = 2
 
 
 def _split(n: int, parts: int) -> list[int]:
@@ -185,6 +186,13 @@ _SETS: dict[str, _ToySet] = {
 def dataset_names() -> list[str]:
     """The names ``make_dataset`` accepts."""
     return list(_SETS)
+
+
+def dataset_features(name: str) -> int:
+    """The number of input features of the set ``name`` (its points are (n, features))."""
+    if name not in _SETS:
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(_SETS)}")
+    return _SETS[name].features
 
 
 def make_dataset(

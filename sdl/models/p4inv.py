@@ -105,7 +105,8 @@ class P4InvLinear(nn.Module):
 
     Trainable: ``u``, ``v`` (and ``bias`` when ``bias=True``). Buffers (tracked in ``state_dtype``):
     ``weight`` A, ``weight_inverse`` A⁻¹, ``log_abs_det`` log|det A|, ``det_sign`` sign(det A).
-    In training mode the layer applies A + u vᵀ; in eval mode only the merged A and A⁻¹.
+    In training mode the layer applies A + u vᵀ; in eval mode only the merged A and A⁻¹ (unless
+    ``training`` was switched off directly, without eval(), after a training pass: then still A + u vᵀ).
     Switching to eval mode, or loading a state dict with u ≠ 0 into a layer in eval mode, merges
     the pending perturbation, so both modes compute the same map (that merge leaves the optimizer
     alone; ``P4InvScheduler`` merges are the ones that clear the optimizer state of v).
@@ -157,6 +158,11 @@ class P4InvLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device)) if bias else None
         self.num_merges = 0
         self.num_skipped = 0
+        # True when u may be nonzero although the layer is not in training mode: set by every
+        # training-mode pass (an optimizer step may follow it), cleared by a merge or reset. It lets
+        # an evaluation that flips ``training`` without eval() (sdl.training.evaluation_mode) see
+        # the exact map A + u vᵀ without merging, so evaluating never changes training.
+        self._perturbed = False
         self._refresh_compute_copies()
 
     # ----------------------------------------------------------------------------------- maps
@@ -168,7 +174,7 @@ class P4InvLinear(nn.Module):
         flat = self._flatten(x)
         y = torch.addmm(self._bias_or_zero(flat), flat, self._weight_c.T)
         logdet = self._log_abs_det_c
-        if self.training:  # (A + u vᵀ) x = A x + u (vᵀx): O(n) extra per sample, no n × n product
+        if self._uses_perturbation():  # (A + u vᵀ) x = A x + u (vᵀx): O(n) extra per sample, no n × n product
             y = torch.addr(y, flat @ self.v, self.u)
             logdet = logdet + torch.log(torch.abs(self._update_factor()))
         return y.reshape(x.shape), logdet.expand(x.shape[:-1])
@@ -184,7 +190,7 @@ class P4InvLinear(nn.Module):
             w = flat @ self._weight_inverse_c.T
         else:  # A⁻¹(y - b) = A⁻¹y - A⁻¹b, fused into one product
             w = torch.addmm(self._weight_inverse_c @ self.bias, flat, self._weight_inverse_c.T, beta=-1)
-        if self.training:
+        if self._uses_perturbation():
             inverse_u = self._weight_inverse_c @ self.u
             factor = 1.0 + self.v @ inverse_u
             x = torch.addr(w, w @ self.v, inverse_u / factor, alpha=-1)
@@ -258,6 +264,7 @@ class P4InvLinear(nn.Module):
     @torch.no_grad()
     def reset_perturbation(self) -> None:
         """u ← 0, v ~ N(0, I): the perturbation is the identity and v gives u a gradient direction."""
+        self._perturbed = False
         self.u.zero_()
         self.v.normal_()
 
@@ -284,6 +291,11 @@ class P4InvLinear(nn.Module):
         return True
 
     # ----------------------------------------------------------------------------- internals
+    def _uses_perturbation(self) -> bool:
+        if self.training:
+            self._perturbed = True
+        return self._perturbed
+
     def _update_factor(self) -> torch.Tensor:
         return 1.0 + self.v @ (self._weight_inverse_c @ self.u)
 
@@ -325,6 +337,8 @@ class P4InvLinear(nn.Module):
         # here, as eval() would have done, or the loaded layer would compute a different map.
         if not self.training:
             self._merge_pending("load_state_dict() in eval mode")
+        else:
+            self._perturbed = True
 
     def train(self, mode: bool = True) -> P4InvLinear:
         if self.training and not mode:
@@ -427,6 +441,13 @@ class P4InvScheduler:
         self.steps = 0
         self.merge_rounds = 0
         self.reports: list[MergeReport] = []
+
+    def state_dict(self) -> dict:
+        """The counters that decide when the next merge and refinement fall (to resume a run exactly)."""
+        return {"steps": self.steps, "merge_rounds": self.merge_rounds}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps, self.merge_rounds = int(state["steps"]), int(state["merge_rounds"])
 
     def step(self) -> None:
         self.steps += 1
