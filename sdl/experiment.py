@@ -42,7 +42,8 @@ _RESUME_NOTES = ("resumed_from", "resumed_at_iteration")  # written beside the c
 @dataclass(frozen=True)
 class JobResult:
     """What one run returns: its folder, the metrics of its last logged evaluation, the names of the
-    task's headline metrics among them, the whole history, and the wall time of the run in seconds."""
+    task's headline metrics among them, the whole history, and the wall time of its training steps
+    with its evaluations and checkpoints, in seconds (not building the model or drawing plots)."""
 
     run_dir: Path
     metrics: dict[str, float]
@@ -124,7 +125,6 @@ def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path |
     continue that run's checkpoint to ``config.train.iterations``. Resuming may change how training
     goes on (lr, weight decay, iterations, logging, plots, ...) but not the task, the data, the
     model, the loss or the optimizer. The folder is created only once the run can start."""
-    start = time.perf_counter()
     root = _runs_folder(root)
     task, model = build(config)
     trainer = Trainer(model, task, config.train)
@@ -150,8 +150,10 @@ def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path |
         _save_checkpoint(run_dir, t)  # only reached with a finite loss: the last good state
         _write_metrics(run_dir, t.history)
 
+    start = time.perf_counter()
     try:
         trainer.run(progress=progress, callback=on_log)
+        seconds = time.perf_counter() - start
         _save_checkpoint(run_dir, trainer)  # the end of a run is a good state even where it was not logged
     finally:
         _write_metrics(run_dir, trainer.history)
@@ -159,7 +161,7 @@ def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path |
         make_plots(run_dir / "plots", config, task, model, trainer.history)
     history = trainer.history
     last = {key: values[-1] for key, values in history.items() if values and key != "iteration"}
-    return JobResult(run_dir, last, task.headline, history, time.perf_counter() - start)
+    return JobResult(run_dir, last, task.headline, history, seconds)
 
 
 def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> Path:

@@ -1,7 +1,10 @@
 """The sdl command line, driven as a user would: subprocesses, files on disk, exit codes."""
 
+import csv
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +284,27 @@ def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, monkey
     assert "train.lr=0.01" in rows and "RuntimeError: boom" in rows and "train.lr=0.05" in rows
     (good,) = sweep.glob("tiny-0.05-*")
     assert (good / "checkpoint.pt").is_file()
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="the patched step reaches the workers by fork")
+def test_a_worker_that_dies_is_a_row_and_the_finished_jobs_are_kept(tmp_path, tiny_config, monkeypatch):
+    """A killed worker breaks the whole process pool; the jobs in flight are run again alone, so the
+    one that kills its own worker becomes a row, and every other job still finishes."""
+    original = Trainer.step
+
+    def step(self):
+        if self.config.lr == 0.01:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "step", step)
+    code = cli.main(["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01,0.02", "--set", "plots=[]",
+                     "--set", "train.iterations=2", "--runs", str(tmp_path / "runs"), "--jobs", "2"])
+    assert code == 1
+    (sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    with (sweep / "results.csv").open() as handle:
+        rows = {row["label"]: row for row in csv.DictReader(handle)}
+    assert rows["train.lr=0.01"]["note"] == "worker process died (killed, or out of memory)"
+    for label in ("train.lr=0.05", "train.lr=0.02"):
+        assert rows[label]["note"] == "" and Path(rows[label]["run"], "checkpoint.pt").is_file()
+        assert 0 <= float(rows[label]["val_accuracy"]) <= 1
