@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .fields import Layered
+from .fields import Layered, layer_count
 from .integrators import ExplicitRungeKutta, Integrator, get, names
 from .integrators.base import vjp
 
@@ -77,19 +77,28 @@ class Adjoint:
 
 
 class _Parameters:
-    """The tensors the adjoint returns gradients for, and step k's function of them."""
+    """The tensors the adjoint returns gradients for, and step k's function of them.
+
+    For a layered field these are its ``layer_parameters()`` (each (K, ...): step k uses slice k)
+    followed by every other trainable parameter of the module, which all steps share (a global
+    scale, say): the gradient of a shared tensor accumulates over the steps."""
 
     def __init__(self, func: Callable, adjoint_params, wrap: Callable[[Callable], Callable]) -> None:
         self.func, self.wrap = func, wrap
-        self.layered = isinstance(func, Layered) and func.num_layers is not None
+        self.layered = layer_count(func) is not None
         if adjoint_params is not None:
             if self.layered:
                 raise ValueError("adjoint_params cannot be given for a Layered field: its layer_parameters() are used")
             self.tensors = tuple(adjoint_params)
+            self.per_layer = (False,) * len(self.tensors)
         elif self.layered:
-            self.tensors = tuple(func.layer_parameters())
+            per_layer = tuple(func.layer_parameters())
+            shared = tuple(p for p in func.parameters() if p.requires_grad and not any(p is q for q in per_layer))
+            self.tensors = per_layer + shared
+            self.per_layer = (True,) * len(per_layer) + (False,) * len(shared)
         elif isinstance(func, nn.Module):
             self.tensors = tuple(p for p in func.parameters() if p.requires_grad)
+            self.per_layer = (False,) * len(self.tensors)
         else:
             raise TypeError(
                 f"gradient='otd' needs to know what func depends on: func is a {type(func).__name__}, not an "
@@ -101,11 +110,20 @@ class _Parameters:
         return [self.wrap(f) for f in itertools.islice(funcs, num_steps)]
 
     def at(self, k: int) -> tuple[Callable, tuple[Tensor, ...]]:
-        """(f_k, leaves): step k's function of fresh leaves (layered) or of the shared tensors."""
+        """(f_k, leaves): step k's function of fresh leaves for the per-layer slices θ^k, and of
+        the shared tensors themselves (which a bound layer reads from its module)."""
         if not self.layered:
             return self.wrap(self.func), self.tensors
-        leaves = tuple(p[k].detach().requires_grad_() for p in self.tensors)
-        return self.wrap(self.func.bind(leaves)), leaves
+        leaves = tuple(p[k].detach().requires_grad_() if layer else p for p, layer in zip(self.tensors, self.per_layer))
+        return self.wrap(self.func.bind(leaves[: self.per_layer.count(True)])), leaves
+
+    def accumulate(self, totals: list[Tensor], k: int, grads) -> None:
+        """Adds step k's gradients: into slice k of a per-layer tensor, into the whole of a shared one."""
+        for total, grad, layer in zip(totals, grads, self.per_layer):
+            if layer:
+                total[k] += grad
+            else:
+                total += grad
 
 
 class _Problem:
@@ -226,11 +244,7 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
                     lam, grads = _continuous_adjoint_step(
                         problem.continuous, func_k, problem.times[k + 1], problem.steps[k], y_next, lam, leaves, pair
                     )
-                for total, grad in zip(param_grads, grads):
-                    if problem.params.layered:
-                        total[k] += grad
-                    else:
-                        total += grad
+                problem.params.accumulate(param_grads, k, grads)
                 if not problem.last_only:
                     lam = _state(tuple(l + g[k] for l, g in zip(_parts(lam, pair), grad_outputs)), pair)
         ctx.kept = None

@@ -164,6 +164,27 @@ def test_smoothness_regulariser_against_hand_computation():
         parameter_smoothness(field, h, form="l1")
 
 
+class _ScaledResNetField(ResNetField):
+    """ResNetField times a scale shared by every layer (a parameter outside layer_parameters())."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scale = torch.nn.Parameter(torch.tensor([1.0, -3.0]))
+
+    def _evaluate(self, params, t, z):
+        return self.scale * super()._evaluate(params, t, z)
+
+
+def test_smoothness_regulariser_ignores_a_parameter_shared_by_all_layers():
+    """A shared parameter is constant in t (roughness 0); it used to be differenced along its own
+    first axis as if that were the layer axis (here adding (−3 − 1)² = 16)."""
+    field = _ScaledResNetField(2, num_layers=3).double()
+    with torch.no_grad():
+        field.weight.copy_(torch.tensor([[[0.0, 0], [0, 0]], [[1.0, 0], [0, 2]], [[1.0, 0], [0, 2]]]))
+        field.bias.copy_(torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0]]))
+    assert parameter_smoothness(field, 0.5).item() == pytest.approx((5 + 9) / 0.5, abs=1e-14)
+
+
 @pytest.mark.parametrize("h", [0, 0.0, -0.5, math.inf, math.nan, "0.5"])
 def test_smoothness_regulariser_rejects_a_step_size_that_is_not_finite_and_positive(h):
     field = ResNetField(2, num_layers=3)

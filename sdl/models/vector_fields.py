@@ -270,7 +270,8 @@ SMOOTHNESS_FORMS = ("derivative", "difference")
 
 
 def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> Tensor:
-    """The roughness of θ(t) over the layers, summed over every per-layer parameter of ``field``.
+    """The roughness of θ(t) over the layers, summed over the per-layer parameters of ``field``
+    (its ``layer_parameters()``; a parameter shared by all steps is constant in t: roughness 0).
 
     form="derivative":  R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖²  (the discretisation of ∫‖θ'(t)‖² dt,
                         Benning et al. 2019; it grows like 1/h for rough θ)
@@ -285,5 +286,5 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
         raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
     if layer_count(field) is None:
         return torch.zeros((), device=next(field.parameters()).device)
-    squares = sum(p.diff(dim=0).square().sum() for p in field.parameters())
+    squares = sum(p.diff(dim=0).square().sum() for p in field.layer_parameters())
     return squares / h if form == "derivative" else squares * h
