@@ -6,8 +6,10 @@ logits. The hand loop does the same arithmetic (the same fused additions) with n
 all, so the ratio shows what ODENet's own machinery costs per call. Also printed: the field evaluations of one forward
 pass (RK4 needs exactly 4 per layer, 60 here) and whether ODENet and the hand loop agree.
 
-    python benchmarks/bench_odenet_forward.py            # full run
-    python benchmarks/bench_odenet_forward.py --quick    # smoke run
+    PYTHONPATH=. python benchmarks/bench_odenet_forward.py            # full run
+    PYTHONPATH=. python benchmarks/bench_odenet_forward.py --quick    # smoke run
+
+(``PYTHONPATH=.`` makes sure the sdl of this checkout is measured, not an installed one.)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .fields import Layered, layer_count
+from .fields import layer_count
 from .integrators import ExplicitRungeKutta, Integrator, get, names
 from .integrators.base import vjp
 
@@ -129,19 +129,14 @@ class _Parameters:
 class _Problem:
     """Everything the autograd Function needs besides tensors."""
 
-    def __init__(self, integrator, params: _Parameters, t: Tensor, adjoint: Adjoint, is_pair: bool, last_only: bool):
+    def __init__(self, integrator, params: _Parameters, grid, adjoint: Adjoint, is_pair: bool, last_only: bool):
+        """``grid``: an ``sdl.solve.TimeGrid`` (times as 0-d tensors, step sizes as floats). The
+        choices were checked together by ``sdl.solve.resolve_solve`` (e.g. reverse recovery only
+        for time-reversible methods)."""
         self.integrator, self.params, self.adjoint = integrator, params, adjoint
         self.is_pair, self.last_only = is_pair, last_only
-        self.times = t.unbind()
-        grid = t.tolist()
-        self.steps = [b - a for a, b in zip(grid, grid[1:])]
+        self.times, self.steps = grid.times, grid.steps
         self.continuous = get(adjoint.method) if adjoint.method is not None else None
-        if adjoint.recovery == "reverse" and not integrator.time_reversible:
-            reversible = [n for n in names() if get(n).time_reversible]
-            raise ValueError(
-                f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); {type(integrator).__name__} "
-                f"is not; reversible methods: {', '.join(reversible)}; or use recovery='store' or 'checkpoint'"
-            )
 
     def step(self, func, k: int, y, backward: bool = False):
         h = self.steps[k]
@@ -280,27 +275,19 @@ def _continuous_adjoint_step(method, func, t_next, h, y_next, lam, leaves, is_pa
 
 
 def adjoint_odeint(
-    func: Callable, y0, t: Tensor, integrator: Integrator, adjoint: Adjoint, adjoint_params, wrap, is_pair: bool, last_only: bool
+    func: Callable, y0, grid, integrator: Integrator, adjoint: Adjoint, adjoint_params, wrap, is_pair: bool, last_only: bool
 ):
     """Run the forward sweep without a graph and attach the adjoint as the backward pass."""
     params = _Parameters(func, adjoint_params, wrap)
-    problem = _Problem(integrator, params, t, adjoint, is_pair, last_only)
+    problem = _Problem(integrator, params, grid, adjoint, is_pair, last_only)
     parts = _parts(y0, is_pair)
     out = _OptimiseThenDiscretise.apply(problem, len(parts), *parts, *params.tensors)
     return _state(out, is_pair)
 
 
 def torchdiffeq_adjoint(func: Callable, y0, t: Tensor, integrator_name: str, adjoint_params, last_only: bool):
-    """``torchdiffeq.odeint_adjoint`` on the same grid, for comparison."""
-    if isinstance(func, Layered) and func.num_layers is not None:
-        raise ValueError(
-            "Adjoint(method='torchdiffeq') supports shared parameters only: torchdiffeq cannot tell which layer a "
-            "stage at t_k + c h = t_{k+1} belongs to"
-        )
-    if integrator_name not in _TORCHDIFFEQ_NAMES:
-        raise ValueError(
-            f"torchdiffeq has no fixed-grid method equal to {integrator_name!r}; use one of: {', '.join(_TORCHDIFFEQ_NAMES)}"
-        )
+    """``torchdiffeq.odeint_adjoint`` on the same grid, for comparison. ``sdl.solve.resolve_solve``
+    has checked the method name and that the field shares its parameters across steps."""
     try:
         import torchdiffeq
     except ImportError as error:  # pragma: no cover - depends on the environment

@@ -210,13 +210,13 @@ def test_hamiltonian_network_with_splitting_method():
 
 
 def test_forward_reads_only_the_last_state_and_adjoint_training_equals_autograd(monkeypatch):
-    """forward asks odeint for z^K alone, so an adjoint with reverse recovery keeps O(1) states;
+    """forward asks its solve for z^K alone, so an adjoint with reverse recovery keeps O(1) states;
     logits equal those from the full trajectory, and the OTD gradient equals the DTO one."""
     import sdl.models.network as network
 
     requested = []
-    real_odeint = network.odeint
-    monkeypatch.setattr(network, "odeint", lambda *a, **k: requested.append(k["output"]) or real_odeint(*a, **k))
+    real_integrate = network.integrate
+    monkeypatch.setattr(network, "integrate", lambda solve, *a: requested.append(solve.output) or real_integrate(solve, *a))
     x, y = torch.randn(9, 2, dtype=F64), torch.randint(0, 2, (9,))
     grads = []
     for gradient in ("dto", sdl.Adjoint(recovery="reverse")):
