@@ -229,3 +229,14 @@ def test_a_splitting_method_evaluates_both_halves_of_a_non_separable_pair_field(
     q_net, p_net = net.trajectory(x)
     torch.testing.assert_close(q_net[-1], q, rtol=0, atol=1e-14)
     torch.testing.assert_close(p_net[-1], p, rtol=0, atol=1e-14)
+
+
+def test_a_network_on_a_non_separable_pair_field_flattens_the_pair_for_runge_kutta_methods():
+    field = QuadraticPairField(2)
+    net = ODENet(field, num_steps=4, method="rk4", momentum="linear").double()
+    x = torch.randn(5, 2, dtype=F64)
+    q, p = net.trajectory(x)
+    q_ref, p_ref = sdl.odeint(field, net.lift(x), torch.linspace(0, 1, 5, dtype=F64), method="rk4")
+    torch.testing.assert_close(q, q_ref, rtol=0, atol=1e-14)
+    torch.testing.assert_close(p, p_ref, rtol=0, atol=1e-14)
+    assert net(x).shape == (5,)
