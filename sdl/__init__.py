@@ -2,9 +2,19 @@
 
 from . import integrators
 from .adjoint import Adjoint
-from .fields import DimwiseDifferentiable, Layered, Separable
+from .fields import AnalyticJacobian, DimwiseDifferentiable, Layered, LipschitzBounded, PairField, Separable
 from .odeint import odeint
 
 __version__ = "0.1.0"
 
-__all__ = ["Adjoint", "DimwiseDifferentiable", "Layered", "Separable", "integrators", "odeint"]
+__all__ = [
+    "Adjoint",
+    "AnalyticJacobian",
+    "DimwiseDifferentiable",
+    "Layered",
+    "LipschitzBounded",
+    "PairField",
+    "Separable",
+    "integrators",
+    "odeint",
+]

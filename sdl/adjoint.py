@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .fields import Layered
+from .fields import layer_count
 from .integrators import ExplicitRungeKutta, Integrator, get, names
 from .integrators.base import vjp
 
@@ -77,19 +77,28 @@ class Adjoint:
 
 
 class _Parameters:
-    """The tensors the adjoint returns gradients for, and step k's function of them."""
+    """The tensors the adjoint returns gradients for, and step k's function of them.
+
+    For a layered field these are its ``layer_parameters()`` (each (K, ...): step k uses slice k)
+    followed by every other trainable parameter of the module, which all steps share (a global
+    scale, say): the gradient of a shared tensor accumulates over the steps."""
 
     def __init__(self, func: Callable, adjoint_params, wrap: Callable[[Callable], Callable]) -> None:
         self.func, self.wrap = func, wrap
-        self.layered = isinstance(func, Layered) and func.num_layers is not None
+        self.layered = layer_count(func) is not None
         if adjoint_params is not None:
             if self.layered:
                 raise ValueError("adjoint_params cannot be given for a Layered field: its layer_parameters() are used")
             self.tensors = tuple(adjoint_params)
+            self.per_layer = (False,) * len(self.tensors)
         elif self.layered:
-            self.tensors = tuple(func.layer_parameters())
+            per_layer = tuple(func.layer_parameters())
+            shared = tuple(p for p in func.parameters() if p.requires_grad and not any(p is q for q in per_layer))
+            self.tensors = per_layer + shared
+            self.per_layer = (True,) * len(per_layer) + (False,) * len(shared)
         elif isinstance(func, nn.Module):
             self.tensors = tuple(p for p in func.parameters() if p.requires_grad)
+            self.per_layer = (False,) * len(self.tensors)
         else:
             raise TypeError(
                 f"gradient='otd' needs to know what func depends on: func is a {type(func).__name__}, not an "
@@ -101,29 +110,33 @@ class _Parameters:
         return [self.wrap(f) for f in itertools.islice(funcs, num_steps)]
 
     def at(self, k: int) -> tuple[Callable, tuple[Tensor, ...]]:
-        """(f_k, leaves): step k's function of fresh leaves (layered) or of the shared tensors."""
+        """(f_k, leaves): step k's function of fresh leaves for the per-layer slices θ^k, and of
+        the shared tensors themselves (which a bound layer reads from its module)."""
         if not self.layered:
             return self.wrap(self.func), self.tensors
-        leaves = tuple(p[k].detach().requires_grad_() for p in self.tensors)
-        return self.wrap(self.func.bind(leaves)), leaves
+        leaves = tuple(p[k].detach().requires_grad_() if layer else p for p, layer in zip(self.tensors, self.per_layer))
+        return self.wrap(self.func.bind(leaves[: self.per_layer.count(True)])), leaves
+
+    def accumulate(self, totals: list[Tensor], k: int, grads) -> None:
+        """Adds step k's gradients: into slice k of a per-layer tensor, into the whole of a shared one."""
+        for total, grad, layer in zip(totals, grads, self.per_layer):
+            if layer:
+                total[k] += grad
+            else:
+                total += grad
 
 
 class _Problem:
     """Everything the autograd Function needs besides tensors."""
 
-    def __init__(self, integrator, params: _Parameters, t: Tensor, adjoint: Adjoint, is_pair: bool, last_only: bool):
+    def __init__(self, integrator, params: _Parameters, grid, adjoint: Adjoint, is_pair: bool, last_only: bool):
+        """``grid``: an ``sdl.solve.TimeGrid`` (times as 0-d tensors, step sizes as floats). The
+        choices were checked together by ``sdl.solve.resolve_solve`` (e.g. reverse recovery only
+        for time-reversible methods)."""
         self.integrator, self.params, self.adjoint = integrator, params, adjoint
         self.is_pair, self.last_only = is_pair, last_only
-        self.times = t.unbind()
-        grid = t.tolist()
-        self.steps = [b - a for a, b in zip(grid, grid[1:])]
+        self.times, self.steps = grid.times, grid.steps
         self.continuous = get(adjoint.method) if adjoint.method is not None else None
-        if adjoint.recovery == "reverse" and not integrator.time_reversible:
-            reversible = [n for n in names() if get(n).time_reversible]
-            raise ValueError(
-                f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); {type(integrator).__name__} "
-                f"is not; reversible methods: {', '.join(reversible)}; or use recovery='store' or 'checkpoint'"
-            )
 
     def step(self, func, k: int, y, backward: bool = False):
         h = self.steps[k]
@@ -226,11 +239,7 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
                     lam, grads = _continuous_adjoint_step(
                         problem.continuous, func_k, problem.times[k + 1], problem.steps[k], y_next, lam, leaves, pair
                     )
-                for total, grad in zip(param_grads, grads):
-                    if problem.params.layered:
-                        total[k] += grad
-                    else:
-                        total += grad
+                problem.params.accumulate(param_grads, k, grads)
                 if not problem.last_only:
                     lam = _state(tuple(l + g[k] for l, g in zip(_parts(lam, pair), grad_outputs)), pair)
         ctx.kept = None
@@ -266,27 +275,19 @@ def _continuous_adjoint_step(method, func, t_next, h, y_next, lam, leaves, is_pa
 
 
 def adjoint_odeint(
-    func: Callable, y0, t: Tensor, integrator: Integrator, adjoint: Adjoint, adjoint_params, wrap, is_pair: bool, last_only: bool
+    func: Callable, y0, grid, integrator: Integrator, adjoint: Adjoint, adjoint_params, wrap, is_pair: bool, last_only: bool
 ):
     """Run the forward sweep without a graph and attach the adjoint as the backward pass."""
     params = _Parameters(func, adjoint_params, wrap)
-    problem = _Problem(integrator, params, t, adjoint, is_pair, last_only)
+    problem = _Problem(integrator, params, grid, adjoint, is_pair, last_only)
     parts = _parts(y0, is_pair)
     out = _OptimiseThenDiscretise.apply(problem, len(parts), *parts, *params.tensors)
     return _state(out, is_pair)
 
 
 def torchdiffeq_adjoint(func: Callable, y0, t: Tensor, integrator_name: str, adjoint_params, last_only: bool):
-    """``torchdiffeq.odeint_adjoint`` on the same grid, for comparison."""
-    if isinstance(func, Layered) and func.num_layers is not None:
-        raise ValueError(
-            "Adjoint(method='torchdiffeq') supports shared parameters only: torchdiffeq cannot tell which layer a "
-            "stage at t_k + c h = t_{k+1} belongs to"
-        )
-    if integrator_name not in _TORCHDIFFEQ_NAMES:
-        raise ValueError(
-            f"torchdiffeq has no fixed-grid method equal to {integrator_name!r}; use one of: {', '.join(_TORCHDIFFEQ_NAMES)}"
-        )
+    """``torchdiffeq.odeint_adjoint`` on the same grid, for comparison. ``sdl.solve.resolve_solve``
+    has checked the method name and that the field shares its parameters across steps."""
     try:
         import torchdiffeq
     except ImportError as error:  # pragma: no cover - depends on the environment

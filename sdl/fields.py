@@ -1,31 +1,58 @@
 """What a vector field can tell the integrators, beyond being a callable ``func(t, y)``.
 
-Three capabilities, each an abstract base class that a field opts into:
+Capabilities are abstract base classes that a field opts into; nothing asks for a concrete class:
 
+- ``PairField``: the field acts on pair states y = (q, p) and returns (dq/dt, dp/dt). An ODENet
+  then carries (q, p); splitting methods need such a state, every other method flattens it.
+- ``Separable``: a ``PairField`` of the form dq/dt = V(t, p), dp/dt = F(t, q). The explicit
+  symplectic (splitting) methods call ``velocity`` and ``force`` separately and so evaluate only
+  the half they need. Any other pair callable works with them too, at twice the cost (each
+  half-step evaluates both halves), and the step is then not symplectic.
 - ``Layered``: the parameters are piecewise constant in time, θ(t) = θ^k on step k, and
   every stage of step k uses θ^k (Benning et al. 2019). ``odeint`` then takes one
   callable per step from ``layers()``, so no stage at t_k + c_i h = t_{k+1} can pick up
-  θ^{k+1} by rounding.
-- ``Separable``: a field on pairs (q, p) with dq/dt = V(t, p) and dp/dt = F(t, q). The
-  explicit symplectic (splitting) methods call ``velocity`` and ``force`` separately and so
-  evaluate only the half they need. Any other ``func(t, (q, p))`` works too, at twice
-  the cost, since each half-step then evaluates both halves.
+  θ^{k+1} by rounding. ``layer_count(field)`` says whether a field is layered.
 - ``DimwiseDifferentiable``: the field gives its Jacobian diagonal D_dim f = (∂f_m/∂y_m)_m
   together with its value, at about the cost of one backward pass (a HollowNet does). The
   Jacobi–Newton stage solver of the implicit Runge–Kutta methods needs it.
+- ``AnalyticJacobian``: the field gives its full Jacobian ∂f/∂z in closed form (the bound
+  layers of ``ResNetField`` and ``GradientFlowField`` do); stability diagnostics use it instead
+  of autograd.
+- ``LipschitzBounded``: the field gives a proven upper bound on its ℓ₂ Lipschitz constant in z.
+
+``Capabilities`` collects what a field declares as plain booleans, from a field or from a field
+class before any instance exists (a config), for ``sdl.solve.resolve_solve``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-__all__ = ["DimwiseDifferentiable", "Layered", "Separable"]
+__all__ = [
+    "AnalyticJacobian",
+    "Capabilities",
+    "DimwiseDifferentiable",
+    "Layered",
+    "LipschitzBounded",
+    "PairField",
+    "Separable",
+    "layer_count",
+]
 
 
-class Separable(ABC):
+class PairField(ABC):
+    """A field on pair states: ``f(t, (q, p)) -> (dq/dt, dp/dt)``, each part shaped like its state.
+
+    A marker: it promises the state layout only. A learned non-separable H(q, p) is a
+    ``PairField``; one with velocity(p) and force(q) halves is ``Separable`` as well.
+    """
+
+
+class Separable(PairField):
     """A field on (q, p) of the form dq/dt = velocity(t, p), dp/dt = force(t, q)."""
 
     @abstractmethod
@@ -45,7 +72,8 @@ class Layered(nn.Module, ABC):
     """A field whose parameters θ^0, …, θ^{K-1} are constant on each of K integration steps.
 
     A subclass says which tensors hold θ (``layer_parameters``, each with a leading axis K)
-    and how to evaluate the field for one layer's slices (``bind``); ``layers`` follows.
+    and how to evaluate the field for one layer's slices (``bind``); ``layers`` follows. Any
+    other parameter of the module (a global scale, say) is shared by all steps.
     """
 
     @property
@@ -56,7 +84,8 @@ class Layered(nn.Module, ABC):
 
     @abstractmethod
     def layer_parameters(self) -> tuple[Tensor, ...]:
-        """Every parameter of the field, each (K, ...) when layered, in a fixed order."""
+        """The per-layer parameters, each (K, ...) when layered, in a fixed order; the module's
+        other parameters are shared by all steps."""
 
     @abstractmethod
     def bind(self, params: tuple[Tensor, ...]) -> Callable:
@@ -74,6 +103,12 @@ class Layered(nn.Module, ABC):
         return [self.bind(layer) for layer in zip(*(p.unbind(0) for p in params))]
 
 
+def layer_count(field: object) -> int | None:
+    """K when ``field`` is ``Layered`` with one parameter set per step; None for a field whose
+    parameters all steps share, and for any other callable."""
+    return field.num_layers if isinstance(field, Layered) else None
+
+
 class DimwiseDifferentiable(ABC):
     """A field f(t, y) that returns its Jacobian diagonal D_dim f = (∂f_m/∂y_m)_m with its value."""
 
@@ -83,3 +118,74 @@ class DimwiseDifferentiable(ABC):
 
         The value keeps its autograd graph; the diagonal has one only when ``create_graph``.
         """
+
+
+class AnalyticJacobian(ABC):
+    """A field f(t, z) on a single tensor state with its Jacobian in closed form."""
+
+    @abstractmethod
+    def jacobian(self, t: Tensor | None, z: Tensor) -> Tensor:
+        """∂f/∂z at z: (..., d) → (..., d, d), J[..., a, b] = ∂f_a/∂z_b, differentiable."""
+
+
+class LipschitzBounded(ABC):
+    """A field with a proven bound L: ‖f(t, z₁) - f(t, z₂)‖₂ ≤ L ‖z₁ - z₂‖₂ for all z₁, z₂ and t."""
+
+    @abstractmethod
+    def lipschitz_bound(self) -> Tensor:
+        """L, an upper bound (never an estimate) on the ℓ₂ Lipschitz constant of z ↦ f(t, z):
+        shape (K,) for a layered field (layer k's bound), () when all steps share the parameters.
+        It keeps its graph, so it can be penalised during training."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a field declares, as the checks of ``sdl.solve.resolve_solve`` need it.
+
+    Attributes:
+        name: the field's type name, for messages.
+        pair: acts on pair states (q, p) (``PairField``).
+        separable: has velocity/force halves (``Separable``); implies ``pair``.
+        dimwise_differentiable: the callables the stepper sees give D_dim f (for a layered field,
+            its bound layers must be ``DimwiseDifferentiable``).
+        layered: one parameter set per step (``layer_count(field)`` is not None).
+    """
+
+    name: str
+    pair: bool = False
+    separable: bool = False
+    dimwise_differentiable: bool = False
+    layered: bool = False
+
+    def __post_init__(self) -> None:
+        if self.separable and not self.pair:
+            raise ValueError(f"{self.name}: a separable field acts on pairs (q, p); pass pair=True as well")
+
+    @classmethod
+    def of(cls, field: Callable) -> Capabilities:
+        """The capabilities of a field instance (any callable; a plain function declares none)."""
+        layered = layer_count(field) is not None
+        stepped = field.layers()[0] if layered else field  # what a stepper calls
+        return cls(
+            name=type(field).__name__,
+            pair=isinstance(field, PairField),
+            separable=isinstance(field, Separable),
+            dimwise_differentiable=isinstance(stepped, DimwiseDifferentiable),
+            layered=layered,
+        )
+
+    @classmethod
+    def of_type(cls, field_type: type, *, layered: bool = False) -> Capabilities:
+        """The capabilities of instances of ``field_type``, before any exists (e.g. in a config).
+        ``layered``: whether the instance will have one parameter set per step (a class cannot say)."""
+        if not isinstance(field_type, type):
+            raise TypeError(f"field_type must be a class; got {field_type!r}")
+        if layered and not issubclass(field_type, Layered):
+            raise ValueError(f"layered=True needs a sdl.fields.Layered field type; {field_type.__name__} is not")
+        return cls(
+            name=field_type.__name__,
+            pair=issubclass(field_type, PairField),
+            separable=issubclass(field_type, Separable),
+            dimwise_differentiable=issubclass(field_type, DimwiseDifferentiable) and not layered,
+            layered=layered,
+        )

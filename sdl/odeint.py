@@ -1,8 +1,11 @@
-"""``odeint``: integrate dy/dt = func(t, y) over a time grid, one step per interval."""
+"""``odeint``: integrate dy/dt = func(t, y) over a time grid, one step per interval.
+
+``odeint`` checks and resolves its arguments at every call; ``integrate`` runs a solve resolved
+beforehand (``sdl.solve.resolve_solve``), as a model that integrates the same way at every call does.
+"""
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -10,14 +13,11 @@ import torch
 from torch import Tensor
 
 from .adjoint import TORCHDIFFEQ, Adjoint, adjoint_odeint, torchdiffeq_adjoint
-from .fields import Layered
-from .integrators import Integrator, get
+from .fields import Capabilities, layer_count
+from .integrators import Integrator
+from .solve import Solve, TimeGrid, resolve_solve
 
-__all__ = ["odeint"]
-
-GRADIENTS = ("dto", "otd")
-OUTPUTS = ("all", "last")
-SOLVER_OPTIONS = tuple(inspect.signature(get).parameters)[1:]  # solver, tol, max_iter: get()'s keywords
+__all__ = ["integrate", "odeint"]
 
 
 def odeint(
@@ -63,80 +63,33 @@ def odeint(
         With output="all", the states at every point of ``t``, time first: shape
         (T, *y0.shape), or a pair of such tensors for a pair state; with "last", y(t[-1]).
         dtype and device follow ``y0``.
+
+    Every call resolves its choices (``sdl.solve.resolve_solve``), checks the state and the grid,
+    and evaluates func once more to check its output; a model that integrates the same way at
+    every call resolves once and calls ``integrate`` instead (``ODENet``, ``CNF``).
     """
-    integrator = _integrator(method, options)
-    adjoint = _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_params)
-    if output not in OUTPUTS:
-        raise ValueError(f"unknown output {output!r}; valid choices: {', '.join(OUTPUTS)}")
-    last_only = output == "last"
     is_pair = isinstance(y0, (tuple, list))
-    _check_state(y0, is_pair, integrator)
-    reference = y0[0] if is_pair else y0
-    t = _check_grid(t, reference)
-    _check_first_call(func, y0, t, is_pair)
-
-    if adjoint is not None and adjoint.method == TORCHDIFFEQ:
-        if not isinstance(method, str):
-            raise ValueError("Adjoint(method='torchdiffeq') needs the forward method by name")
-        return torchdiffeq_adjoint(func, tuple(y0) if is_pair else y0, t, method, adjoint_params, last_only)
-
-    flat = _FlatPair(y0[0], y0[1]) if is_pair and not integrator.partitioned else None
-    state = flat.join(*y0) if flat is not None else (tuple(y0) if is_pair else y0)
-    wrap = flat.wrap if flat is not None else (lambda f: f)
-    state_is_pair = is_pair and flat is None
-    if adjoint is not None:
-        ys = adjoint_odeint(func, state, t, integrator, adjoint, adjoint_params, wrap, state_is_pair, last_only)
-    else:
-        ys = _integrate(integrator, map(wrap, _step_functions(func, len(t) - 1)), state, t, last_only)
-        ys = ys[-1] if last_only else (tuple(map(torch.stack, zip(*ys))) if state_is_pair else torch.stack(ys))
-    return flat.unjoin(ys) if flat is not None else ys
+    _check_state(y0, is_pair)
+    solve = resolve_solve(
+        method,
+        gradient,
+        pair=is_pair,
+        field=Capabilities.of(func),
+        output=output,
+        adjoint_method=adjoint_method,
+        recovery=recovery,
+        checkpoint_every=checkpoint_every,
+        **options,
+    )
+    if solve.adjoint is None and adjoint_params is not None:
+        raise ValueError("adjoint_params: used only with gradient='otd'; got gradient='dto'")
+    y0 = tuple(y0) if is_pair else y0
+    t = _check_grid(t, y0[0] if is_pair else y0)
+    _check_first_call(func, y0, t)
+    return integrate(solve, func, y0, TimeGrid.of(t), adjoint_params)
 
 
-def _integrator(method: str | Integrator, options: dict) -> Integrator:
-    unknown = sorted(set(options) - set(SOLVER_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"odeint got unexpected keyword argument(s) {', '.join(unknown)}; its extra options are the stage-solver "
-            f"settings {', '.join(SOLVER_OPTIONS)}"
-        )
-    if not isinstance(method, Integrator):
-        return get(method, **options)
-    if options:
-        raise TypeError(
-            f"{', '.join(options)} configure a method given by name; got an {type(method).__name__} instance, "
-            f"which carries its own solver"
-        )
-    return method
-
-
-def _adjoint(gradient, adjoint_method, recovery, checkpoint_every, adjoint_params) -> Adjoint | None:
-    if isinstance(gradient, Adjoint):
-        return gradient
-    if gradient not in GRADIENTS:
-        raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}, or an sdl.Adjoint")
-    options = {"method": adjoint_method, "recovery": recovery, "checkpoint_every": checkpoint_every}
-    given = {k: v for k, v in options.items() if v is not None}
-    if gradient == "dto":
-        if given or adjoint_params is not None:
-            names = ", ".join(list(given) + (["adjoint_params"] if adjoint_params is not None else []))
-            raise ValueError(f"{names}: used only with gradient='otd'; got gradient='dto'")
-        return None
-    return Adjoint(**given)
-
-
-def _integrate(integrator: Integrator, step_funcs, y0, t: Tensor, last_only: bool) -> list:
-    steps = t.tolist()
-    times = t.unbind()
-    ys = [y0]
-    y = y0
-    for k, func in zip(range(len(steps) - 1), step_funcs):
-        y = integrator.step(func, times[k], steps[k + 1] - steps[k], y)
-        if not last_only:
-            ys.append(y)
-    return ys if not last_only else [y]
-
-
-def _check_first_call(func: Callable, y0, t: Tensor, is_pair: bool) -> None:
+def _check_first_call(func: Callable, y0, t: Tensor) -> None:
     """Evaluate the first step's field once at (t0, y0) and check what it returns.
 
     One extra evaluation per call is the price of errors that name the mismatch instead of
@@ -144,28 +97,12 @@ def _check_first_call(func: Callable, y0, t: Tensor, is_pair: bool) -> None:
     derivatives themselves (e.g. f = -∇U by autograd) work; a field with side effects (a
     counter, batch-norm statistics, random draws) sees one more call.
     """
-    first = next(iter(_step_functions(func, len(t) - 1)))
-    y = tuple(y0) if is_pair else y0
-    _check_output(first(t[0], y), y)
+    _check_layer_count(func, len(t) - 1)
+    first = func.layers()[0] if layer_count(func) is not None else func
+    _check_output(first(t[0], y0), y0)
 
 
-def _step_functions(func: Callable, num_steps: int):
-    if isinstance(func, Layered) and func.num_layers is not None:
-        if func.num_layers != num_steps:
-            raise ValueError(
-                f"the field has parameters for {func.num_layers} layers but t has {num_steps} intervals; "
-                f"pass a grid of {func.num_layers + 1} points"
-            )
-        return func.layers()
-    return itertools.repeat(func, num_steps)
-
-
-def _check_state(y0, is_pair: bool, integrator: Integrator) -> None:
-    if integrator.partitioned and not is_pair:
-        raise TypeError(
-            f"{type(integrator).__name__} is partitioned and needs the state as a (q, p) tuple; "
-            f"got {type(y0).__name__}"
-        )
+def _check_state(y0, is_pair: bool) -> None:
     parts = tuple(y0) if is_pair else (y0,)
     if is_pair and len(parts) != 2:
         raise ValueError(f"a tuple state must be a pair (q, p); got {len(parts)} elements")
@@ -214,6 +151,52 @@ def _check_output(out, y) -> None:
             )
 
 
+def integrate(solve: Solve, func: Callable, y0, grid: TimeGrid, adjoint_params: Sequence[Tensor] | None = None):
+    """Run a solve resolved beforehand (``sdl.solve.resolve_solve``) of dy/dt = func(t, y) from y0
+    over ``grid``, as ``odeint`` does but without its checks of the state, the grid and func's first
+    output, and without the extra evaluation they cost: K steps of an s-stage explicit method
+    evaluate the field s·K times, and no step reads a tensor back to the host.
+
+    ``y0``: a tensor, or a pair (q, p) when ``solve.pair``, in the grid's dtype and device. Returns
+    what ``odeint`` returns for ``solve.output``.
+    """
+    last_only = solve.output == "last"
+    _check_layer_count(func, grid.num_steps)  # an int comparison: a layered field fixes K
+    if solve.adjoint is not None and solve.adjoint.method == TORCHDIFFEQ:
+        t = torch.stack(grid.times)
+        return torchdiffeq_adjoint(func, tuple(y0) if solve.pair else y0, t, solve.method_name, adjoint_params, last_only)
+
+    flat = _FlatPair(*y0) if solve.flattens_pair else None
+    state = flat.join(*y0) if flat is not None else (tuple(y0) if solve.pair else y0)
+    wrap = flat.wrap if flat is not None else (lambda f: f)
+    state_is_pair = solve.pair and flat is None
+    if solve.adjoint is not None:
+        ys = adjoint_odeint(func, state, grid, solve.integrator, solve.adjoint, adjoint_params, wrap, state_is_pair, last_only)
+    else:
+        funcs = func.layers() if layer_count(func) is not None else itertools.repeat(func, grid.num_steps)
+        ys = _steps(solve.integrator, map(wrap, funcs), state, grid, last_only)
+        ys = ys[-1] if last_only else (tuple(map(torch.stack, zip(*ys))) if state_is_pair else torch.stack(ys))
+    return flat.unjoin(ys) if flat is not None else ys
+
+
+def _steps(integrator: Integrator, step_funcs, y0, grid: TimeGrid, last_only: bool) -> list:
+    ys = [y0]
+    y = y0
+    for t_k, h_k, func in zip(grid.times, grid.steps, step_funcs):
+        y = integrator.step(func, t_k, h_k, y)
+        if not last_only:
+            ys.append(y)
+    return ys if not last_only else [y]
+
+
+def _check_layer_count(func: Callable, num_steps: int) -> None:
+    layers = layer_count(func)
+    if layers is not None and layers != num_steps:
+        raise ValueError(
+            f"the field has parameters for {layers} layers but t has {num_steps} intervals; pass a grid of {layers + 1} points"
+        )
+
+
 class _FlatPair:
     """Flattens a pair (q, p) into one vector for methods that do not split the state."""
 
@@ -230,4 +213,3 @@ class _FlatPair:
 
     def wrap(self, func: Callable) -> Callable:
         return lambda t, y: self.join(*func(t, self.unjoin(y)))
-

@@ -254,3 +254,40 @@ def test_implicit_adjoint_accepts_fields_that_count_their_calls():
         grads.append(torch.autograd.grad(y.sum(), [start, *field.parameters()]))
     assert field.calls > 0
     assert _relative_error(*grads) < 1e-11
+
+
+class _ScaledLayeredField(sdl.Layered):
+    """f_k(t, z) = s ⊙ tanh(W_k z): per-layer W_k, and a scale s shared by every step, outside
+    ``layer_parameters()``."""
+
+    def __init__(self, num_layers, dim):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(num_layers, dim, dim, dtype=F64))
+        self.scale = torch.nn.Parameter(torch.linspace(0.5, 1.5, dim, dtype=F64))
+
+    @property
+    def num_layers(self):
+        return self.weight.shape[0]
+
+    def layer_parameters(self):
+        return (self.weight,)
+
+    def bind(self, params):
+        (weight,) = params
+        return lambda t, z: self.scale * torch.tanh(z @ weight.T)
+
+
+@pytest.mark.parametrize("name", ["rk4", "gauss_legendre4"])
+@pytest.mark.parametrize("adjoint", [Adjoint(), Adjoint(recovery="checkpoint", checkpoint_every=2), Adjoint(method="rk4")])
+def test_otd_includes_a_shared_parameter_of_a_layered_field(name, adjoint):
+    """A parameter outside layer_parameters() is shared by all steps: its OTD gradient accumulates
+    over every step and equals the DTO one (it used to be None under OTD)."""
+    field = _ScaledLayeredField(6, 3)
+    y0 = torch.randn(5, 3, dtype=F64, requires_grad=True)
+    t = torch.linspace(0, 1.2, 7, dtype=F64)
+    method = get(name, tol=1e-14, max_iter=300)
+    dto = _gradients(field, y0, t, method, "dto")
+    otd = _gradients(field, y0, t, method, adjoint)
+    assert otd[-1] is not None and otd[-1].abs().min() > 0  # the scale's gradient
+    tolerance = 1e-3 if adjoint.method is not None else (1e-10 if name in IMPLICIT else 1e-12)  # a continuous adjoint is O(h⁴) off
+    assert _relative_error(dto, otd) <= tolerance

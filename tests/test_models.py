@@ -97,6 +97,53 @@ def test_exact_hamiltonian_flow_conserves_energy(kinetic):
     assert (q[-1] - q0).abs().max() > 1e-2  # the flow moved
 
 
+def _lipschitz_cases():
+    return [(cls, act, layers) for cls in (ResNetField, GradientFlowField) for act in activation_names() for layers in (None, 3)]
+
+
+@pytest.mark.parametrize("cls, act, layers", _lipschitz_cases())
+def test_lipschitz_bound_is_an_upper_bound(cls, act, layers):
+    """L ≥ ‖f(z₁) - f(z₂)‖/‖z₁ - z₂‖ over many random pairs (far apart and close), and ≥ ‖J(z)‖₂."""
+    field = cls(3, act, num_layers=layers, init_scale=2.0).double()
+    bound = field.lipschitz_bound()
+    assert bound.shape == (() if layers is None else (layers,))
+    t = torch.tensor(0.0, dtype=F64)
+    for k, layer in enumerate(field.layers()):
+        z1 = 3 * _points(4000)
+        z2 = torch.cat([3 * _points(2000), z1[2000:] + 1e-3 * _points(2000)])
+        ratios = (layer(t, z1) - layer(t, z2)).norm(dim=-1) / (z1 - z2).norm(dim=-1)
+        jacobian_norms = torch.linalg.matrix_norm(layer.jacobian(t, z1), 2)
+        layer_bound = bound if layers is None else bound[k]
+        assert ratios.max() <= layer_bound * (1 + 1e-12)
+        assert jacobian_norms.max() <= layer_bound * (1 + 1e-12)
+        assert ratios.max() > 0.2 * layer_bound  # and not a vacuous bound
+
+
+@pytest.mark.parametrize("cls", [ResNetField, GradientFlowField])
+def test_lipschitz_bound_is_tight_for_the_identity_activation(cls):
+    """σ(s) = s: f is affine, its Lipschitz constant is ‖J‖₂ (= ‖A‖₂, or ‖A‖₂² for the gradient
+    flow), and the bound equals it; along the top right singular vector the ratio attains it."""
+    field = cls(4, "identity", num_layers=2, init_scale=2.0).double()
+    bound = field.lipschitz_bound()
+    t = torch.tensor(0.0, dtype=F64)
+    for k, layer in enumerate(field.layers()):
+        jacobian_norm = torch.linalg.matrix_norm(layer.jacobian(t, _points(1, 4)), 2).squeeze()
+        assert abs(jacobian_norm - bound[k]) <= 1e-12 * bound[k]
+        direction = torch.linalg.svd(field.weight[k].detach())[2][0]
+        z = _points(1, 4)
+        ratio = (layer(t, z + direction) - layer(t, z)).norm() / direction.norm()
+        assert abs(ratio - bound[k]) <= 1e-12 * bound[k]
+
+
+def test_lipschitz_bound_is_differentiable_and_needs_a_known_activation_constant():
+    field = ResNetField(3, num_layers=2)
+    field.lipschitz_bound().sum().backward()
+    assert field.weight.grad.abs().max() > 0
+    custom = sdl.models.Activation("cube", lambda x: x**3, lambda x: 3 * x**2, lambda x: x**4 / 4, False)
+    with pytest.raises(ValueError, match="the Lipschitz constant of activation 'cube' is not known"):
+        GradientFlowField(3, custom).lipschitz_bound()
+
+
 def test_layered_field_refuses_to_guess_its_layer():
     field = ResNetField(2, num_layers=3)
     with pytest.raises(TypeError, match=r"one parameter set per layer \(3\); integrate it .* grid of 4 points"):
@@ -115,6 +162,27 @@ def test_smoothness_regulariser_against_hand_computation():
     assert parameter_smoothness(ResNetField(2), h).item() == 0.0
     with pytest.raises(ValueError, match="unknown smoothness form 'l1'; valid choices: derivative, difference"):
         parameter_smoothness(field, h, form="l1")
+
+
+class _ScaledResNetField(ResNetField):
+    """ResNetField times a scale shared by every layer (a parameter outside layer_parameters())."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scale = torch.nn.Parameter(torch.tensor([1.0, -3.0]))
+
+    def _evaluate(self, params, t, z):
+        return self.scale * super()._evaluate(params, t, z)
+
+
+def test_smoothness_regulariser_ignores_a_parameter_shared_by_all_layers():
+    """A shared parameter is constant in t (roughness 0); it used to be differenced along its own
+    first axis as if that were the layer axis (here adding (−3 − 1)² = 16)."""
+    field = _ScaledResNetField(2, num_layers=3).double()
+    with torch.no_grad():
+        field.weight.copy_(torch.tensor([[[0.0, 0], [0, 0]], [[1.0, 0], [0, 2]], [[1.0, 0], [0, 2]]]))
+        field.bias.copy_(torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0]]))
+    assert parameter_smoothness(field, 0.5).item() == pytest.approx((5 + 9) / 0.5, abs=1e-14)
 
 
 @pytest.mark.parametrize("h", [0, 0.0, -0.5, math.inf, math.nan, "0.5"])
@@ -142,13 +210,13 @@ def test_hamiltonian_network_with_splitting_method():
 
 
 def test_forward_reads_only_the_last_state_and_adjoint_training_equals_autograd(monkeypatch):
-    """forward asks odeint for z^K alone, so an adjoint with reverse recovery keeps O(1) states;
+    """forward asks its solve for z^K alone, so an adjoint with reverse recovery keeps O(1) states;
     logits equal those from the full trajectory, and the OTD gradient equals the DTO one."""
     import sdl.models.network as network
 
     requested = []
-    real_odeint = network.odeint
-    monkeypatch.setattr(network, "odeint", lambda *a, **k: requested.append(k["output"]) or real_odeint(*a, **k))
+    real_integrate = network.integrate
+    monkeypatch.setattr(network, "integrate", lambda solve, *a: requested.append(solve.output) or real_integrate(solve, *a))
     x, y = torch.randn(9, 2, dtype=F64), torch.randint(0, 2, (9,))
     grads = []
     for gradient in ("dto", sdl.Adjoint(recovery="reverse")):

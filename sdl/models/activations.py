@@ -23,13 +23,16 @@ _PI2_6 = math.pi**2 / 6
 @dataclass(frozen=True)
 class Activation:
     """σ, σ' and γ of one activation. ``monotone_unit_slope``: 0 ≤ σ' ≤ 1 everywhere, the
-    condition under which a gradient-flow field is contractive (-σ_min(A)² ≤ ν ≤ 0)."""
+    condition under which a gradient-flow field is contractive (-σ_min(A)² ≤ ν ≤ 0).
+    ``lipschitz``: L_σ = sup |σ'|, the Lipschitz constant of σ, or None when not known (then the
+    fields built on σ offer no Lipschitz bound)."""
 
     name: str
     sigma: Callable[[Tensor], Tensor]
     derivative: Callable[[Tensor], Tensor]
     antiderivative: Callable[[Tensor], Tensor]
     monotone_unit_slope: bool
+    lipschitz: float | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.sigma(x)
@@ -70,11 +73,12 @@ def _softplus_antiderivative(x: Tensor) -> Tensor:
 
 
 _ACTIVATIONS = {
-    "tanh": Activation("tanh", torch.tanh, lambda x: 1 - torch.tanh(x) ** 2, _log_cosh, True),
-    "relu": Activation("relu", F.relu, lambda x: (x > 0).to(x.dtype), lambda x: 0.5 * F.relu(x) ** 2, True),
-    "identity": Activation("identity", lambda x: x, torch.ones_like, lambda x: 0.5 * x * x, True),
+    # sup |σ'|: tanh' = 1 - tanh² ≤ 1 (at 0); relu' ∈ {0, 1}; softplus' = sigmoid < 1 (→ 1 as x → ∞)
+    "tanh": Activation("tanh", torch.tanh, lambda x: 1 - torch.tanh(x) ** 2, _log_cosh, True, lipschitz=1.0),
+    "relu": Activation("relu", F.relu, lambda x: (x > 0).to(x.dtype), lambda x: 0.5 * F.relu(x) ** 2, True, lipschitz=1.0),
+    "identity": Activation("identity", lambda x: x, torch.ones_like, lambda x: 0.5 * x * x, True, lipschitz=1.0),
     # log(1 + eˣ) exactly: F.softplus returns x itself above x = 20, off by up to 2e-9.
-    "softplus": Activation("softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True),
+    "softplus": Activation("softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True, lipschitz=1.0),
 }
 
 

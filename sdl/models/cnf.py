@@ -22,9 +22,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..fields import DimwiseDifferentiable
-from ..integrators import Integrator, get
-from ..odeint import odeint
+from ..adjoint import Adjoint
+from ..fields import Capabilities, DimwiseDifferentiable, PairField
+from ..integrators import Integrator
+from ..odeint import integrate
+from ..solve import UniformGrid, resolve_solve
 
 __all__ = ["CNF", "BruteForceDivergence", "DivergenceEstimator", "ExactDivergence", "HutchinsonDivergence"]
 
@@ -117,8 +119,8 @@ class BruteForceDivergence(DivergenceEstimator):
         return (value, estimate) if track else (value.detach(), estimate.detach())
 
 
-class _FlowField(nn.Module):
-    """(t, (x, log p)) ↦ (f(t, x), -div f(t, x)): the CNF's field for ``odeint``, probes fixed per solve."""
+class _FlowField(nn.Module, PairField):
+    """(t, (x, log p)) ↦ (f(t, x), -div f(t, x)): the CNF's field on pairs, probes fixed per solve."""
 
     def __init__(self, field: nn.Module, estimator: DivergenceEstimator, noise: Tensor | None) -> None:
         super().__init__()
@@ -137,9 +139,11 @@ class CNF(nn.Module):
 
     x(0) = x, dx/dt = f(t, x), z = x(t1), and log p(x) = log N(z; 0, I) + ∫_0^{t1} div f(t, x(t)) dt,
     computed as the pair state (x, ℓ) with dℓ/dt = -div f, ℓ(0) = 0, log p(x) = log N(z) - ℓ(t1).
-    Both integrals use ``num_steps`` equal steps of ``method`` through ``sdl.odeint``; gradients
-    are taken as ``gradient`` says (``"dto"``: autograd through the steps). Nothing here depends
-    on the gradient choice, so any choice ``sdl.odeint`` accepts works unchanged.
+    Both integrals use ``num_steps`` equal steps of ``method``; gradients are taken as
+    ``gradient`` says (``"dto"``: autograd through the steps). Nothing here depends on the
+    gradient choice, so any choice ``sdl.odeint`` accepts works unchanged. The solve is resolved
+    and checked once, at construction (``sdl.solve.resolve_solve``): what ``sdl.odeint`` would
+    refuse is refused here.
 
     Args:
         field: the vector field f(t, x), x: (B, d) → (B, d); an ``nn.Module`` (its parameters are
@@ -163,7 +167,7 @@ class CNF(nn.Module):
         t1: float = 1.0,
         num_steps: int = 8,
         method: str | Integrator = "rk4",
-        gradient: str = "dto",
+        gradient: str | Adjoint = "dto",
         **solver_options,
     ) -> None:
         super().__init__()
@@ -176,16 +180,19 @@ class CNF(nn.Module):
         if not (math.isfinite(t1) and t1 > 0):
             raise ValueError(f"t1 must be finite and positive; got {t1!r}")
         self._check_estimator(divergence, field)
-        integrator = method if isinstance(method, Integrator) else get(method, **solver_options)
-        if integrator.partitioned:
+        # the state (x, log p) is a pair, flattened for every Runge–Kutta method; the field is the flow field
+        flow = Capabilities.of(_FlowField(field, divergence, None))
+        self.solve = resolve_solve(method, gradient, pair=True, field=flow, output="last", **solver_options)
+        if self.solve.integrator.partitioned:
             raise ValueError(f"{method!r} is a partitioned (splitting) method; a CNF needs a Runge–Kutta method")
         self.field = field
         self.dim = dim
         self.divergence = divergence
         self.t1 = float(t1)
         self.num_steps = num_steps
-        self.integrator = integrator
+        self.integrator = self.solve.integrator
         self.gradient = gradient
+        self._grids = {"density": UniformGrid(0.0, self.t1, num_steps), "sample": UniformGrid(self.t1, 0.0, num_steps)}
         self.register_buffer("_like", torch.zeros(()), persistent=False)  # dtype and device for sample()
 
     def base_log_prob(self, z: Tensor) -> Tensor:
@@ -199,7 +206,7 @@ class CNF(nn.Module):
     def log_prob(self, x: Tensor, *, divergence: DivergenceEstimator | None = None) -> Tensor:
         """log p(x): (B, d) → (B,). ``divergence`` overrides the flow's estimator (e.g. exact evaluation)."""
         self._check_input(x)
-        z, change = self._solve(x, torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device), 0.0, self.t1, divergence)
+        z, change = self._solve(x, torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device), "density", divergence)
         return self.base_log_prob(z) - change
 
     def sample(
@@ -209,18 +216,18 @@ class CNF(nn.Module):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an integer ≥ 1; got {n!r}")
         z = torch.randn(n, self.dim, generator=generator, dtype=self._like.dtype, device=self._like.device)
-        return self._solve(z, self.base_log_prob(z), self.t1, 0.0, divergence)
+        return self._solve(z, self.base_log_prob(z), "sample", divergence)
 
     def _solve(
-        self, x: Tensor, log_p: Tensor, start: float, end: float, divergence: DivergenceEstimator | None
+        self, x: Tensor, log_p: Tensor, direction: str, divergence: DivergenceEstimator | None
     ) -> tuple[Tensor, Tensor]:
+        """(x(end), log p(end)) from (x, log p) at the start of the ``direction``'s grid:
+        "density" runs 0 → t1, "sample" t1 → 0."""
         estimator = self.divergence if divergence is None else divergence
         if divergence is not None:
             self._check_estimator(estimator, self.field)
-        grid = torch.linspace(start, end, self.num_steps + 1, dtype=x.dtype, device=x.device)
         flow = _FlowField(self.field, estimator, estimator.noise(x))
-        xs, log_ps = odeint(flow, (x, log_p), grid, method=self.integrator, gradient=self.gradient)
-        return xs[-1], log_ps[-1]
+        return integrate(self.solve, flow, (x, log_p), self._grids[direction].on(x.dtype, x.device))
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[-1] != self.dim:

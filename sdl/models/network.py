@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..fields import Layered, Separable
-from ..integrators import Integrator, get
 from ..adjoint import Adjoint
-from ..odeint import GRADIENTS, odeint
+from ..fields import Capabilities, Layered, PairField, layer_count
+from ..integrators import Integrator
+from ..odeint import integrate
+from ..solve import UniformGrid, resolve_solve
 
 __all__ = ["ODENet", "LIFTS"]
 
@@ -25,8 +27,15 @@ class ODENet(nn.Module):
         z^{k+1} = Φ_h(z^k; θ^k), h = T/K    one integrator step per layer
         logits = z^K wᵀ + μ                 (N,) for 2 classes (logistic head), (N, C) for C > 2 (softmax)
 
-    For a field on pairs (``sdl.Separable``, e.g. ``HamiltonianField``) the state is (q, p) with
-    q^0 = lift(x) and p^0 = 0 or a learned linear map of x (``momentum``); the head reads q^K.
+    For a field on pairs (``sdl.PairField``, e.g. ``HamiltonianField``, or a learned
+    non-separable H(q, p)) the state is (q, p) with q^0 = lift(x) and p^0 = 0 or a learned linear
+    map of x (``momentum``); the head reads q^K. Splitting methods need such a field; they use
+    the velocity/force halves of a ``Separable`` one (symplectic) and evaluate both halves of any
+    other (then not symplectic).
+
+    The solve (method, state layout, gradient, stage solver) is resolved and checked once, here
+    (``sdl.solve.resolve_solve``); a forward pass then runs it with no further checks and no host
+    sync: K steps of an s-stage explicit method evaluate the field s·K times.
 
     Args:
         field: the vector field module, with attribute ``dim``; a ``Layered`` field's
@@ -36,7 +45,9 @@ class ODENet(nn.Module):
         method: integrator name or ``Integrator``; swapping it changes nothing else.
         in_dim: input features; num_classes: 2 for a logistic head, more for softmax.
         lift: "pad" (needs dim ≥ in_dim) or "linear".
-        gradient: how ``odeint`` differentiates the steps.
+        gradient: "dto", "otd" or an ``sdl.Adjoint``, as for ``sdl.odeint``.
+        **method_options: the stage-solver settings ``solver``, ``tol``, ``max_iter`` of a method
+            given by name.
     """
 
     def __init__(
@@ -50,14 +61,14 @@ class ODENet(nn.Module):
         num_classes: int = 2,
         lift: str = "pad",
         momentum: str = "zero",
-        gradient: str = "dto",
+        gradient: str | Adjoint = "dto",
         **method_options,
     ) -> None:
         super().__init__()
         self.field = field
         self.dim = field.dim
-        self.hamiltonian = isinstance(field, Separable)  # a field on pairs (q, p)
-        layers = field.num_layers if isinstance(field, Layered) else None
+        self.pair_state = isinstance(field, PairField)  # the state is (q, p)
+        layers = layer_count(field)
         self._layers = layers
         num_steps = layers if num_steps is None else num_steps
         if num_steps is None:
@@ -69,19 +80,10 @@ class ODENet(nn.Module):
         if not t_final > 0:
             raise ValueError(f"t_final must be positive, got {t_final!r}")
         self.num_steps, self.t_final = num_steps, float(t_final)
-        if isinstance(method, Integrator) and method_options:
-            raise TypeError(
-                f"{', '.join(method_options)} configure a method given by name; got an {type(method).__name__} instance"
-            )
-        self.integrator = method if isinstance(method, Integrator) else get(method, **method_options)
-        if self.integrator.partitioned and not self.hamiltonian:
-            raise ValueError(
-                f"{method!r} is a splitting method for (q, p) states and needs a field on pairs such as HamiltonianField; "
-                f"got {type(field).__name__}"
-            )
-        if not isinstance(gradient, Adjoint) and gradient not in GRADIENTS:
-            raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}, or an sdl.Adjoint")
-        self.gradient = gradient
+        self.solve = resolve_solve(method, gradient, field=Capabilities.of(field), output="last", **method_options)
+        self._trajectory_solve = dataclasses.replace(self.solve, output="all")
+        self.integrator, self.gradient = self.solve.integrator, gradient
+        self._grid = UniformGrid(0.0, self.t_final, num_steps)  # t_k and h as floats; tensors once per dtype/device
 
         if lift not in LIFTS:
             raise ValueError(f"unknown lift {lift!r}; valid choices: {', '.join(LIFTS)}")
@@ -91,9 +93,9 @@ class ODENet(nn.Module):
         self.lift_map = nn.Linear(in_dim, self.dim) if lift == "linear" else None
         if momentum not in MOMENTA:
             raise ValueError(f"unknown momentum {momentum!r}; valid choices: {', '.join(MOMENTA)}")
-        if momentum != "zero" and not self.hamiltonian:
+        if momentum != "zero" and not self.pair_state:
             raise ValueError(f"momentum={momentum!r} needs a field on (q, p) pairs such as HamiltonianField; got {type(field).__name__}")
-        self.momentum_map = nn.Linear(in_dim, self.dim) if self.hamiltonian and momentum == "linear" else None
+        self.momentum_map = nn.Linear(in_dim, self.dim) if self.pair_state and momentum == "linear" else None
 
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
@@ -104,31 +106,34 @@ class ODENet(nn.Module):
     def step_size(self) -> float:
         return self.t_final / self.num_steps
 
+    @property
+    def hamiltonian(self) -> bool:
+        """The old name of ``pair_state``: the state is a pair (q, p)."""
+        return self.pair_state
+
     def lift(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
-        """z^0 (N, dim), or (q^0, p^0) for a Hamiltonian field; x: (N, in_dim)."""
+        """z^0 (N, dim), or (q^0, p^0) for a field on pairs; x: (N, in_dim)."""
         if x.ndim != 2 or x.shape[-1] != self.in_dim:
             raise ValueError(f"expected input of shape (N, {self.in_dim}) (in_dim={self.in_dim}), got {tuple(x.shape)}")
         if self.lift_map is not None:
             z = self.lift_map(x)
         else:
             z = torch.nn.functional.pad(x, (0, self.dim - x.shape[-1]))
-        if not self.hamiltonian:
+        if not self.pair_state:
             return z
         p = self.momentum_map(x) if self.momentum_map is not None else torch.zeros_like(z)
         return z, p
 
     def trajectory(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """The states at every layer: (K+1, N, dim), or a pair of them (q, p)."""
-        return self._integrate(x, output="all")
+        return self._integrate(x, self._trajectory_solve)
 
     def time_grid(self, like: Tensor) -> Tensor:
-        """t_k = k h, k = 0..K, (K+1,), in the dtype and on the device of ``like`` (built there, so a
-        float64 network steps with float64 h)."""
-        return torch.linspace(0.0, self.t_final, self.num_steps + 1, dtype=like.dtype, device=like.device)
+        """t_k = k h, k = 0..K, (K+1,), in the dtype and on the device of ``like``."""
+        return torch.stack(self._grid.on(like.dtype, like.device).times)
 
-    def _integrate(self, x: Tensor, output: str):
-        t = self.time_grid(x)
-        return odeint(self.field, self.lift(x), t, method=self.integrator, gradient=self.gradient, output=output)
+    def _integrate(self, x: Tensor, solve):
+        return integrate(solve, self.field, self.lift(x), self._grid.on(x.dtype, x.device))
 
     def classify(self, z_final: Tensor) -> Tensor:
         """Logits from the final state: (N,) for 2 classes, (N, C) otherwise."""
@@ -137,8 +142,8 @@ class ODENet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # only z^K: an adjoint with checkpoint or reverse recovery then keeps O(K/m) or O(1) states
-        final = self._integrate(x, output="last")
-        return self.classify(final[0] if self.hamiltonian else final)
+        final = self._integrate(x, self.solve)
+        return self.classify(final[0] if self.pair_state else final)
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """η(logits): P(class 1) (N,) for 2 classes, softmax (N, C) otherwise."""
@@ -147,7 +152,8 @@ class ODENet(nn.Module):
 
     def layer_fields(self) -> Sequence:
         """K callables f_k(t, z), the field of each layer (the same one K times when shared)."""
-        if not isinstance(self.field, Layered):
-            return [self.field] * self.num_steps
-        layers = list(self.field.layers())
-        return layers * self.num_steps if self._layers is None else layers
+        if self._layers is not None:
+            return list(self.field.layers())
+        if isinstance(self.field, Layered):  # shared parameters: its one bound layer, K times
+            return list(self.field.layers()) * self.num_steps
+        return [self.field] * self.num_steps

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..fields import Layered, Separable
+from ..fields import AnalyticJacobian, Layered, LipschitzBounded, Separable, layer_count
 from .activations import Activation, activation
 
 __all__ = ["ResNetField", "GradientFlowField", "HamiltonianField", "parameter_smoothness"]
@@ -62,23 +62,13 @@ class _Field(Layered):
             )
         return self.layer_parameters()
 
-    def bind(self, params: tuple[Tensor, ...]) -> _Layer:
-        """The field with one layer's parameters; the result also offers ``jacobian(t, z)``."""
-        return _Layer(self, params)
-
     @abstractmethod
     def _evaluate(self, params: tuple[Tensor, ...], t: Tensor, z):
         """f(t, z; θ) for one layer's parameters."""
 
-    def _jacobian(self, params: tuple[Tensor, ...], t: Tensor, z: Tensor) -> Tensor:
-        """∂f/∂z, (..., dim, dim); fields without a closed form use autograd."""
-        flat = z.reshape(-1, z.shape[-1])
-        jac = torch.func.vmap(torch.func.jacrev(lambda x: self._evaluate(params, t, x)))(flat)
-        return jac.reshape(*z.shape, z.shape[-1])
-
 
 class _Layer:
-    """A field with the parameters of one layer bound: ``layer(t, z)`` and ``layer.jacobian(t, z)``."""
+    """A field with the parameters of one layer bound: ``layer(t, z)``."""
 
     def __init__(self, field: _Field, params: tuple[Tensor, ...]) -> None:
         self.field = field
@@ -87,14 +77,30 @@ class _Layer:
     def __call__(self, t: Tensor, z):
         return self.field._evaluate(self.params, t, z)
 
-    def jacobian(self, t: Tensor, z: Tensor) -> Tensor:
+
+class _AnalyticLayer(_Layer, AnalyticJacobian):
+    """One layer of a field with a closed-form Jacobian: also ``layer.jacobian(t, z)``."""
+
+    def jacobian(self, t: Tensor | None, z: Tensor) -> Tensor:
         return self.field._jacobian(self.params, t, z)
 
 
-class ResNetField(_Field):
+def _activation_lipschitz(field: _Field) -> float:
+    """L_σ of the field's activation, or a clear error when it is not known."""
+    bound = field.activation.lipschitz
+    if bound is None:
+        raise ValueError(
+            f"{type(field).__name__}: the Lipschitz constant of activation {field.activation.name!r} is not known; "
+            f"give it as Activation(..., lipschitz=L) with L = sup |σ'|"
+        )
+    return bound
+
+
+class ResNetField(_Field, LipschitzBounded):
     """f(t, z) = σ(A z + b), A: (dim, dim). Explicit Euler with h = 1 is the plain ResNet layer.
 
-    Jacobian ∂f/∂z = diag σ'(Az + b) A (not normal in general).
+    Jacobian ∂f/∂z = diag σ'(Az + b) A (not normal in general), offered by each bound layer
+    (``sdl.fields.AnalyticJacobian``). Lipschitz bound L_σ ‖A‖₂ (``lipschitz_bound``).
     """
 
     def __init__(
@@ -107,6 +113,14 @@ class ResNetField(_Field):
     def layer_parameters(self):
         return (self.weight, self.bias)
 
+    def bind(self, params) -> _AnalyticLayer:
+        return _AnalyticLayer(self, params)
+
+    def lipschitz_bound(self) -> Tensor:
+        """L_σ ‖A^k‖₂ per layer, (K,) or (): ‖σ(Az₁ + b) - σ(Az₂ + b)‖ ≤ L_σ ‖A(z₁ - z₂)‖, with the
+        exact spectral norm (not a power-iteration estimate, which would be a lower bound)."""
+        return _activation_lipschitz(self) * torch.linalg.matrix_norm(self.weight, 2)
+
     def _evaluate(self, params, t, z):
         weight, bias = params
         return self.activation.sigma(F.linear(z, weight, bias))
@@ -117,11 +131,12 @@ class ResNetField(_Field):
         return slope.unsqueeze(-1) * weight
 
 
-class GradientFlowField(_Field):
+class GradientFlowField(_Field, LipschitzBounded):
     """f(t, z) = -Aᵀσ(A z + b) = -∇V(z),  V(z) = 1ᵀγ(A z + b),  A: (width, dim).
 
     Jacobian -Aᵀ diag σ'(Az + b) A: symmetric, and negative semidefinite when σ' ≥ 0, so for
     0 ≤ σ' ≤ 1 the one-sided Lipschitz constant satisfies -σ_min(A)² ≤ ν ≤ 0 (the flow contracts).
+    Each bound layer offers it (``sdl.fields.AnalyticJacobian``). Lipschitz bound L_σ ‖A‖₂².
     """
 
     def __init__(
@@ -139,6 +154,14 @@ class GradientFlowField(_Field):
 
     def layer_parameters(self):
         return (self.weight, self.bias)
+
+    def bind(self, params) -> _AnalyticLayer:
+        return _AnalyticLayer(self, params)
+
+    def lipschitz_bound(self) -> Tensor:
+        """L_σ ‖A^k‖₂² per layer, (K,) or (): z ↦ Az, σ and Aᵀ are ‖A‖-, L_σ- and ‖A‖-Lipschitz;
+        exact spectral norm. Equal to the Lipschitz constant for σ(s) = s (f = -AᵀA z - Aᵀb)."""
+        return _activation_lipschitz(self) * torch.linalg.matrix_norm(self.weight, 2).square()
 
     def _evaluate(self, params, t, z):
         weight, bias = params
@@ -222,9 +245,6 @@ class HamiltonianField(_Field, Separable):
     def force(self, t: Tensor, q: Tensor) -> Tensor:
         return self._force(self._shared_parameters(), q)
 
-    def _jacobian(self, params, t, z):
-        raise TypeError("HamiltonianField acts on pairs (q, p); take Jacobians of velocity and force separately")
-
     def hamiltonian(self, q: Tensor, p: Tensor, layer: int = 0) -> Tensor:
         """H(q, p) = T(p) + V(q) with the parameters of ``layer``; shape q.shape[:-1]."""
         params = self.layers()[layer].params
@@ -250,7 +270,8 @@ SMOOTHNESS_FORMS = ("derivative", "difference")
 
 
 def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> Tensor:
-    """The roughness of θ(t) over the layers, summed over every per-layer parameter of ``field``.
+    """The roughness of θ(t) over the layers, summed over the per-layer parameters of ``field``
+    (its ``layer_parameters()``; a parameter shared by all steps is constant in t: roughness 0).
 
     form="derivative":  R_h(θ) = h Σ_k ‖(θ^{k+1} - θ^k)/h‖²  (the discretisation of ∫‖θ'(t)‖² dt,
                         Benning et al. 2019; it grows like 1/h for rough θ)
@@ -263,7 +284,7 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
         raise ValueError(f"h must be a finite positive number, got {h!r}")
     if form not in SMOOTHNESS_FORMS:
         raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
-    if field.num_layers is None:
+    if layer_count(field) is None:
         return torch.zeros((), device=next(field.parameters()).device)
-    squares = sum(p.diff(dim=0).square().sum() for p in field.parameters())
+    squares = sum(p.diff(dim=0).square().sum() for p in field.layer_parameters())
     return squares / h if form == "derivative" else squares * h
