@@ -169,8 +169,8 @@ def _check_adjoint(adjoint: Adjoint | None, integrator: Integrator, method, fiel
     if adjoint.recovery == "reverse" and not integrator.time_reversible:
         reversible = [n for n in names() if get(n).time_reversible]
         raise ValueError(
-            f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); {type(integrator).__name__} "
-            f"is not; reversible methods: {', '.join(reversible)}; or use recovery='store' or 'checkpoint'"
+            f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); "
+            f"{method if isinstance(method, str) else type(integrator).__name__!r} is not; reversible methods: {', '.join(reversible)}; or use recovery='store' or 'checkpoint'"
         )
     if adjoint.method != TORCHDIFFEQ:
         return

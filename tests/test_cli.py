@@ -76,6 +76,11 @@ def test_train_writes_every_promised_file(tmp_path, tiny_config):
         ("data.name=moons", "data.name: 'moons' is not valid; valid choices: spiral2d"),
         ("integrator=verlet", "'verlet' is a splitting method for (q, p) states and needs model.field: hamiltonian"),
         ("train.optimizer=rmsprop", "unknown optimizer 'rmsprop'; valid choices: adam, sgd, lbfgs, gd"),
+        # combinations that used to pass validation and crash once the run folder existed
+        ("gradient={mode: otd, recovery: reverse}", "recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'heun' is not"),
+        ("integrator={name: backward_euler, solver: jacobi_newton}", "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable"),
+        ("model.momentum=linear", "model.momentum: 'linear' needs a field on (q, p) pairs (model.field: hamiltonian); got 'resnet'"),
+        ("task=regression", "task.kind: 'regression' is not valid; valid choices: classification, density"),
     ],
 )
 def test_bad_config_exits_2_with_one_line_and_no_traceback(tmp_path, tiny_config, override, message):

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from .._validation import ConfigError
 
-__all__ = ["LogDetBand", "Regularizer", "Smoothness", "Task", "TaskConfig", "seeded"]
+__all__ = ["LogDetBand", "Regularizer", "Smoothness", "Task", "TaskConfig", "check_solve", "seeded"]
 
 
 class Regularizer(ABC):
@@ -158,3 +158,16 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)
         yield
+
+
+def check_solve(config: Any, field: Any, what: str) -> None:
+    """ConfigError unless the config's integrator and gradient can integrate a field with the
+    capabilities ``field`` (``sdl.fields.Capabilities``; ``what`` names it in the message)."""
+    from ..solve import resolve_solve
+
+    integrator = config.integrator
+    try:
+        resolve_solve(integrator.name, config.gradient.adjoint(), field=field, solver=integrator.solver,
+                      tol=integrator.tol, max_iter=integrator.max_iter)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"integrator and gradient do not fit {what}: {error}") from None

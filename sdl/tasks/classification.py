@@ -21,7 +21,7 @@ from .. import plots
 from .._validation import ConfigError, check_at_least, check_choice, check_finite
 from ..data import Dataset, dataset_features, dataset_names, make_dataset
 from ..data.toy import _check_arguments as _check_data_arguments
-from ..fields import Separable
+from ..fields import AnalyticJacobian, Capabilities, PairField
 from ..integrators import get
 from ..losses import accuracy, loss_value
 from ..models import GradientFlowField, HamiltonianField, ODENet, ResNetField
@@ -29,7 +29,7 @@ from ..models.activations import activation_names
 from ..models.network import LIFTS, MOMENTA
 from ..models.vector_fields import KINETIC_MODELS
 from ..stability import per_layer_stability
-from .base import Regularizer, Smoothness, Task, TaskConfig, seeded
+from .base import Regularizer, Smoothness, Task, TaskConfig, check_solve, seeded
 
 __all__ = ["Classification", "ClassificationConfig", "ClassificationData", "ClassificationModel", "FIELDS"]
 
@@ -128,12 +128,13 @@ class ClassificationConfig(TaskConfig):
                 f"model.width: {model.width!r} is less than the data's dimension {features}, which model.lift: pad "
                 f"needs; raise it or use model.lift: linear"
             )
-        pair_fields = [name for name, kind in FIELDS.items() if issubclass(kind.cls, Separable)]
+        pair_fields = [name for name, kind in FIELDS.items() if issubclass(kind.cls, PairField)]
         if get(config.integrator.name).partitioned and model.field not in pair_fields:
             raise ConfigError(
                 f"integrator.name: {config.integrator.name!r} is a splitting method for (q, p) states and needs "
                 f"model.field: {' or '.join(pair_fields)} (got {model.field!r})"
             )
+        check_solve(config, Capabilities.of_type(FIELDS[model.field].cls, layered=model.layered), f"model.field: {model.field}")
         if model.momentum != "zero" and model.field not in pair_fields:
             raise ConfigError(
                 f"model.momentum: {model.momentum!r} needs a field on (q, p) pairs (model.field: "
@@ -259,7 +260,7 @@ class Classification(Task):
 def layer_states(model: ODENet, x: Tensor) -> Tensor:
     """The points z^k at every layer, (K+1, N, dim) (positions q for fields on pairs)."""
     states = model.trajectory(x)
-    return states[0] if model.hamiltonian else states
+    return states[0] if model.pair_state else states
 
 
 def _layer_analysis_fields(model: ODENet):
@@ -267,8 +268,8 @@ def _layer_analysis_fields(model: ODENet):
     its Jacobians where the field has them in closed form."""
     times = model.time_grid(next(model.parameters())).unbind()
     fields = model.layer_fields()
-    if model.hamiltonian:
+    if model.pair_state:
         return [lambda z, f=f, t=t: f.force(t, z) for f, t in zip(fields, times)], None
-    analytic = all(hasattr(f, "jacobian") for f in fields)
+    analytic = all(isinstance(f, AnalyticJacobian) for f in fields)
     jacobians = [lambda z, f=f, t=t: f.jacobian(t, z) for f, t in zip(fields, times)] if analytic else None
     return [lambda z, f=f, t=t: f(t, z) for f, t in zip(fields, times)], jacobians
