@@ -130,7 +130,7 @@ class Config:
                 raise ConfigError(f"{section}: a {type(value).__name__} does not describe the {self.task.kind} task's "
                                   f"{section}; expected {schema.__name__}")
         if self.plots is None:
-            object.__setattr__(self, "plots", task.default_plots)
+            object.__setattr__(self, "plots", self.task.plots_for(self))
         for plot in self.plots:
             check_choice("plots", plot, task.plot_names)
         check_choice("dtype", self.dtype, DTYPES)

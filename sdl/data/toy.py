@@ -1,4 +1,5 @@
-"""Two-dimensional toy classification sets, by name: ``make_dataset(name, n, noise, seed)``.
+"""Two-dimensional toy classification sets, by name: ``make_dataset(name, n, noise, seed)``; the same
+function draws the small real sets of ``sdl.data.real`` (digits and three tabular sets).
 
 Each set is a sampler of clean points and labels, followed by isotropic Gaussian noise
 x ← x + noise · N(0, I₂) added after labelling (so a label records which curve or region a
@@ -44,6 +45,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .real import REAL_SETS, real_arrays
+
 __all__ = ["Dataset", "dataset_features", "dataset_names", "make_dataset"]
 
 _Sampler = Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -63,7 +66,7 @@ class Dataset:
         y_train: (n,) int64 labels.
         x_val: (n, d) points, an independent draw.
         y_val: (n,) int64 labels.
-        num_classes: number of classes (2 for every set so far).
+        num_classes: number of classes (2 for every toy set).
     """
 
     name: str
@@ -184,29 +187,31 @@ _SETS: dict[str, _ToySet] = {
 
 
 def dataset_names() -> list[str]:
-    """The names ``make_dataset`` accepts."""
-    return list(_SETS)
+    """The names ``make_dataset`` accepts: the toy sets, then the real ones (``sdl.data.real``)."""
+    return list(_SETS) + list(REAL_SETS)
 
 
 def dataset_features(name: str) -> int:
     """The number of input features of the set ``name`` (its points are (n, features))."""
-    if name not in _SETS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(_SETS)}")
-    return _SETS[name].features
+    if name not in dataset_names():
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(dataset_names())}")
+    return (REAL_SETS[name] if name in REAL_SETS else _SETS[name]).features
 
 
 def make_dataset(
     name: str,
-    n: int = 1000,
+    n: int | None = None,
     noise: float | None = None,
     seed: int = 0,
     *,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> Dataset:
-    """Draw the toy set ``name``: n training and n validation points with labels.
+    """Draw the toy set ``name``: n training and n validation points with labels (n = None: 1000);
+    or split a real set (``sdl.data.real``: digits, iris, wine, breast_cancer), keeping at most n
+    training points (None: all).
 
-    The clean points are sampled as described in the module docstring, then
+    The clean points of a toy set are sampled as described in the module docstring, then
     x ← x + noise · ε, ε ~ N(0, I₂), then shuffled. The random stream does not depend on
     ``noise``, so two calls with the same seed differ exactly by the noise term; train and
     validation use two independent streams spawned from ``seed`` (NumPy ``SeedSequence``),
@@ -214,9 +219,11 @@ def make_dataset(
 
     Args:
         name: one of ``dataset_names()``.
-        n: points per split, an int ≥ 2.
+        n: points per split of a toy set (default 1000), an int ≥ 2; for a real set, at most this
+            many training points (default all; the validation split is always a quarter of the set).
         noise: standard deviation of the Gaussian noise, ≥ 0; ``None`` takes the set's
-            default (0.05 for spiral2d, 0.1 for the donuts and squares, 0 for the others).
+            default (0.05 for spiral2d, 0.1 for the donuts and squares, 0 for the others; a real
+            set takes none).
         seed: non-negative int.
         dtype: floating dtype of the points (labels are always int64).
         device: device of all tensors; default the CPU.
@@ -227,6 +234,12 @@ def make_dataset(
         TypeError: n or seed not an int, noise not a real number.
     """
     toy = _check_arguments(name, n, noise, seed, dtype)
+    if toy is None:
+        x_train, y_train, x_val, y_val = real_arrays(name, n, seed)
+        tensors = [torch.as_tensor(a, dtype=dtype if a.dtype == np.float64 else torch.long, device=device)
+                   for a in (x_train, y_train, x_val, y_val)]
+        return Dataset(name, *tensors, REAL_SETS[name].num_classes)
+    n = 1000 if n is None else n
     noise = toy.default_noise if noise is None else float(noise)
     splits = []
     for stream in np.random.SeedSequence(seed).spawn(2):
@@ -244,14 +257,19 @@ def make_dataset(
     return Dataset(name, x_train, y_train, x_val, y_val, toy.num_classes)
 
 
-def _check_arguments(name: str, n: int, noise: float | None, seed: int, dtype: torch.dtype) -> _ToySet:
-    if name not in _SETS:
-        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(_SETS)}")
-    for label, value in (("n", n), ("seed", seed)):
+def _check_arguments(name: str, n: int | None, noise: float | None, seed: int, dtype: torch.dtype) -> _ToySet | None:
+    """The toy set ``name`` (None for a real one) after checking every argument."""
+    if name not in dataset_names():
+        raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(dataset_names())}")
+    for label, value in (("n", 2 if n is None else n), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{label} must be an int, got {value!r} of type {type(value).__name__}")
-    if n < 2:
+    if n is not None and n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
+    if name in REAL_SETS and n is not None and n < REAL_SETS[name].num_classes:
+        raise ValueError(f"n must be at least the number of classes of {name} ({REAL_SETS[name].num_classes}), got {n}")
+    if name in REAL_SETS and noise not in (None, 0, 0.0):
+        raise ValueError(f"noise must be None for the real data set {name!r} (its points are as measured), got {noise!r}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     if noise is not None:
@@ -261,4 +279,4 @@ def _check_arguments(name: str, n: int, noise: float | None, seed: int, dtype: t
             raise ValueError(f"noise must be a finite standard deviation ≥ 0, got {noise!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}")
-    return _SETS[name]
+    return _SETS.get(name)

@@ -137,6 +137,10 @@ class TaskConfig:
     default_plots: ClassVar[tuple[str, ...]]
     analysis_plots: ClassVar[tuple[str, ...]] = ()  # what ``sdl analyse`` draws when the run drew none
 
+    def plots_for(self, config: Any) -> tuple[str, ...]:
+        """The plots a run draws when its config names none."""
+        return self.default_plots
+
     def title(self, config: Any) -> str:
         """A short description of the run for plot titles."""
         return config.name

@@ -59,14 +59,16 @@ FIELDS: dict[str, _FieldKind] = {
     ),
 }
 PLOTS = ("history", "decision_boundary", "transitions", "parameters", "layer_stability")
+_PLANE_PLOTS = ("decision_boundary", "transitions")  # they draw points of the plane
 
 
 @dataclass(frozen=True)
 class ClassificationData:
-    """The ``data:`` section: a labelled set from ``sdl.data.make_dataset``."""
+    """The ``data:`` section: a labelled set from ``sdl.data.make_dataset`` (``n``: None takes the
+    set's default, 1000 points per split of a toy set, the whole training split of a real one)."""
 
     name: str = "spiral2d"
-    n: int = 1000
+    n: int | None = None
     noise: float | None = None
     seed: int = 0
 
@@ -117,12 +119,21 @@ class ClassificationConfig(TaskConfig):
     default_plots: ClassVar[tuple[str, ...]] = PLOTS
     analysis_plots: ClassVar[tuple[str, ...]] = ("layer_stability",)
 
+    def plots_for(self, config) -> tuple[str, ...]:
+        if dataset_features(config.data.name) == 2:
+            return PLOTS
+        return tuple(plot for plot in PLOTS if plot not in _PLANE_PLOTS)
+
     def title(self, config) -> str:
         return f"{config.data.name}, {config.model.field}, {config.integrator.name}"
 
     def check(self, config) -> None:
         data, model = config.data, config.model
         features = dataset_features(data.name)
+        plane = [plot for plot in config.plots if plot in _PLANE_PLOTS]
+        if features != 2 and plane:
+            raise ConfigError(f"plots: {', '.join(plane)} draw points of the plane, and {data.name} has {features} "
+                              f"features; leave them out")
         if model.lift == "pad" and model.width < features:
             raise ConfigError(
                 f"model.width: {model.width!r} is less than the data's dimension {features}, which model.lift: pad "
