@@ -131,6 +131,27 @@ class _FlowField(nn.Module):
         value, div = self.estimator(self.field, t, x, self.noise, create_graph=torch.is_grad_enabled())
         return value, -div
 
+    @staticmethod
+    def of(field: nn.Module, estimator: DivergenceEstimator, noise: Tensor | None) -> _FlowField:
+        """The flow field, ``DimwiseDifferentiable`` (for Jacobi–Newton stage solves) when ``field`` is."""
+        return (_DimwiseFlowField if isinstance(field, DimwiseDifferentiable) else _FlowField)(field, estimator, noise)
+
+
+class _DimwiseFlowField(_FlowField, DimwiseDifferentiable):
+    """The flow field of a ``DimwiseDifferentiable`` f. Neither f nor div f depends on log p, so the pair
+    field (f, -div f) has the Jacobian diagonal (D_dim f, 0) with respect to (x, log p)."""
+
+    def value_and_jacobian_diagonal(self, t: Tensor, state: tuple[Tensor, Tensor], *, create_graph: bool = False):
+        x, log_p = state
+        if isinstance(self.estimator, ExactDivergence):  # its divergence is Σ D_dim f: one pass gives all three
+            value, diagonal = self.field.value_and_jacobian_diagonal(t, x, create_graph=torch.is_grad_enabled())
+            flow = (value, -diagonal.sum(-1))
+            diagonal = diagonal if create_graph else diagonal.detach()
+        else:
+            flow = self(t, state)
+            _, diagonal = self.field.value_and_jacobian_diagonal(t, x, create_graph=create_graph)
+        return flow, (diagonal, torch.zeros_like(log_p))
+
 
 class CNF(nn.Module):
     """A continuous normalizing flow on R^d: data at t = 0, standard normal base at t = t1.
@@ -218,7 +239,7 @@ class CNF(nn.Module):
         if divergence is not None:
             self._check_estimator(estimator, self.field)
         grid = torch.linspace(start, end, self.num_steps + 1, dtype=x.dtype, device=x.device)
-        flow = _FlowField(self.field, estimator, estimator.noise(x))
+        flow = _FlowField.of(self.field, estimator, estimator.noise(x))
         xs, log_ps = odeint(flow, (x, log_p), grid, method=self.integrator, gradient=self.gradient)
         return xs[-1], log_ps[-1]
 
