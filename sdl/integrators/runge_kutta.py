@@ -126,11 +126,11 @@ class _StageSolver:
     one host synchronisation per iteration. ``tol=None`` asks for 100 ulp of the stage dtype
     (2e-14 in float64, 1e-5 in float32).
 
-    ``per_sample`` (default True): a state y with y.ndim ≥ 2 is a batch along its leading axis, and
-    the field acts on each sample y[b] alone (true of every sdl field and of any row-wise MLP), so
-    each sample's stage system is solved, tested and frozen on its own. Set it to False for a field
-    that couples samples (batch statistics, attention across the batch): the whole state is then one
-    system, as is any state with y.ndim < 2.
+    ``per_sample`` (default True) assumes that a state y with y.ndim ≥ 2 is a batch along its leading
+    axis and that the field acts on each sample alone: f(t, y)[b] depends on y[b] only (true of every
+    sdl field, a CNF's flow field and any row-wise MLP). Each sample's stage system is then solved,
+    tested and frozen on its own. Set it to False for a field that couples samples (batch statistics,
+    attention across the batch): the whole state is then one system, as is any state with y.ndim < 2.
     """
 
     tol: float | None = None
@@ -168,11 +168,11 @@ class _StageSolver:
             k = k_new
             magnitude = torch.maximum(scale, _sample_max(k, batched))
             active = active & ~(change <= tol * magnitude)  # not `change >`: a NaN change stays active
-            remaining = int(active.sum())  # the iteration's one host synchronisation
+            remaining = int(active.count_nonzero())  # the iteration's one host synchronisation
             if remaining == 0:
                 return k
         worst = int(torch.argmax(torch.where(active, change / magnitude, -math.inf)))
-        unconverged = f"{int(active.sum())} of {active.numel()} samples" if batched else "the state"
+        unconverged = f"{remaining} of {active.numel()} samples" if batched else "the state"
         raise ConvergenceError(
             f"{self._name} stage iteration did not reach tol={tol:g} in max_iter={self.max_iter} iterations for "
             f"{unconverged} (worst last change {change[worst].item():.3g}, relative to {magnitude[worst].item():.3g}; "
@@ -280,7 +280,8 @@ class ImplicitRungeKutta(Integrator):
 
     The stage vector K = (k_1, …, k_s), shape (s, *y.shape), solves K = G(K) with
     ``solver`` (fixed-point iteration by default; ``NewtonSolver``; ``JacobiNewtonSolver`` for
-    ``DimwiseDifferentiable`` fields), started from k_i = f(t, y).
+    ``DimwiseDifferentiable`` fields), started from k_i = f(t, y). For y: (B, ...) the solvers
+    treat each sample y[b] as its own system (see ``_StageSolver.per_sample``).
     Symplectic exactly when the tableau satisfies Cooper's condition (Gauss–Legendre does).
     Gradients through the steps follow the solver's iterations; they match the exact
     derivative of the implicit step to about the solver tolerance.
