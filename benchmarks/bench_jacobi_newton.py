@@ -8,11 +8,12 @@ and 2-stage Gauss–Legendre (s = 2), each with three solvers of the stage equat
   fixed_point    K ← G(K): one evaluation of f per stage and iteration; needs h·Lip(f)·‖A‖ < 1.
   jacobi_newton  K ← K - M⁻¹(K - G(K)), M per component from D_dim f (sdl's JacobiNewtonSolver):
                  one evaluation plus one backward pass per stage and iteration.
-  newton         dense Newton (sdl's NewtonSolver): two evaluations per stage and iteration, plus the
-                 (s·n)² Jacobian by s·n vector-Jacobian products (batched by torch.func) and a dense solve.
+  newton         Newton (sdl's NewtonSolver): two evaluations per stage and iteration, plus one (s·16)²
+                 Jacobian block per sample, from 16 vector-Jacobian products per stage through the whole
+                 batch (batched by torch.func), and a batched solve.
 
 Printed per run: mean iterations per step, evaluations of f, backward passes, wall time, and the
-largest difference of the final state from the dense-Newton one (all three solve the same equations).
+largest difference of the final state from the Newton one (all three solve the same equations).
 
     PYTHONPATH=. python benchmarks/bench_jacobi_newton.py [--quick]
 """
@@ -84,7 +85,7 @@ def _integrate(stepper: Integrator, field: StiffHollowField, y0: Tensor, h: floa
     iterations = (field.evaluations - STEPS) / evaluations_per_iteration
     backward = field.backward_passes
     if solver == "newton":
-        backward = int(iterations) * stages * y0.numel()  # jacrev: one VJP per row of the (s·n)² Jacobian
+        backward = int(iterations) * stages * y0[0].numel()  # jacrev: one VJP per row of a sample's block
     return Run(iterations / STEPS, field.evaluations, backward, seconds, y)
 
 
@@ -100,6 +101,8 @@ def main() -> None:
     steps = (1e-5, 1e-3) if args.quick else (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
     methods = ("backward_euler",) if args.quick else ("backward_euler", "gauss_legendre4")
     solvers = ("fixed_point", "jacobi_newton", "newton")
+    with torch.no_grad():  # torch.func's one-time start-up (about a second) is not the first Newton run's
+        sdl.integrators.get("backward_euler", solver="newton").step(field, torch.zeros((), dtype=torch.float64), 1e-3, y0)
 
     print(
         f"torch {torch.__version__}, 1 thread, float64; y: ({BATCH}, {DIM}), λ ∈ [1, {max_rate:g}], "

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .adjoint import TORCHDIFFEQ, Adjoint, adjoint_odeint, torchdiffeq_adjoint
-from .fields import Capabilities, layer_count
+from .fields import Capabilities, DimwiseDifferentiable, layer_count
 from .integrators import Integrator
 from .solve import Solve, TimeGrid, resolve_solve
 
@@ -198,18 +198,40 @@ def _check_layer_count(func: Callable, num_steps: int) -> None:
 
 
 class _FlatPair:
-    """Flattens a pair (q, p) into one vector for methods that do not split the state."""
+    """Flattens a pair (q, p) into one tensor for methods that do not split the state: (n_q + n_p,), or
+    (B, n_q + n_p) when q and p share a leading batch axis B (and one has more axes), so that the stage
+    solvers still see the batch (a CNF's (x (B, d), log p (B,)) becomes (B, d + 1))."""
 
     def __init__(self, q: Tensor, p: Tensor) -> None:
-        self.shapes = (q.shape, p.shape)
-        self.sizes = (q.numel(), p.numel())
+        self.batch_axes = 1 if min(q.ndim, p.ndim) >= 1 and max(q.ndim, p.ndim) >= 2 and len(q) == len(p) else 0
+        self.shapes = (q.shape[self.batch_axes :], p.shape[self.batch_axes :])
+        self.sizes = (self.shapes[0].numel(), self.shapes[1].numel())
 
     def join(self, q: Tensor, p: Tensor) -> Tensor:
-        return torch.cat([q.reshape(-1), p.reshape(-1)])
+        lead = q.shape[: self.batch_axes]  # the batch, whatever its size (a stage solver may pass one sample)
+        return torch.cat([q.reshape(*lead, self.sizes[0]), p.reshape(*lead, self.sizes[1])], dim=-1)
 
     def unjoin(self, y: Tensor) -> tuple[Tensor, Tensor]:
         q, p = y.split(self.sizes, dim=-1)
-        return q.reshape(*y.shape[:-1], *self.shapes[0]), p.reshape(*y.shape[:-1], *self.shapes[1])
+        return q.reshape(y.shape[:-1] + self.shapes[0]), p.reshape(y.shape[:-1] + self.shapes[1])  # 0-d parts too
 
     def wrap(self, func: Callable) -> Callable:
+        if isinstance(func, DimwiseDifferentiable):  # Jacobi–Newton needs the diagonal through the flattening
+            return _FlatDimwiseField(self, func)
         return lambda t, y: self.join(*func(t, self.unjoin(y)))
+
+
+class _FlatDimwiseField(DimwiseDifferentiable):
+    """A ``DimwiseDifferentiable`` pair field seen through ``_FlatPair``: its value and its Jacobian
+    diagonal ((D_q f_q, D_p f_p), the diagonal of the flat Jacobian) are both joined."""
+
+    def __init__(self, flat: _FlatPair, func: DimwiseDifferentiable) -> None:
+        self.flat, self.func = flat, func
+
+    def __call__(self, t: Tensor, y: Tensor) -> Tensor:
+        return self.flat.join(*self.func(t, self.flat.unjoin(y)))
+
+    def value_and_jacobian_diagonal(self, t: Tensor, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        value, diagonal = self.func.value_and_jacobian_diagonal(t, self.flat.unjoin(y), create_graph=create_graph)
+        return self.flat.join(*value), self.flat.join(*diagonal)
+

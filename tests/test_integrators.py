@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from problems import Pendulum, cos_growth, cos_growth_exact, logistic, logistic_exact, pendulum_reference
 
 import sdl
-from sdl.integrators import ConvergenceError, get, names
+from sdl.integrators import TABLEAUS, ConvergenceError, ImplicitRungeKutta, NewtonSolver, get, names
 
 F64 = torch.float64
 # Step counts per order: errors stay in the asymptotic range and far above round-off.
@@ -156,6 +157,88 @@ def test_newton_stage_solver_handles_stiff_problems():
     # backward Euler is L-stable: the transient dies and y tracks cos t with a lag h·sin(t)/(1 + 1000h)
     y = sdl.odeint(stiff, y0, t, method="backward_euler", solver="newton", tol=1e-13)
     assert (y[-1] - torch.cos(t[-1])).abs().item() < 1e-3
+
+
+class _StiffCoupledField(nn.Module):
+    """f(t, y) = -S y + tanh(W y + c) row by row, y: (B, d); S symmetric with eigenvalues 1 … 1000 in a random
+    basis: stiff across the components of a sample, so only the full Newton solver converges."""
+
+    def __init__(self, dim):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        basis, _ = torch.linalg.qr(torch.randn(dim, dim, dtype=F64, generator=generator))
+        self.register_buffer("stiffness", basis @ torch.diag(torch.logspace(0, 3, dim, dtype=F64)) @ basis.T)
+        self.layer = nn.Linear(dim, dim).double()
+
+    def forward(self, t, y):
+        return -y @ self.stiffness.T + torch.tanh(self.layer(y))
+
+
+@pytest.mark.parametrize("method", ["backward_euler", "gauss_legendre4"])
+def test_newton_per_sample_blocks_equal_the_dense_jacobian(method, monkeypatch):
+    """NewtonSolver solves one (s·d)×(s·d) system per sample, not one (s·B·d)² system for the batch, and gives
+    the steps and the gradients (DTO through the iterations, OTD through the adjoint stage solves) of the
+    dense whole-state Jacobian (``per_sample=False``)."""
+    field, tableau = _StiffCoupledField(3), TABLEAUS[method]
+    y0 = torch.randn(6, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
+    t = torch.linspace(0, 0.1, 4, dtype=F64)  # h · 1000 ≈ 33
+    with pytest.raises(ConvergenceError):
+        sdl.odeint(field, y0, t, method=method)
+    solve, shapes = torch.linalg.solve, set()
+    monkeypatch.setattr(torch.linalg, "solve", lambda a, b: shapes.add(tuple(a.shape)) or solve(a, b))
+    results = {}
+    for per_sample in (True, False):
+        for gradient in ("dto", "otd"):
+            stepper = ImplicitRungeKutta(tableau, NewtonSolver(tol=1e-14, per_sample=per_sample))
+            start = y0.clone().requires_grad_()
+            ys = sdl.odeint(field, start, t, method=stepper, gradient=gradient)
+            results[per_sample, gradient] = ys.detach(), torch.autograd.grad(ys.pow(2).sum(), [start, *field.parameters()])
+    s = tableau.stages
+    assert shapes == {(6, 3 * s, 3 * s), (1, 18 * s, 18 * s)}
+    ys_dense, grads_dense = results[False, "dto"]
+    for ys, grads in results.values():
+        torch.testing.assert_close(ys, ys_dense, rtol=0, atol=1e-12)
+        for g, g_dense in zip(grads, grads_dense):
+            torch.testing.assert_close(g, g_dense, rtol=1e-10, atol=1e-12)
+
+
+def test_stage_solvers_test_and_freeze_each_sample_on_its_own():
+    """Each sample's change is measured against its own magnitude, and a sample that passes is no longer
+    updated, so its result does not depend on the rest of the batch: it equals its solve alone, bit for bit.
+    Here the tiny sample's stages converge more slowly (fixed-point rate 0.6 near 0, about 0.3 at 1); a test
+    against the whole batch's magnitude stopped it at a relative error of about 1e-4."""
+    field = lambda t, y: -y * (1 + 5 * torch.exp(-y * y))  # noqa: E731
+    y0 = torch.tensor([[1.0, -0.7], [1e-12, 3e-12]], dtype=F64)
+    t = torch.linspace(0, 0.3, 4, dtype=F64)
+    together = sdl.odeint(field, y0, t, method="backward_euler", tol=1e-10)
+    for b in range(len(y0)):
+        assert torch.equal(together[:, b : b + 1], sdl.odeint(field, y0[b : b + 1], t, method="backward_euler", tol=1e-10))
+
+
+def test_stage_iteration_synchronises_with_the_host_once_per_iteration(monkeypatch):
+    calls, syncs = [0], [0]
+
+    def field(t, y):
+        calls[0] += 1
+        return -y * (1 + 5 * torch.exp(-y * y))
+
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *args, _original=original: syncs.__setitem__(0, syncs[0] + 1) or _original(self, *args))
+    stepper = get("gauss_legendre4", tol=1e-12)
+    stepper.step(field, torch.tensor(0.0, dtype=F64), 0.1, torch.randn(50, 2, dtype=F64))
+    iterations = (calls[0] - 1) // stepper.tableau.stages  # one call for the start k_i = f(t, y)
+    assert iterations > 5 and syncs[0] == iterations
+
+
+def test_stage_solver_failure_names_the_unconverged_samples():
+    field = lambda t, y: -y * (1 + 5000 * torch.exp(-y * y))  # noqa: E731 (h · 5000 ≫ 1 near 0 only)
+    t = torch.linspace(0, 0.1, 2, dtype=F64)
+    y0 = torch.tensor([[5.0], [1e-3], [6.0]], dtype=F64)
+    with pytest.raises(ConvergenceError, match=r"for 1 of 3 samples \(worst last change .*, relative to"):
+        sdl.odeint(field, y0, t, method="backward_euler")
+    with pytest.raises(ConvergenceError, match="for the state"):
+        sdl.odeint(field, y0[:, 0], t, method="backward_euler")
 
 
 def test_stage_solver_tolerance_is_a_parameter():

@@ -7,7 +7,7 @@ import torch
 from problems import Pendulum
 
 import sdl
-from sdl.integrators import get, names
+from sdl.integrators import TABLEAUS, ImplicitRungeKutta, NewtonSolver, get, names
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -157,6 +157,28 @@ def test_func_output_shape_mismatch_is_reported():
 def test_func_output_dtype_mismatch_is_reported():
     with pytest.raises(ValueError, match="dtype torch.float64 for state y of shape"):
         sdl.odeint(lambda t, y: y.double(), torch.ones(4), torch.linspace(0, 1, 3))
+
+
+def test_a_flattened_pair_keeps_its_batch_axis_for_the_stage_solvers(monkeypatch):
+    """q (B, 2) and p (B,) flatten to (B, 3), not (3B,), so Newton solves B blocks of size s·3; a
+    single sample (q (2,), p ()) stays one system. Both give the steps of the dense whole-state Newton."""
+    solve, shapes = torch.linalg.solve, []
+    monkeypatch.setattr(torch.linalg, "solve", lambda a, b: shapes.append(tuple(a.shape)) or solve(a, b))
+
+    def func(t, y):  # stiff within each sample, samples independent
+        q, p = y
+        return -100.0 * q + p[..., None] * torch.tanh(q), -50.0 * p + q.sum(-1)
+
+    t = torch.linspace(0, 0.2, 3, dtype=torch.float64)
+    q0, p0 = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    dense = ImplicitRungeKutta(TABLEAUS["backward_euler"], NewtonSolver(tol=1e-14, per_sample=False))
+    for state, blocks in (((q0, p0), (5, 3, 3)), ((q0[0], p0[0]), (1, 3, 3))):
+        shapes.clear()
+        q, p = sdl.odeint(func, state, t, method="backward_euler", solver="newton", tol=1e-14)
+        assert set(shapes) == {blocks}
+        q_dense, p_dense = sdl.odeint(func, state, t, method=dense)
+        torch.testing.assert_close(q, q_dense, rtol=0, atol=1e-13)
+        torch.testing.assert_close(p, p_dense, rtol=0, atol=1e-13)
 
 
 def test_pair_func_must_return_a_pair():

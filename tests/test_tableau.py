@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,40 @@ def test_rk4_stability_function_is_taylor_polynomial_of_exp():
 def test_implicit_midpoint_stability_function_is_pade():
     z = np.array([-10.0, -0.5 + 2j, 3j])
     assert np.allclose(TABLEAUS["implicit_midpoint"].stability_function(z), (1 + z / 2) / (1 - z / 2), rtol=1e-14)
+
+
+def _cooper_pair(x, b1="1/2", perturbation=0):
+    """Two stages with b = (b1, 1 - b1) satisfying Cooper's condition for any a12 = x (for b1 = 1/2 also
+    symmetric); ``perturbation`` moves a11 (and a12 back, keeping the row sum) off the condition."""
+    x, b1, e = Fraction(x), Fraction(b1), Fraction(perturbation)
+    b2 = 1 - b1
+    a21 = (b1 * b2 - b1 * x) / b2
+    a = ((b1 / 2 + e, x - e), (a21, b2 / 2))
+    return ButcherTableau(a=a, b=(b1, b2), c=(sum(a[0]), sum(a[1])), order=1)
+
+
+def test_registered_gauss_legendre_tableaus_are_symplectic_and_symmetric_but_not_when_perturbed_by_1e_10():
+    for name in ("implicit_midpoint", "gauss_legendre4"):
+        tableau = TABLEAUS[name]
+        assert tableau.symplectic and tableau.symmetric
+        a = [list(row) for row in tableau.a]
+        a[0][0] += 1e-10
+        if len(a) > 1:
+            a[0][1] -= 1e-10  # the row sum stays c[0]
+        perturbed = ButcherTableau(a=tuple(map(tuple, a)), b=tableau.b, c=(a[0][0] + sum(a[0][1:]),) + tableau.c[1:], order=1)
+        assert not perturbed.symplectic and not perturbed.symmetric
+
+
+def test_symplecticity_tolerance_scales_with_large_coefficients():
+    """a12 = 10⁶ + 1/3 rounds by ~1e-10: far above an absolute 1e-14, within a few ulp of the terms."""
+    tableau = _cooper_pair(Fraction(10**6) + Fraction(1, 3))
+    assert tableau.symplectic and tableau.symmetric
+    assert not _cooper_pair(Fraction(10**6) + Fraction(1, 3), perturbation="1/10000").symplectic  # 1e-10 relative
+
+
+def test_symplecticity_tolerance_scales_with_tiny_weights():
+    """With b1 = 1e-12 the condition b1 (2 a11 - b1) = 0 has terms of size 1e-24: a relative defect of 1e-6
+    in a11 is a residual of 1e-30, which an absolute 1e-14 would accept."""
+    tiny = Fraction(1, 10**12)
+    assert _cooper_pair((1 - tiny) / 2, b1=tiny).symplectic
+    assert not _cooper_pair((1 - tiny) / 2, b1=tiny, perturbation=tiny / 2 * Fraction(1, 10**6)).symplectic

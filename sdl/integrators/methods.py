@@ -109,7 +109,10 @@ def get(name: str, *, solver: str = "fixed_point", tol: float | None = None, max
 
     ``solver``, ``tol`` and ``max_iter`` set the stage solver of implicit methods
     (``"fixed_point"``, ``"newton"``, or ``"jacobi_newton"`` for ``DimwiseDifferentiable`` fields;
-    ``tol=None`` is 100 ulp of the state's dtype) and are ignored by explicit ones.
+    ``tol=None`` is 100 ulp of the state's dtype) and are ignored by explicit ones. The solvers take
+    the leading axis of a state with ndim ≥ 2 as a batch of independent samples; for a field that
+    couples samples, pass ``ImplicitRungeKutta(TABLEAUS[name], NewtonSolver(per_sample=False))``
+    (or another solver with ``per_sample=False``) as the method instead.
     """
     if name in SPLITTINGS:
         return SPLITTINGS[name]

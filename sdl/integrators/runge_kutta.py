@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -106,23 +105,37 @@ class ExplicitRungeKutta(Integrator):
         return y_next, pullback
 
 
-def _magnitude(g: Callable, k: Tensor, k0: Tensor) -> float:
-    """What a change of the stage vector is measured against: the system's own scale, or else
-    max(|K|, |K₀|) for a plain function."""
-    if isinstance(g, _StageSystem):
-        return g.magnitude(k)
-    return max(k.abs().max().item(), k0.abs().max().item())
+def _by_sample(x: Tensor, batched: bool) -> Tensor:
+    """A stage tensor (s, *y.shape) viewed as (s, B, n): B samples of n = y[0].numel() numbers when
+    ``batched``, else one system (s, 1, y.numel())."""
+    return x.reshape(x.shape[0], x.shape[1] if batched else 1, -1)
+
+
+def _sample_max(x: Tensor, batched: bool) -> Tensor:
+    """max |x| over each sample's stages and components: (s, *y.shape) → (B,), or (1,) for one system."""
+    return _by_sample(x, batched).abs().amax(-1).amax(0)  # faster than one amax over (0, 2)
 
 
 @dataclass(frozen=True)
 class _StageSolver:
-    """Shared by the stage solvers: iterate K ← update(K) until max|ΔK| ≤ tol · magnitude, the
-    magnitude chosen by the stage system (``_StageSystem.magnitude``), so that the test is relative
-    at every scale of y and of the loss. ``tol=None`` asks for 100 ulp of the stage dtype
-    (2e-14 in float64, 1e-5 in float32)."""
+    """Shared by the stage solvers: iterate K ← update(K) until, for every sample,
+    max|ΔK| ≤ tol · magnitude, both over that sample's stages and components; the magnitude is
+    max(scale, |K|) with the fixed scale chosen by the stage system (``_StageSystem.scale``: |y|/|h|
+    forward, |h b λ| adjoint), so that the test is relative at every scale of y and of the loss.
+    A sample that passes is frozen (no longer updated), and the loop stops when all have passed:
+    one host synchronisation per iteration. ``tol=None`` asks for 100 ulp of the stage dtype
+    (2e-14 in float64, 1e-5 in float32).
+
+    ``per_sample`` (default True) assumes that a state y with y.ndim ≥ 2 is a batch along its leading
+    axis and that the field acts on each sample alone: f(t, y)[b] depends on y[b] only (true of every
+    sdl field, a CNF's flow field and any row-wise MLP). Each sample's stage system is then solved,
+    tested and frozen on its own. Set it to False for a field that couples samples (batch statistics,
+    attention across the batch): the whole state is then one system, as is any state with y.ndim < 2.
+    """
 
     tol: float | None = None
     max_iter: int = 100
+    per_sample: bool = True
     _name = "stage"
     _advice = "reduce the step size or raise max_iter"
 
@@ -131,22 +144,39 @@ class _StageSolver:
             raise ValueError(f"tol must be None (100 ulp of the state's dtype) or a finite number > 0, got {self.tol!r}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
+        if not isinstance(self.per_sample, bool):
+            raise ValueError(f"per_sample must be True or False, got {self.per_sample!r}")
+
+    def _batched(self, k: Tensor) -> bool:
+        """Whether axis 1 of K (s, *y.shape), the leading axis of y, holds independent samples."""
+        return self.per_sample and k.ndim >= 3
 
     def _iterate(self, update: Callable[[Tensor], Tensor], g: Callable, k0: Tensor) -> Tensor:
         if k0.numel() == 0:  # an empty batch: nothing to solve
             return k0
         tol = 100 * torch.finfo(k0.dtype).eps if self.tol is None else self.tol
+        batched = self._batched(k0)
+        scale = g.scale(batched) if isinstance(g, _StageSystem) else _sample_max(k0, batched)  # (B,)
+        active = torch.ones_like(scale, dtype=torch.bool)
+        remaining = active.numel()
         k = k0
         for _ in range(self.max_iter):
             k_new = update(k)
-            change = (k_new - k).abs().max()
+            change = _sample_max(k_new - k, batched)
+            if remaining < active.numel():  # frozen samples keep their K, and the graph that converged them
+                k_new = torch.where(active.view(-1, *[1] * (k.ndim - 2)) if batched else active.view(()), k_new, k)
             k = k_new
-            if change <= tol * _magnitude(g, k, k0):
+            magnitude = torch.maximum(scale, _sample_max(k, batched))
+            active = active & ~(change <= tol * magnitude)  # not `change >`: a NaN change stays active
+            remaining = int(active.count_nonzero())  # the iteration's one host synchronisation
+            if remaining == 0:
                 return k
+        worst = int(torch.argmax(torch.where(active, change / magnitude, -math.inf)))
+        unconverged = f"{remaining} of {active.numel()} samples" if batched else "the state"
         raise ConvergenceError(
-            f"{self._name} stage iteration did not reach tol={tol:g} in max_iter={self.max_iter} iterations "
-            f"(last change {change.item():.3g}, relative to {_magnitude(g, k, k0):.3g}; {k.dtype} resolves about "
-            f"{torch.finfo(k.dtype).eps:.1g}); {self._advice}"
+            f"{self._name} stage iteration did not reach tol={tol:g} in max_iter={self.max_iter} iterations for "
+            f"{unconverged} (worst last change {change[worst].item():.3g}, relative to {magnitude[worst].item():.3g}; "
+            f"{k.dtype} resolves about {torch.finfo(k.dtype).eps:.1g}); {self._advice}"
         )
 
 
@@ -166,24 +196,36 @@ class FixedPointSolver(_StageSolver):
 
 @dataclass(frozen=True)
 class NewtonSolver(_StageSolver):
-    """Solves K = G(K) by Newton's method on R(K) = K - G(K) with the dense Jacobian.
+    """Solves K = G(K) by Newton's method on R(K) = K - G(K):  K ← K - M⁻¹ R(K),  M = I - ∂G/∂K.
 
-    The Jacobian of the whole stage vector is formed by ``torch.func.jacrev`` (size (s·n)²,
-    n = y.numel()), so this is meant for small or stiff systems, where fixed-point iteration
-    fails; the field must not write to tensors it closes over (functorch forbids it).
+    M is assembled from the field Jacobians J_i = ∂f/∂y(t_i, Y_i), each formed by ``torch.func.jacrev``:
+    forward stages M[i, j] = δ_ij I - h a_ij J_i, adjoint stages M[i, j] = δ_ij I - h a_ji J_jᵀ.
+    With ``per_sample`` (the default, see ``_StageSolver``) and y: (B, ...), each sample has its own
+    (s·n)×(s·n) system, n = y[0].numel(): its blocks of J_i by n vector-Jacobian products through the
+    batched field, and one batched solve, O(B (s·n)³). With ``per_sample=False``, or y.ndim < 2,
+    M is the dense (s·N)×(s·N) matrix of the whole state, N = y.numel(): O((s·N)³), for small or
+    coupled systems only. Either way this is for stiff systems, where fixed-point iteration fails.
+    The field must work under ``torch.func`` transforms: no writes to tensors it closes over, no
+    ``.item()`` or data-dependent Python branches.
     """
 
     max_iter: int = 20
     _name = "Newton"
 
     def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
+        if not isinstance(g, _StageSystem):
+            raise TypeError(
+                f"NewtonSolver solves the stage equations of ImplicitRungeKutta and their adjoints; got a {type(g).__name__}"
+            )
+        batched = self._batched(k0)
+
         def update(k: Tensor) -> Tensor:
-            residual = k - g(k)
-            # A detached Jacobian keeps gradients exact: at the solution, one Newton update
-            # differentiates to the implicit-function derivative -J⁻¹ ∂R/∂θ.
-            jac = torch.func.jacrev(lambda x: x - g(x))(k.detach()).detach()
-            n = k.numel()
-            return k - torch.linalg.solve(jac.reshape(n, n), residual.reshape(n)).reshape(k.shape)
+            residual = _by_sample(k - g(k), batched).transpose(0, 1)  # (B, s, n)
+            # A detached M keeps gradients exact: at the solution, one Newton update
+            # differentiates to the implicit-function derivative -M⁻¹ ∂R/∂θ.
+            matrix = g.newton_matrix(k, batched)  # (B, s·n, s·n)
+            step = torch.linalg.solve(matrix, residual.reshape(*matrix.shape[:2], 1)).reshape(residual.shape)
+            return k - step.transpose(0, 1).reshape(k.shape)
 
         return self._iterate(update, g, k0)
 
@@ -238,7 +280,8 @@ class ImplicitRungeKutta(Integrator):
 
     The stage vector K = (k_1, …, k_s), shape (s, *y.shape), solves K = G(K) with
     ``solver`` (fixed-point iteration by default; ``NewtonSolver``; ``JacobiNewtonSolver`` for
-    ``DimwiseDifferentiable`` fields), started from k_i = f(t, y).
+    ``DimwiseDifferentiable`` fields), started from k_i = f(t, y). For y: (B, ...) the solvers
+    treat each sample y[b] as its own system (see ``_StageSolver.per_sample``).
     Symplectic exactly when the tableau satisfies Cooper's condition (Gauss–Legendre does).
     Gradients through the steps follow the solver's iterations; they match the exact
     derivative of the implicit step to about the solver tolerance.
@@ -315,17 +358,50 @@ def _dimwise_diagonals(func: Callable, times, states: Tensor) -> tuple[Tensor, T
     return torch.stack([v for v, _ in pairs]), torch.stack([d for _, d in pairs]).detach()
 
 
-class _StageSystem:
-    """The fixed-point form K = G(K) of a set of coupled stage equations. Any stage solver calls it;
-    ``value_and_dimwise_blocks`` also gives what Jacobi–Newton needs when f is ``DimwiseDifferentiable``:
-    G(K) and, for every state component m, the s×s block of ∂G/∂K that couples component m of
-    all stages to itself, shaped (*y.shape, s, s) and without a graph."""
+def _field_jacobians(func: Callable, times, states: Tensor, batched: bool) -> Tensor:
+    """J_i = ∂f/∂y(t_i, Y_i) for every stage, detached, from states Y (s, *y.shape): (B, s, n, n), one n×n
+    block per sample when ``batched`` (n = y[0].numel()), else (1, s, N, N) for the whole state (N = y.numel()).
 
-    def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
+    The blocks are the Jacobian of Σ_b f(t_i, y)[b] with respect to y: when f acts on each sample alone,
+    its slice at sample b is ∂f[b]/∂y[b]. That is n vector-Jacobian products through the field called on the
+    whole batch, so fields that close over per-sample tensors (a CNF's Hutchinson probes) work unchanged.
+    """
+    jacobians = []
+    for t_i, y_i in zip(times, states.detach()):
+        if batched:
+            jacobian = torch.func.jacrev(lambda y: func(t_i, y).sum(0))(y_i)  # (*y[0].shape, *y.shape)
+            jacobian = jacobian.reshape(-1, len(y_i), y_i[0].numel()).transpose(0, 1)
+        else:
+            jacobian = torch.func.jacrev(lambda y: func(t_i, y))(y_i).reshape(1, y_i.numel(), y_i.numel())
+        jacobians.append(jacobian.detach())
+    return torch.stack(jacobians, dim=1)
+
+
+def _newton_matrix(jacobians: Tensor, h: float, a: Tensor, adjoint: bool = False) -> Tensor:
+    """M = I - ∂G/∂K: jacobians J (B, s, n, n), a (s, s) → (B, s·n, s·n), rows and columns ordered
+    (stage, component). ∂G_i/∂K_j = h a_ij J_i for the stage equations, h a_ji J_jᵀ for their adjoint."""
+    batch, s, n, _ = jacobians.shape
+    pattern = "ji,bjqp->bipjq" if adjoint else "ij,bipq->bipjq"
+    coupling = h * torch.einsum(pattern, a, jacobians).reshape(batch, s * n, s * n)
+    return torch.eye(s * n, dtype=coupling.dtype, device=coupling.device) - coupling
+
+
+class _StageSystem:
+    """The fixed-point form K = G(K) of a set of coupled stage equations, K: (s, *y.shape). Any stage solver
+    calls it and measures changes of K per sample against ``scale``; ``newton_matrix`` gives what
+    NewtonSolver needs, ``value_and_dimwise_blocks`` what Jacobi–Newton needs when f is
+    ``DimwiseDifferentiable``: G(K) and, for every state component m, the s×s block of ∂G/∂K that couples
+    component m of all stages to itself, shaped (*y.shape, s, s) and without a graph."""
+
+    def scale(self, batched: bool) -> Tensor:
+        """The fixed part of the magnitude a change of K is measured against, per sample: (B,) (or (1,))."""
         raise NotImplementedError
 
-    def magnitude(self, k: Tensor) -> float:
-        """The scale a change of K is measured against by the stage solvers."""
+    def newton_matrix(self, k: Tensor, batched: bool) -> Tensor:
+        """I - ∂G/∂K per sample, (B, s·n, s·n) (or (1, s·N, s·N)), without a graph."""
+        raise NotImplementedError
+
+    def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
 
@@ -346,14 +422,14 @@ class _StageMap(_StageSystem):
     def __call__(self, k: Tensor) -> Tensor:
         return torch.stack([self.func(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))])
 
-    def magnitude(self, k: Tensor) -> float:
-        """max(|y|/|h|, |K|): a change ΔK moves the stage states by h A ΔK, so the test bounds that
-        move relative to max(|y|, |h K|), whatever the scale of y."""
-        return max(self._state_scale, k.abs().max().item())
+    def scale(self, batched: bool) -> Tensor:
+        """|y|/|h| per sample: a change ΔK moves the stage states by h A ΔK, so the test, against
+        max(|y|/|h|, |K|), bounds that move relative to max(|y|, |h K|), whatever the scale of y."""
+        return _sample_max(self.y.unsqueeze(0), batched) / abs(self.h)
 
-    @cached_property
-    def _state_scale(self) -> float:  # y is fixed for the whole solve: one reduction, not one per iteration
-        return self.y.abs().max().item() / abs(self.h)
+    def newton_matrix(self, k: Tensor, batched: bool) -> Tensor:
+        """M[i, j] = δ_ij I - h a_ij J(t_i, Y_i)."""
+        return _newton_matrix(_field_jacobians(self.func, self.times, self.stage_states(k), batched), self.h, self.a)
 
     def value_and_dimwise_blocks(self, k: Tensor) -> tuple[Tensor, Tensor]:
         """B[..., i, j] = ∂G_{i,m}/∂K_{j,m} = h a_ij [D_dim f(t_i, Y_i)]_m: row i scaled by D(Y_i)."""
@@ -366,7 +442,8 @@ class _AdjointStageMap(_StageSystem):
 
         G(K̄)_i = W_i + h Σ_j a_ji J(t_j, Z_j)ᵀ K̄_j,   W_i = h b_i λ_{n+1};   K̄, W: (s, *y.shape).
 
-    Linear in K̄; its blocks are the forward ones transposed, B[..., i, j] = h a_ji [D_dim f(t_j, Z_j)]_m.
+    Linear in K̄; its blocks are the forward ones transposed: M[i, j] = δ_ij I - h a_ji J(t_j, Z_j)ᵀ for Newton,
+    B[..., i, j] = h a_ji [D_dim f(t_j, Z_j)]_m for Jacobi–Newton; both are formed once per solve.
     The graph of each f(t_j, Z_j) is built once and pulled back through at every iteration.
     """
 
@@ -376,6 +453,7 @@ class _AdjointStageMap(_StageSystem):
             self.inputs = [z.detach().requires_grad_() for z in stages]
             self.outputs = [func(t_i, z_i) for t_i, z_i in zip(times, self.inputs)]
         self._blocks: Tensor | None = None
+        self._newton: Tensor | None = None
 
     def __call__(self, k_bar: Tensor) -> Tensor:
         pulled = torch.stack(
@@ -383,12 +461,15 @@ class _AdjointStageMap(_StageSystem):
         )
         return self.offset + self.h * torch.tensordot(self.a.T, pulled, dims=1)
 
-    def magnitude(self, k_bar: Tensor) -> float:
-        return max(self._offset_scale, k_bar.abs().max().item())
+    def scale(self, batched: bool) -> Tensor:
+        """|h b λ_{n+1}| per sample."""
+        return _sample_max(self.offset, batched)
 
-    @cached_property
-    def _offset_scale(self) -> float:
-        return self.offset.abs().max().item()
+    def newton_matrix(self, k_bar: Tensor, batched: bool) -> Tensor:
+        if self._newton is None:  # the stages are fixed, so M is too
+            jacobians = _field_jacobians(self.func, self.times, self.stages, batched)
+            self._newton = _newton_matrix(jacobians, self.h, self.a, adjoint=True)
+        return self._newton
 
     def value_and_dimwise_blocks(self, k_bar: Tensor) -> tuple[Tensor, Tensor]:
         if self._blocks is None:  # the stages are fixed, so the blocks are too

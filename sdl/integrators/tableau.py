@@ -24,7 +24,15 @@ import numpy as np
 
 __all__ = ["ButcherTableau", "rooted_trees", "order_condition_residuals"]
 
-_ROW_SUM_TOL = 1e-14
+# A relation Σ_k t_k = 0 between coefficients holds for the rounded floats up to a few ulp of Σ_k |t_k|
+# (the rounding of each coefficient and of the arithmetic that checks it). Every check below uses that
+# tolerance, relative to its terms: neither too loose for tiny coefficients nor too tight for large ones.
+_ULPS = 8
+
+
+def _negligible(residual, scale) -> bool:
+    """|residual| ≤ 8 ulp · scale, entrywise (numbers or equal-shape arrays), scale = Σ_k |t_k| of the relation."""
+    return bool(np.all(np.abs(residual) <= _ULPS * np.finfo(float).eps * np.asarray(scale)))
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,9 @@ class ButcherTableau:
                 f"{[len(row) for row in a]}, len(b) = {len(b)}, len(c) = {len(c)}"
             )
         for i, row in enumerate(a):
-            if abs(math.fsum(row) - c[i]) > _ROW_SUM_TOL:
+            if not _negligible(math.fsum(row) - c[i], math.fsum(map(abs, row)) + abs(c[i])):
                 raise ValueError(f"row {i} of A sums to {math.fsum(row)!r}, but c[{i}] = {c[i]!r}")
-        if abs(math.fsum(b) - 1.0) > _ROW_SUM_TOL:
+        if not _negligible(math.fsum(b) - 1.0, math.fsum(map(abs, b)) + 1.0):
             raise ValueError(f"the weights b sum to {math.fsum(b)!r}, not 1 (consistency)")
         if not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"order must be a positive int, got {self.order!r}")
@@ -88,16 +96,17 @@ class ButcherTableau:
         Hamiltonian system. No explicit method satisfies it.
         """
         a, b = np.array(self.a), np.array(self.b)
-        m = b[:, None] * a + (b[:, None] * a).T - np.outer(b, b)
-        return bool(np.abs(m).max() <= 1e-14)
+        weighted, products = b[:, None] * a, np.outer(b, b)
+        return _negligible(weighted + weighted.T - products, np.abs(weighted) + np.abs(weighted.T) + np.abs(products))
 
     @property
     def symmetric(self) -> bool:
         """True when a_ij + a_{s+1-i, s+1-j} = b_j and b_i = b_{s+1-i}: then Φ_{-h} = Φ_h⁻¹, the
         method is time-reversible (implicit midpoint, Gauss–Legendre). No explicit method is."""
         a, b = np.array(self.a), np.array(self.b)
-        return bool(
-            np.abs(a + a[::-1, ::-1] - b[None, :]).max() <= 1e-14 and np.abs(b - b[::-1]).max() <= 1e-14
+        mirrored = a[::-1, ::-1]
+        return _negligible(a + mirrored - b, np.abs(a) + np.abs(mirrored) + np.abs(b)) and _negligible(
+            b - b[::-1], np.abs(b) + np.abs(b[::-1])
         )
 
     def stability_function(self, z: complex | np.ndarray) -> np.ndarray:

@@ -133,6 +133,27 @@ class _FlowField(nn.Module, PairField):
         value, div = self.estimator(self.field, t, x, self.noise, create_graph=torch.is_grad_enabled())
         return value, -div
 
+    @staticmethod
+    def of(field: nn.Module, estimator: DivergenceEstimator, noise: Tensor | None) -> _FlowField:
+        """The flow field, ``DimwiseDifferentiable`` (for Jacobi–Newton stage solves) when ``field`` is."""
+        return (_DimwiseFlowField if isinstance(field, DimwiseDifferentiable) else _FlowField)(field, estimator, noise)
+
+
+class _DimwiseFlowField(_FlowField, DimwiseDifferentiable):
+    """The flow field of a ``DimwiseDifferentiable`` f. Neither f nor div f depends on log p, so the pair
+    field (f, -div f) has the Jacobian diagonal (D_dim f, 0) with respect to (x, log p)."""
+
+    def value_and_jacobian_diagonal(self, t: Tensor, state: tuple[Tensor, Tensor], *, create_graph: bool = False):
+        x, log_p = state
+        if isinstance(self.estimator, ExactDivergence):  # its divergence is Σ D_dim f: one pass gives all three
+            value, diagonal = self.field.value_and_jacobian_diagonal(t, x, create_graph=torch.is_grad_enabled())
+            flow = (value, -diagonal.sum(-1))
+            diagonal = diagonal if create_graph else diagonal.detach()
+        else:
+            flow = self(t, state)
+            _, diagonal = self.field.value_and_jacobian_diagonal(t, x, create_graph=create_graph)
+        return flow, (diagonal, torch.zeros_like(log_p))
+
 
 class CNF(nn.Module):
     """A continuous normalizing flow on R^d: data at t = 0, standard normal base at t = t1.
@@ -181,7 +202,7 @@ class CNF(nn.Module):
             raise ValueError(f"t1 must be finite and positive; got {t1!r}")
         self._check_estimator(divergence, field)
         # the state (x, log p) is a pair, flattened for every Runge–Kutta method; the field is the flow field
-        flow = Capabilities.of(_FlowField(field, divergence, None))
+        flow = Capabilities.of(_FlowField.of(field, divergence, None))
         self.solve = resolve_solve(method, gradient, pair=True, field=flow, output="last", **solver_options)
         if self.solve.integrator.partitioned:
             raise ValueError(f"{method!r} is a partitioned (splitting) method; a CNF needs a Runge–Kutta method")
@@ -226,7 +247,7 @@ class CNF(nn.Module):
         estimator = self.divergence if divergence is None else divergence
         if divergence is not None:
             self._check_estimator(estimator, self.field)
-        flow = _FlowField(self.field, estimator, estimator.noise(x))
+        flow = _FlowField.of(self.field, estimator, estimator.noise(x))
         return integrate(self.solve, flow, (x, log_p), self._grids[direction].on(x.dtype, x.device))
 
     def _check_input(self, x: Tensor) -> None:
