@@ -55,9 +55,23 @@ def test_the_task_section_is_a_tagged_union_that_picks_the_data_and_model_schema
         ({"task": {"kind": "density", "merge_every": 0}, "train": {"batch_size": 8}}, "task.merge_every: 0 must be ≥ 1"),
         ({"task": "density", "plots": ["transitions"], "train": {"batch_size": 8}}, "plots: 'transitions' is not valid; valid choices: history, density"),
         ({"model": {"momentum": "linear"}}, "model.momentum: 'linear' needs a field on (q, p) pairs"),
+        ({"task": "density", "model": {"flow": "cnf"}, "gradient": {"mode": "otd", "recovery": "reverse"}, "train": {"batch_size": 8}},
+         "integrator and gradient do not fit model.flow: cnf: recovery='reverse' needs a time-reversible method"),
+        ({"task": "density", "model": {"flow": "cnf"}, "integrator": "verlet", "train": {"batch_size": 8}},
+         "integrator.name: 'verlet' needs (q, p) states; a CNF needs a Runge–Kutta method"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             config_from_dict(raw)
+
+
+def test_a_cnf_with_jacobi_newton_and_the_adjoint_runs_from_a_config(tmp_path):
+    config = config_from_dict({
+        "task": "density", "data": {"test_points": 64}, "model": {"flow": "cnf", "hidden": 8, "steps": 2},
+        "integrator": {"name": "gauss_legendre4", "solver": "jacobi_newton"}, "gradient": {"mode": "otd"},
+        "train": {"iterations": 2, "batch_size": 32, "log_every": 2}, "plots": [], "dtype": "float64",
+    })
+    result = run_job(config, tmp_path, progress=False)
+    assert math.isfinite(result.metrics["test_nll"])
 
 
 def test_building_draws_from_its_own_seeded_stream():

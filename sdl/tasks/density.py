@@ -22,12 +22,13 @@ from torch import Tensor, nn
 from .. import plots
 from .._validation import ConfigError, check_at_least, check_choice, check_finite
 from ..data import density_names, sample_density
+from ..fields import Capabilities
 from ..integrators import get
 from ..models.cnf import CNF, BruteForceDivergence, ExactDivergence, HutchinsonDivergence
 from ..models.flows import FlowSequence, Permutation, alternating_flow, realnvp
 from ..models.hollow import HollowNet
 from ..models.p4inv import P4InvLinear, P4InvScheduler
-from .base import LogDetBand, Regularizer, Task, TaskConfig, seeded
+from .base import LogDetBand, Regularizer, Task, TaskConfig, check_solve, seeded
 
 __all__ = ["DensityConfig", "DensityData", "DensityEstimation", "DensityModel"]
 
@@ -115,8 +116,12 @@ class DensityConfig(TaskConfig):
         if config.train.batch_size is None:
             raise ConfigError("train.batch_size: None (full batch) has no meaning for a density, whose samples are "
                               "drawn fresh at every step; give the number of samples per step, e.g. 256")
-        if config.model.flow == "cnf" and get(config.integrator.name).partitioned:
-            raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
+        if config.model.flow == "cnf":
+            if get(config.integrator.name).partitioned:
+                raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
+            # the CNF integrates the pair (x, log p) of a HollowNet, whose flow field gives its Jacobian diagonal
+            flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
+            check_solve(config, flow, "model.flow: cnf")
 
     def build(self, config) -> tuple[DensityEstimation, nn.Module]:
         device, dtype = config.torch_device(), config.torch_dtype()
