@@ -175,7 +175,7 @@ def _check_resumable(previous: Config, config: Config) -> None:
         raise ConfigError(f"cannot change on resume: task {previous.task} → {config.task}; start a new run to change it")
     pairs = [(f"{section}.{key}", old, getattr(getattr(config, section), key))
              for section in ("data", "model") for key, old in dataclasses.asdict(getattr(previous, section)).items()]
-    pairs += [(f"train.{key}", getattr(previous.train, key), getattr(config.train, key)) for key in ("optimizer", "loss")]
+    pairs += [(f"train.{key}", getattr(previous.train, key), getattr(config.train, key)) for key in ("optimizer", "loss", "margin")]
     changed = [f"{key} {old!r} → {new!r}" for key, old, new in pairs if old != new]
     if changed:
         raise ConfigError(f"cannot change on resume: {', '.join(changed)}; the data, model, loss and optimizer "

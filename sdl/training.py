@@ -48,13 +48,15 @@ class TrainConfig:
     ``smoothness_form`` which R_h (see ``sdl.models.parameter_smoothness``); ``weight_decay`` is w
     of the decoupled decay θ ← (1 - lr·w) θ before each step, for "adam" (then AdamW) and "sgd"
     only; 0 = off. ``schedule`` is "constant" or "cosine" (α_i = α (1 + cos(π i / iterations)) / 2).
-    ``loss`` and ``smoothness`` describe the classification objective (``sdl.tasks.Classification``)."""
+    ``loss`` (with ``margin`` m of the hinge loss) and ``smoothness`` describe the classification
+    objective (``sdl.tasks.Classification``)."""
 
     optimizer: str = "adam"
     lr: float = 0.05
     iterations: int = 2000
     batch_size: int | None = None
     loss: str = "squared"
+    margin: float = 1.0
     smoothness: float = 0.0
     smoothness_form: str = "derivative"
     weight_decay: float = 0.0
@@ -73,7 +75,7 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid choices: {', '.join(SCHEDULES)}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid choices: {', '.join(LOSSES)}")
-        for name in ("lr", "smoothness", "weight_decay"):
+        for name in ("lr", "smoothness", "weight_decay", "margin"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0) or (name == "lr" and value == 0):
                 raise ValueError(f"{name} must be a finite number {'> 0' if name == 'lr' else '≥ 0'}, got {value!r}")

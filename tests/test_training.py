@@ -5,6 +5,7 @@ import torch
 
 from sdl.data import make_dataset
 from sdl.models import ODENet, ResNetField, parameter_smoothness
+from sdl.losses import margins
 from sdl.training import TrainConfig, Trainer, TrainingDiverged, loss_value
 
 
@@ -101,7 +102,7 @@ def test_squared_loss_matches_benning_definition():
     "kwargs, message",
     [
         (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; valid choices: adam, sgd, lbfgs, gd"),
-        (dict(loss="hinge"), "unknown loss 'hinge'; valid choices: squared, cross_entropy"),
+        (dict(loss="huber"), "unknown loss 'huber'; valid choices: squared, cross_entropy, hinge"),
         (dict(lr=0.0), "lr must be a finite number > 0"),
         (dict(smoothness=-1.0), "smoothness must be a finite number ≥ 0"),
         (dict(weight_decay=float("nan")), "weight_decay must be a finite number ≥ 0"),
@@ -143,3 +144,13 @@ def test_resuming_takes_lr_and_decay_from_the_new_config_and_refuses_another_opt
     again = Trainer(_net(layers=2), data, TrainConfig(optimizer="gd", lr=0.5, iterations=4))
     again.load_state_dict(gd.state_dict())
     assert again.optimizer.param_groups[0]["lr"] == adapted  # the line search's α, not the config's
+
+
+def test_hinge_loss_asks_for_a_margin_of_the_true_class():
+    logits = torch.tensor([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0], [4.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2, 0])
+    # margins z_y - max_{j≠y} z_j: 1, -2, 4; with m = 1.5 the losses are 0.5, 3.5, 0
+    assert torch.equal(margins(logits, labels), torch.tensor([1.0, -2.0, 4.0]))
+    assert loss_value("hinge", logits, labels, margin=1.5).item() == pytest.approx(4.0 / 3)
+    binary = torch.tensor([0.3, -2.0, 1.0])  # one logit: the margin is (2y - 1) z
+    assert torch.equal(margins(binary, torch.tensor([1, 1, 0])), torch.tensor([0.3, -2.0, -1.0]))

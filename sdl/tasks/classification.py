@@ -174,7 +174,7 @@ class ClassificationConfig(TaskConfig):
                 tol=integrator.tol,
                 max_iter=integrator.max_iter,
             )
-        task = Classification(data, loss=config.train.loss, regularizers=_regularizers(config.train))
+        task = Classification.from_train_config(data, config.train)
         return task, model.to(device=device, dtype=dtype)
 
 
@@ -192,15 +192,15 @@ class Classification(Task):
     headline = ("train_accuracy", "val_accuracy")
     plot_names = PLOTS
 
-    def __init__(self, data: Dataset, loss: str = "squared", regularizers: Sequence[Regularizer] = ()) -> None:
+    def __init__(self, data: Dataset, loss: str = "squared", regularizers: Sequence[Regularizer] = (), margin: float = 1.0) -> None:
         self.data = data
-        self.loss = loss
+        self.loss, self.margin = loss, margin
         self.regularizers = tuple(regularizers)
 
     @classmethod
     def from_train_config(cls, data: Dataset, train) -> Classification:
         """The task a ``TrainConfig`` describes for ``data`` (its loss and smoothness)."""
-        return cls(data, loss=train.loss, regularizers=_regularizers(train))
+        return cls(data, loss=train.loss, regularizers=_regularizers(train), margin=train.margin)
 
     def reference(self) -> Tensor:
         return self.data.x_train
@@ -214,11 +214,11 @@ class Classification(Task):
 
     def data_loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
-        return loss_value(self.loss, model(x), y)
+        return loss_value(self.loss, model(x), y, self.margin)
 
     def evaluate(self, model: nn.Module) -> tuple[Tensor, dict[str, float]]:
         train_logits = model(self.data.x_train)  # one pass serves the loss and the accuracy
-        loss = loss_value(self.loss, train_logits, self.data.y_train)
+        loss = loss_value(self.loss, train_logits, self.data.y_train, self.margin)
         metrics = {
             "train_accuracy": accuracy(train_logits, self.data.y_train),
             "val_accuracy": accuracy(model(self.data.x_val), self.data.y_val),
