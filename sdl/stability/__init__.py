@@ -1,8 +1,10 @@
 """Stability diagnostics: Jacobian spectra, one-sided Lipschitz constants, linear stability
-regions of Runge–Kutta methods, symplecticity defects and energy errors."""
+regions of Runge–Kutta methods, symplecticity defects and energy errors; contractivity of
+Runge–Kutta steps."""
 
+from .contractivity import contractivity_radius
 from .hamiltonian import energy_error, symplecticity_defect
-from .linear import StabilityRegion, stability_region
+from .linear import StabilityRegion, stability_disc_radius, stability_region
 from .spectra import (
     LayerStability,
     LipschitzBounds,
@@ -20,6 +22,7 @@ __all__ = [
     "LipschitzBounds",
     "PointwiseMaximum",
     "StabilityRegion",
+    "contractivity_radius",
     "energy_error",
     "gradient_flow_lipschitz_bounds",
     "jacobians",
@@ -27,6 +30,7 @@ __all__ = [
     "max_real_eigenvalue",
     "one_sided_lipschitz",
     "per_layer_stability",
+    "stability_disc_radius",
     "stability_region",
     "symplecticity_defect",
 ]
