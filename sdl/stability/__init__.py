@@ -1,7 +1,8 @@
 """Stability diagnostics: Jacobian spectra, one-sided Lipschitz constants, linear stability
 regions of Runge–Kutta methods, symplecticity defects and energy errors; contractivity of
-Runge–Kutta steps."""
+Runge–Kutta steps; ℓ₂ attacks."""
 
+from .attacks import classification_margin, pgd_l2, robust_accuracy
 from .contractivity import contractivity_radius
 from .hamiltonian import energy_error, symplecticity_defect
 from .linear import StabilityRegion, stability_disc_radius, stability_region
@@ -22,6 +23,7 @@ __all__ = [
     "LipschitzBounds",
     "PointwiseMaximum",
     "StabilityRegion",
+    "classification_margin",
     "contractivity_radius",
     "energy_error",
     "gradient_flow_lipschitz_bounds",
@@ -30,6 +32,8 @@ __all__ = [
     "max_real_eigenvalue",
     "one_sided_lipschitz",
     "per_layer_stability",
+    "pgd_l2",
+    "robust_accuracy",
     "stability_disc_radius",
     "stability_region",
     "symplecticity_defect",
