@@ -4,6 +4,7 @@ from . import flows
 from .activations import Activation, activation, activation_names, leaky_relu
 from .cnf import CNF, BruteForceDivergence, DivergenceEstimator, ExactDivergence, HutchinsonDivergence
 from .hollow import HollowNet, dimwise_derivative, divergence
+from .constrained import CONSTRAINTS
 from .network import ODENet
 from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
 from .vector_fields import (
@@ -16,6 +17,7 @@ from .vector_fields import (
 )
 
 __all__ = [
+    "CONSTRAINTS",
     "Activation",
     "AntisymmetricField",
     "BruteForceDivergence",
