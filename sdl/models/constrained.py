@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from .vector_fields import GradientFlowField, SwitchingField
 
-__all__ = ["CONSTRAINTS", "NORMS", "SpectralNorm", "nonexpansive_step_sizes", "switching_step_sizes"]
+__all__ = ["CONSTRAINTS", "NORMS", "SpectralNorm", "nonexpansive_step_sizes", "rescale_to_rule", "switching_step_sizes"]
 
 CONSTRAINTS: dict[str, str] = {
     "nonexpansive": "gradient-flow field; A rescaled at every forward pass so that h L_σ ‖A_k‖₂² ≤ 2r "
@@ -98,7 +98,7 @@ def _squared_norm_bound(field: GradientFlowField, step_size: float, radius: floa
     return 2.0 * radius / (step_size * field.activation.lipschitz)
 
 
-def check_gradient_flow(field, constraint: str) -> None:
+def _check_gradient_flow(field, constraint: str) -> None:
     """The "nonexpansive" rules need a ``GradientFlowField`` with a monotone, Lipschitz activation."""
     if not isinstance(field, GradientFlowField):
         raise TypeError(f"constraint={constraint!r} needs a GradientFlowField, got {type(field).__name__}")
@@ -113,7 +113,7 @@ def rescale_to_rule(field: GradientFlowField, *, step_size: float, radius: float
     """Register the "nonexpansive" parametrisation on ``field.weight`` (in place): every read of
     ``field.weight`` is then c_k A^k (module docstring); the learned A is
     ``field.parametrizations.weight.original``."""
-    check_gradient_flow(field, "nonexpansive")
+    _check_gradient_flow(field, "nonexpansive")
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid choices: {', '.join(NORMS)}")
     rule = _RescaleToRule(field.weight.detach(), _squared_norm_bound(field, step_size, radius), norm == "power")
@@ -159,7 +159,7 @@ def switching_step_sizes(field: SwitchingField, step_size: float) -> Tensor:
         return torch.stack([step_e, step_c], dim=1).reshape(-1)
 
 
-def check_switching(field, stages: int) -> None:
+def _check_switching(field, stages: int) -> None:
     """``constraint="switching"`` needs a ``SwitchingField`` with m = inf σ' > 0 and explicit Euler."""
     if not isinstance(field, SwitchingField):
         raise TypeError(f"constraint='switching' needs a SwitchingField, got {type(field).__name__}")

@@ -21,8 +21,8 @@ from .constrained import (
     CONSTRAINTS,
     NORMS,
     SpectralNorm,
-    check_gradient_flow,
-    check_switching,
+    _check_gradient_flow,
+    _check_switching,
     nonexpansive_step_sizes,
     rescale_to_rule,
     switching_step_sizes,
@@ -151,7 +151,7 @@ class ODENet(nn.Module):
             raise ValueError(f"constraint={constraint!r} needs an explicit Runge–Kutta method; got {type(self.integrator).__name__}")
         tableau = self.integrator.tableau
         if constraint == "switching":
-            check_switching(self.field, tableau.stages)
+            _check_switching(self.field, tableau.stages)
             if norm != "exact":
                 raise ValueError("constraint='switching' uses exact singular values (σ_min too); use constraint_norm='exact'")
             return
@@ -164,7 +164,7 @@ class ODENet(nn.Module):
         if constraint == "nonexpansive":
             rescale_to_rule(self.field, step_size=self.step_size, radius=self.radius, norm=norm)
         else:
-            check_gradient_flow(self.field, constraint)
+            _check_gradient_flow(self.field, constraint)
             self.step_norm = SpectralNorm(self.field.weight.detach(), power=norm == "power")
 
     @property

@@ -454,7 +454,7 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
         raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
     if layer_count(field) is None:
         return torch.zeros((), device=next(field.parameters()).device)
-    constants = [b for b in field.buffers()]
+    constants = list(field.buffers())
     learned = [p for p in field.layer_parameters() if not any(p is b for b in constants)]
     squares = sum(p.diff(dim=0).square().sum() for p in learned)
     return squares / h if form == "derivative" else squares * h
