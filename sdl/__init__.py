@@ -2,7 +2,7 @@
 
 from . import integrators
 from .adjoint import Adjoint
-from .fields import AnalyticJacobian, DimwiseDifferentiable, Layered, LipschitzBounded, PairField, Separable
+from .fields import AnalyticJacobian, CircleCondition, DimwiseDifferentiable, Layered, LipschitzBounded, PairField, Separable
 from .odeint import odeint
 
 __version__ = "0.1.0"
@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Adjoint",
     "AnalyticJacobian",
+    "CircleCondition",
     "DimwiseDifferentiable",
     "Layered",
     "LipschitzBounded",

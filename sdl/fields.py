@@ -19,6 +19,13 @@ Capabilities are abstract base classes that a field opts into; nothing asks for 
   layers of ``ResNetField`` and ``GradientFlowField`` do); stability diagnostics use it instead
   of autograd.
 - ``LipschitzBounded``: the field gives a proven upper bound on its ℓ₂ Lipschitz constant in z.
+- ``CircleCondition``: the field satisfies the circle condition of Dahlquist and Jeltsch with a
+  known radius ρ (and a one-sided Lipschitz bound ν ≤ 0): then explicit Runge–Kutta steps of size
+  h with hρ ≤ r are non-expansive (``sdl.stability.contractivity_radius``).
+
+A bound layer (one entry of ``layers()``) is a field with one parameter set; the capabilities
+that describe one layer (``AnalyticJacobian``, ``LipschitzBounded``, ``CircleCondition``) are
+declared by the bound layers, so that a certificate can ask each step for its own constants.
 
 ``Capabilities`` collects what a field declares as plain booleans, from a field or from a field
 class before any instance exists (a config), for ``sdl.solve.resolve_solve``.
@@ -35,6 +42,7 @@ from torch import Tensor, nn
 __all__ = [
     "AnalyticJacobian",
     "Capabilities",
+    "CircleCondition",
     "DimwiseDifferentiable",
     "Layered",
     "LipschitzBounded",
@@ -136,6 +144,26 @@ class LipschitzBounded(ABC):
         """L, an upper bound (never an estimate) on the ℓ₂ Lipschitz constant of z ↦ f(t, z):
         shape (K,) for a layered field (layer k's bound), () when all steps share the parameters.
         It keeps its graph, so it can be penalised during training."""
+
+
+class CircleCondition(ABC):
+    """A field with the circle condition of radius ρ (Dahlquist & Jeltsch 1979): for all z₁, z₂, t,
+
+        ‖f(z₁) - f(z₂) + ρ (z₁ - z₂)‖₂ ≤ ρ ‖z₁ - z₂‖₂,   equivalently   ⟨Δf, Δz⟩ ≤ -‖Δf‖² / (2ρ),
+
+    with Δf = f(t, z₁) - f(t, z₂), Δz = z₁ - z₂ (expand the square). It implies ‖Δf‖ ≤ 2ρ‖Δz‖ and
+    ⟨Δf, Δz⟩ ≤ 0. A gradient flow f = -∇V with V convex and ∇V Λ-Lipschitz has it with ρ = Λ/2.
+    """
+
+    @abstractmethod
+    def circle_radius(self) -> Tensor | None:
+        """ρ, a proven radius: (K,) for a layered field, () for one parameter set; None when the
+        field cannot promise the condition (e.g. its activation is not monotone)."""
+
+    @abstractmethod
+    def one_sided_lipschitz_bound(self) -> Tensor | None:
+        """ν ≤ 0 with ⟨Δf, Δz⟩ ≤ ν ‖Δz‖² for all z₁, z₂ (ν < 0: strongly monotone -f); shapes as
+        ``circle_radius``; None when the condition does not hold."""
 
 
 @dataclass(frozen=True)

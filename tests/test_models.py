@@ -7,13 +7,17 @@ import pytest
 import torch
 
 import sdl
+from sdl.stability import jacobians
 from sdl.models import (
+    AntisymmetricField,
     GradientFlowField,
     HamiltonianField,
     ODENet,
     ResNetField,
+    SwitchingField,
     activation,
     activation_names,
+    leaky_relu,
     parameter_smoothness,
 )
 
@@ -38,6 +42,22 @@ def test_softplus_antiderivative_matches_quadrature():
     for x in (-7.0, -0.3, 0.0, 0.9, 12.0):
         exact, _ = quad(lambda s: float(act.sigma(torch.tensor(s, dtype=F64))), 0.0, x, epsabs=1e-13, epsrel=1e-13)
         assert act.antiderivative(torch.tensor(x, dtype=F64)).item() == pytest.approx(exact, abs=1e-12)
+
+
+@pytest.mark.parametrize("act", [*activation_names(), leaky_relu(0.5), leaky_relu(0.0)], ids=str)
+def test_activation_slopes_lie_between_min_slope_and_lipschitz(act):
+    """m ≤ σ' ≤ L_σ on a wide grid, both attained or approached (so neither constant is loose)."""
+    act = activation(act)
+    x = torch.linspace(-30, 30, 60001, dtype=F64)
+    slope = act.derivative(x)
+    assert slope.min() >= act.min_slope - 1e-15 and slope.max() <= act.lipschitz + 1e-15
+    assert slope.min() <= act.min_slope + 1e-12 and slope.max() >= act.lipschitz - 1e-12
+
+
+def test_leaky_relu_slope_must_keep_the_activation_monotone():
+    assert activation("leaky_relu").min_slope == 0.01 and leaky_relu(0.5).name == "leaky_relu(0.5)"
+    with pytest.raises(ValueError, match=r"negative_slope must lie in \[0, 1\]"):
+        leaky_relu(1.5)
 
 
 def test_unknown_activation_lists_choices():
@@ -98,7 +118,8 @@ def test_exact_hamiltonian_flow_conserves_energy(kinetic):
 
 
 def _lipschitz_cases():
-    return [(cls, act, layers) for cls in (ResNetField, GradientFlowField) for act in activation_names() for layers in (None, 3)]
+    fields = (ResNetField, GradientFlowField, AntisymmetricField)
+    return [(cls, act, layers) for cls in fields for act in activation_names() for layers in (None, 3)]
 
 
 @pytest.mark.parametrize("cls, act, layers", _lipschitz_cases())
@@ -304,3 +325,75 @@ def test_input_with_the_wrong_number_of_features_is_rejected(lift):
     assert model(torch.randn(6, 2)).shape == (6,)
     with pytest.raises(ValueError, match=r"expected input of shape \(N, 2\) \(in_dim=2\), got \(6, 5\)"):
         model(torch.randn(6, 5))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1e-4, 0.3])
+def test_antisymmetric_field_jacobian_eigenvalues_have_real_part_minus_gamma(gamma):
+    """σ = identity: the Jacobian W - Wᵀ - γI is normal with eigenvalues -γ ± iω, so every real
+    part is exactly -γ (float64, 1e-12), and the imaginary parts are not all zero."""
+    field = AntisymmetricField(5, "identity", num_layers=3, gamma=gamma, init_scale=2.0).double()
+    t = torch.tensor(0.0, dtype=F64)
+    for layer in field.layers():
+        eigenvalues = torch.linalg.eigvals(layer.jacobian(t, _points(4, 5)))
+        assert (eigenvalues.real + gamma).abs().max() <= 1e-12
+        assert eigenvalues.imag.abs().max() > 0.1
+
+
+@pytest.mark.parametrize("act", ["tanh", "softplus", "identity"])
+def test_antisymmetric_field_analytic_jacobian_equals_autograd(act):
+    field = AntisymmetricField(4, act, num_layers=2, gamma=0.1, init_scale=2.0).double()
+    t = torch.tensor(0.0, dtype=F64)
+    for layer in field.layers():
+        z = _points(6, 4)
+        torch.testing.assert_close(layer.jacobian(t, z), jacobians(lambda y: layer(t, y), z), rtol=0, atol=1e-12)
+
+
+def test_antisymmetric_field_rejects_a_negative_gamma():
+    with pytest.raises(ValueError, match="gamma must be a finite number ≥ 0"):
+        AntisymmetricField(3, gamma=-0.1)
+
+
+def test_switching_field_alternates_expansive_and_contractive_layers():
+    """Layer 2j is σ(Az + b), layer 2j+1 is -Aᵀσ(Az + b); Jacobians and bounds follow the kind."""
+    field = SwitchingField(3, leaky_relu(0.3), num_layers=4, init_scale=2.0).double()
+    t, z = torch.tensor(0.0, dtype=F64), _points(5, 3)
+    act = field.activation
+    for k, layer in enumerate(field.layers()):
+        weight, bias = field.weight[k], field.bias[k]
+        u = act.sigma(z @ weight.T + bias)
+        expected = u if k % 2 == 0 else -u @ weight
+        torch.testing.assert_close(layer(t, z), expected, rtol=0, atol=1e-14)
+        torch.testing.assert_close(layer.jacobian(t, z), jacobians(lambda y: layer(t, y), z), rtol=0, atol=1e-12)
+        norm = torch.linalg.matrix_norm(weight, 2)
+        assert layer.lipschitz_bound().item() == pytest.approx((norm if k % 2 == 0 else norm**2).item(), rel=1e-14)
+        assert (layer.circle_radius() is None) == (k % 2 == 0)
+
+
+def test_switching_field_needs_an_even_number_of_layers():
+    with pytest.raises(ValueError, match="num_layers must be an even int ≥ 2"):
+        SwitchingField(3, num_layers=3)
+
+
+def test_smoothness_leaves_out_the_layer_kinds_of_a_switching_field():
+    field = SwitchingField(2, num_layers=4).double()
+    expected = field.weight.diff(dim=0).square().sum() + field.bias.diff(dim=0).square().sum()
+    assert parameter_smoothness(field, 0.5, "difference").item() == pytest.approx(0.5 * expected.item(), rel=1e-14)
+
+
+@pytest.mark.parametrize("act, width", [("relu", 3), ("tanh", 5), (leaky_relu(0.4), 5), ("identity", 5)])
+def test_gradient_flow_layers_satisfy_their_circle_condition(act, width):
+    """⟨Δf, Δz⟩ ≤ -‖Δf‖²/(2ρ) and ⟨Δf, Δz⟩ ≤ ν‖Δz‖² over many random pairs, far apart and close;
+    for σ = identity with a tall A both are equalities along singular vectors (tight)."""
+    field = GradientFlowField(3, act, num_layers=2, width=width, init_scale=2.0).double()
+    t = torch.tensor(0.0, dtype=F64)
+    for layer in field.layers():
+        rho, nu = layer.circle_radius().item(), layer.one_sided_lipschitz_bound().item()
+        z1 = 3 * _points(4000)
+        z2 = torch.cat([3 * _points(2000), z1[2000:] + 1e-3 * _points(2000)])
+        dz, df = z1 - z2, layer(t, z1) - layer(t, z2)
+        inner = (df * dz).sum(-1)
+        assert (inner + df.square().sum(-1) / (2 * rho)).max() <= 1e-12 * dz.square().sum(-1).max()
+        assert (inner - nu * dz.square().sum(-1)).max() <= 1e-12 * dz.square().sum(-1).max()
+        if activation(act).min_slope and width >= 3:
+            assert nu < 0  # strongly monotone: m > 0 and A of full column rank
+    assert torch.equal(field.circle_radius(), torch.stack([layer.circle_radius() for layer in field.layers()]))

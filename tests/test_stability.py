@@ -14,6 +14,7 @@ from sdl.stability import (
     max_real_eigenvalue,
     one_sided_lipschitz,
     per_layer_stability,
+    stability_disc_radius,
     stability_region,
     symplecticity_defect,
 )
@@ -220,6 +221,49 @@ def test_implicit_method_regions():
         stability_region("rk4")
     with pytest.raises(ValueError, match="re_range"):
         stability_region(TABLEAUS["rk4"], re_range=(1.0, -1.0))
+
+
+def _real_boundary(coefficients):
+    """The negative real x* where the stability polynomial first leaves [-1, 1]: half of it is the
+    disc radius when the disc touches the boundary on the real axis (3 and 4 stages)."""
+    roots = [np.roots((coefficients - np.eye(len(coefficients))[0] * target)[::-1]) for target in (1.0, -1.0)]
+    return min(-x.real for x in np.concatenate(roots) if abs(x.imag) < 1e-9 and x.real < -1e-9)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("euler", 1.0),  # R = 1 + z: the region is the disc itself
+        ("heun", 1.0),  # R = (1 + (1 + z)²)/2, |R| ≤ 1 on |1 + z| ≤ 1, and R(-2 - ε) > 1
+        ("midpoint", 1.0),  # same R for every 2-stage order-2 method
+        ("ralston", 1.0),
+        ("kutta3", _real_boundary(np.array([1, 1, 1 / 2, 1 / 6])) / 2),  # R(-x*) = -1, x* = 2.5127
+        ("ssprk3", _real_boundary(np.array([1, 1, 1 / 2, 1 / 6])) / 2),
+        ("rk4", _real_boundary(np.array([1, 1, 1 / 2, 1 / 6, 1 / 24])) / 2),  # R(-x*) = 1, x* = 2.7853
+        ("rk4_38", _real_boundary(np.array([1, 1, 1 / 2, 1 / 6, 1 / 24])) / 2),
+    ],
+)
+def test_stability_disc_radius_values_and_dense_scan(name, expected):
+    """r from the polynomial test against closed forms, and against a dense scan of |R| over the
+    disc: ≤ 1 on 400 × 2000 points of the disc of radius r(1 - 1e-9), > 1 somewhere on the circle of
+    radius r(1 + 1e-6)."""
+    tableau = TABLEAUS[name]
+    r = stability_disc_radius(tableau)
+    assert r == pytest.approx(expected, rel=1e-13)
+    theta = np.linspace(0, 2 * np.pi, 2000)
+    radii = np.linspace(0, 1, 400)[:, None]
+    inside = r * (1 - 1e-9) * (radii * np.exp(1j * theta) - 1)  # every circle of the family up to r
+    assert np.abs(tableau.stability_function(inside)).max() <= 1 + 1e-12
+    fine = np.linspace(0, 2 * np.pi, 200001)
+    outside = r * (1 + 1e-6) * (np.exp(1j * fine) - 1)
+    assert np.abs(tableau.stability_function(outside)).max() > 1 + 1e-9
+
+
+def test_stability_disc_radius_needs_an_explicit_tableau():
+    with pytest.raises(ValueError, match="explicit"):
+        stability_disc_radius(TABLEAUS["implicit_midpoint"])
+    with pytest.raises(TypeError, match="ButcherTableau"):
+        stability_disc_radius("rk4")
 
 
 def _pendulum_verlet(h):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["Activation", "activation", "activation_names"]
+__all__ = ["Activation", "activation", "activation_names", "leaky_relu"]
 
 _LOG2 = math.log(2.0)
 _PI2_6 = math.pi**2 / 6
@@ -25,7 +25,9 @@ class Activation:
     """σ, σ' and γ of one activation. ``monotone_unit_slope``: 0 ≤ σ' ≤ 1 everywhere, the
     condition under which a gradient-flow field is contractive (-σ_min(A)² ≤ ν ≤ 0).
     ``lipschitz``: L_σ = sup |σ'|, the Lipschitz constant of σ, or None when not known (then the
-    fields built on σ offer no Lipschitz bound)."""
+    fields built on σ offer no Lipschitz bound). ``min_slope``: m = inf σ' when known, so that
+    m ≤ σ' ≤ L_σ; a gradient-flow layer is then strongly monotone when m > 0 and A has full column
+    rank (``sdl.models.SwitchingField`` needs it)."""
 
     name: str
     sigma: Callable[[Tensor], Tensor]
@@ -33,6 +35,7 @@ class Activation:
     antiderivative: Callable[[Tensor], Tensor]
     monotone_unit_slope: bool
     lipschitz: float | None = None
+    min_slope: float | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.sigma(x)
@@ -72,13 +75,36 @@ def _softplus_antiderivative(x: Tensor) -> Tensor:
     return torch.where(x > 0, 0.5 * x * x + _PI2_6 / 2 + li, -li - _PI2_6 / 2)
 
 
+def leaky_relu(negative_slope: float) -> Activation:
+    """σ(x) = x for x > 0, a·x otherwise, with a = ``negative_slope`` in [0, 1]: a ≤ σ' ≤ 1.
+    γ(x) = x²/2 for x > 0, a·x²/2 otherwise. Registered as "leaky_relu" with PyTorch's a = 0.01."""
+    a = float(negative_slope)
+    if not 0.0 <= a <= 1.0:
+        raise ValueError(f"negative_slope must lie in [0, 1] (so that 0 ≤ σ' ≤ 1), got {negative_slope!r}")
+    return Activation(
+        "leaky_relu" if a == 0.01 else f"leaky_relu({a:g})",
+        lambda x: F.leaky_relu(x, a),
+        lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, a)),
+        lambda x: 0.5 * torch.where(x > 0, torch.ones_like(x), torch.full_like(x, a)) * x * x,
+        True,
+        lipschitz=1.0,
+        min_slope=a,
+    )
+
+
 _ACTIVATIONS = {
-    # sup |σ'|: tanh' = 1 - tanh² ≤ 1 (at 0); relu' ∈ {0, 1}; softplus' = sigmoid < 1 (→ 1 as x → ∞)
-    "tanh": Activation("tanh", torch.tanh, lambda x: 1 - torch.tanh(x) ** 2, _log_cosh, True, lipschitz=1.0),
-    "relu": Activation("relu", F.relu, lambda x: (x > 0).to(x.dtype), lambda x: 0.5 * F.relu(x) ** 2, True, lipschitz=1.0),
-    "identity": Activation("identity", lambda x: x, torch.ones_like, lambda x: 0.5 * x * x, True, lipschitz=1.0),
+    # sup |σ'|: tanh' = 1 - tanh² ≤ 1 (at 0); relu' ∈ {0, 1}; softplus' = sigmoid < 1 (→ 1 as x → ∞);
+    # inf σ' = 0 for all three (tanh' and sigmoid → 0 far out)
+    "tanh": Activation("tanh", torch.tanh, lambda x: 1 - torch.tanh(x) ** 2, _log_cosh, True, lipschitz=1.0, min_slope=0.0),
+    "relu": Activation(
+        "relu", F.relu, lambda x: (x > 0).to(x.dtype), lambda x: 0.5 * F.relu(x) ** 2, True, lipschitz=1.0, min_slope=0.0
+    ),
+    "identity": Activation("identity", lambda x: x, torch.ones_like, lambda x: 0.5 * x * x, True, lipschitz=1.0, min_slope=1.0),
     # log(1 + eˣ) exactly: F.softplus returns x itself above x = 20, off by up to 2e-9.
-    "softplus": Activation("softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True, lipschitz=1.0),
+    "softplus": Activation(
+        "softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True, lipschitz=1.0, min_slope=0.0
+    ),
+    "leaky_relu": leaky_relu(0.01),
 }
 
 

@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import orthogonal, spectral_norm
 
 from ..adjoint import Adjoint
 from ..fields import Capabilities, Layered, PairField, layer_count
-from ..integrators import Integrator
+from ..integrators import ExplicitRungeKutta, Integrator
 from ..odeint import integrate
-from ..solve import UniformGrid, resolve_solve
+from ..solve import TimeGrid, UniformGrid, resolve_solve
+from ..stability.contractivity import contractivity_radius
+from .constrained import (
+    CONSTRAINTS,
+    NORMS,
+    SpectralNorm,
+    _check_gradient_flow,
+    _check_switching,
+    nonexpansive_step_sizes,
+    rescale_to_rule,
+    switching_step_sizes,
+)
 
-__all__ = ["ODENet", "LIFTS"]
+__all__ = ["ODENet", "HEADS", "LIFTS"]
 
-LIFTS = ("pad", "linear")
+LIFTS = ("pad", "linear", "orthogonal", "spectral")
+HEADS = ("linear", "orthogonal", "spectral")
 MOMENTA = ("zero", "linear")
+_STEP_RULES = ("nonexpansive_step", "switching")  # constraints that choose the step sizes h_k
 
 
 class ODENet(nn.Module):
     """x ↦ η(wᵀ z^K + μ), where z^K is K steps of ``method`` for dz/dt = f(t, z; θ) over [0, T].
 
         z^0 = lift(x)                       (N, dim): zero padding, or a learned linear map
-        z^{k+1} = Φ_h(z^k; θ^k), h = T/K    one integrator step per layer
+        z^{k+1} = Φ_{h_k}(z^k; θ^k)         one integrator step per layer, h_k = h = T/K (a step rule: h_k ≤ h)
         logits = z^K wᵀ + μ                 (N,) for 2 classes (logistic head), (N, C) for C > 2 (softmax)
 
     For a field on pairs (``sdl.PairField``, e.g. ``HamiltonianField``, or a learned
@@ -44,7 +60,18 @@ class ODENet(nn.Module):
         t_final: T, so the step is h = T / K.
         method: integrator name or ``Integrator``; swapping it changes nothing else.
         in_dim: input features; num_classes: 2 for a logistic head, more for softmax.
-        lift: "pad" (needs dim ≥ in_dim) or "linear".
+        lift: "pad" (needs dim ≥ in_dim, an isometry), "linear", "orthogonal" (orthonormal columns,
+            or rows when dim < in_dim: ‖·‖₂ = 1, by ``torch.nn.utils.parametrizations.orthogonal``)
+            or "spectral" (``spectral_norm``: the weight divided by a power-iteration estimate of
+            its norm, which is a lower bound, so ‖·‖₂ can exceed 1 slightly).
+        head: "linear", "orthogonal" or "spectral", as for the lift.
+        constraint: None, or a name from ``sdl.models.CONSTRAINTS`` (``sdl.models.constrained``):
+            "nonexpansive" registers a parametrisation on ``field.weight`` that rescales A^k so that
+            h L_σ ‖A^k‖₂² ≤ 2r (r = ``sdl.stability.contractivity_radius`` of the method);
+            "nonexpansive_step" and "switching" choose the step sizes h_k from the weights at
+            every forward pass (``step_sizes()``), read to the host once per pass.
+        constraint_norm: "exact" (SVD) or "power" (one warm-started power iteration per training
+            forward pass; exact in eval mode) for ‖A^k‖₂ in the "nonexpansive" rules.
         gradient: "dto", "otd" or an ``sdl.Adjoint``, as for ``sdl.odeint``.
         **method_options: the stage-solver settings ``solver``, ``tol``, ``max_iter`` of a method
             given by name.
@@ -60,7 +87,10 @@ class ODENet(nn.Module):
         in_dim: int = 2,
         num_classes: int = 2,
         lift: str = "pad",
+        head: str = "linear",
         momentum: str = "zero",
+        constraint: str | None = None,
+        constraint_norm: str = "exact",
         gradient: str | Adjoint = "dto",
         **method_options,
     ) -> None:
@@ -90,7 +120,7 @@ class ODENet(nn.Module):
         if lift == "pad" and self.dim < in_dim:
             raise ValueError(f"lift='pad' needs the field's dim ({self.dim}) ≥ in_dim ({in_dim}); use lift='linear'")
         self.lift_kind, self.in_dim = lift, in_dim
-        self.lift_map = nn.Linear(in_dim, self.dim) if lift == "linear" else None
+        self.lift_map = None if lift == "pad" else _linear(in_dim, self.dim, lift)
         if momentum not in MOMENTA:
             raise ValueError(f"unknown momentum {momentum!r}; valid choices: {', '.join(MOMENTA)}")
         if momentum != "zero" and not self.pair_state:
@@ -100,11 +130,65 @@ class ODENet(nn.Module):
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}")
         self.num_classes = num_classes
-        self.head = nn.Linear(self.dim, 1 if num_classes == 2 else num_classes)
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; valid choices: {', '.join(HEADS)}")
+        self.head_kind = head
+        self.head = _linear(self.dim, 1 if num_classes == 2 else num_classes, head)
+        self._constrain(constraint, constraint_norm)
+
+    def _constrain(self, constraint: str | None, norm: str) -> None:
+        """Check the constraint against the field and the method, and install its rule. Sets
+        ``radius``, the method's contractivity radius r (the "nonexpansive" rules), and ``step_norm``,
+        the norm module of "nonexpansive_step"."""
+        self.constraint, self.radius, self.step_norm = constraint, None, None
+        if constraint is None:
+            return
+        if constraint not in CONSTRAINTS:
+            raise ValueError(f"unknown constraint {constraint!r}; valid choices: {', '.join(CONSTRAINTS)}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown constraint_norm {norm!r}; valid choices: {', '.join(NORMS)}")
+        if not isinstance(self.integrator, ExplicitRungeKutta):
+            raise ValueError(f"constraint={constraint!r} needs an explicit Runge–Kutta method; got {type(self.integrator).__name__}")
+        tableau = self.integrator.tableau
+        if constraint == "switching":
+            _check_switching(self.field, tableau.stages)
+            if norm != "exact":
+                raise ValueError("constraint='switching' uses exact singular values (σ_min too); use constraint_norm='exact'")
+            return
+        self.radius = contractivity_radius(tableau)
+        if self.radius == 0:
+            raise ValueError(
+                f"constraint={constraint!r}: this method's contractivity radius is 0 (sdl.stability.contractivity_radius): "
+                f"no step size makes its steps non-expansive for every gradient flow; use e.g. euler, heun, ssprk3 or rk4"
+            )
+        if constraint == "nonexpansive":
+            rescale_to_rule(self.field, step_size=self.step_size, radius=self.radius, norm=norm)
+        else:
+            _check_gradient_flow(self.field, constraint)
+            self.step_norm = SpectralNorm(self.field.weight.detach(), power=norm == "power")
 
     @property
     def step_size(self) -> float:
+        """h = T/K; the steps themselves are ``step_sizes()`` (h_k ≤ h under a step rule)."""
         return self.t_final / self.num_steps
+
+    def step_sizes(self) -> tuple[float, ...]:
+        """h_k of the K steps: all h, or chosen by the constraint from the current weights (a host
+        read; in training mode with constraint_norm="power" each call advances the power iteration)."""
+        if self.constraint == "nonexpansive_step":
+            steps = nonexpansive_step_sizes(self.field, self.step_size, self.radius, self.step_norm)
+        elif self.constraint == "switching":
+            steps = switching_step_sizes(self.field, self.step_size)
+        else:
+            return self._grid.steps
+        return tuple(steps.expand(self.num_steps).tolist())
+
+    def _time_grid(self, dtype: torch.dtype, device: torch.device) -> TimeGrid:
+        if self.constraint not in _STEP_RULES:
+            return self._grid.on(dtype, device)
+        steps = self.step_sizes()
+        times = torch.tensor([0.0, *itertools.accumulate(steps)], dtype=dtype, device=device)
+        return TimeGrid(times.unbind(), steps)
 
     @property
     def hamiltonian(self) -> bool:
@@ -126,14 +210,15 @@ class ODENet(nn.Module):
 
     def trajectory(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         """The states at every layer: (K+1, N, dim), or a pair of them (q, p)."""
-        return self._integrate(x, self._trajectory_solve)
+        with parametrize.cached():
+            return self._integrate(x, self._trajectory_solve)
 
     def time_grid(self, like: Tensor) -> Tensor:
-        """t_k = k h, k = 0..K, (K+1,), in the dtype and on the device of ``like``."""
-        return torch.stack(self._grid.on(like.dtype, like.device).times)
+        """t_k = h_0 + … + h_{k-1}, k = 0..K, (K+1,), in the dtype and on the device of ``like``."""
+        return torch.stack(self._time_grid(like.dtype, like.device).times)
 
     def _integrate(self, x: Tensor, solve):
-        return integrate(solve, self.field, self.lift(x), self._grid.on(x.dtype, x.device))
+        return integrate(solve, self.field, self.lift(x), self._time_grid(x.dtype, x.device))
 
     def classify(self, z_final: Tensor) -> Tensor:
         """Logits from the final state: (N,) for 2 classes, (N, C) otherwise."""
@@ -141,9 +226,12 @@ class ODENet(nn.Module):
         return logits.squeeze(-1) if self.num_classes == 2 else logits
 
     def forward(self, x: Tensor) -> Tensor:
-        # only z^K: an adjoint with checkpoint or reverse recovery then keeps O(K/m) or O(1) states
-        final = self._integrate(x, self.solve)
-        return self.classify(final[0] if self.pair_state else final)
+        # one evaluation of each parametrised weight (constraint, lift, head) per pass: the adjoint
+        # reads the field's parameters more than once, and all reads must see the same tensors
+        with parametrize.cached():
+            # only z^K: an adjoint with checkpoint or reverse recovery then keeps O(K/m) or O(1) states
+            final = self._integrate(x, self.solve)
+            return self.classify(final[0] if self.pair_state else final)
 
     def predict_proba(self, x: Tensor) -> Tensor:
         """η(logits): P(class 1) (N,) for 2 classes, softmax (N, C) otherwise."""
@@ -157,3 +245,13 @@ class ODENet(nn.Module):
         if isinstance(self.field, Layered):  # shared parameters: its one bound layer, K times
             return list(self.field.layers()) * self.num_steps
         return [self.field] * self.num_steps
+
+
+def _linear(in_features: int, out_features: int, kind: str) -> nn.Linear:
+    """nn.Linear, with its weight kept orthogonal or spectrally normalised (PyTorch's parametrisations)."""
+    layer = nn.Linear(in_features, out_features)
+    if kind == "orthogonal":
+        return orthogonal(layer)
+    if kind == "spectral":
+        return spectral_norm(layer)
+    return layer

@@ -17,10 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..fields import AnalyticJacobian, Layered, LipschitzBounded, Separable, layer_count
+from ..fields import AnalyticJacobian, CircleCondition, Layered, LipschitzBounded, Separable, layer_count
 from .activations import Activation, activation
 
-__all__ = ["ResNetField", "GradientFlowField", "HamiltonianField", "parameter_smoothness"]
+__all__ = [
+    "AntisymmetricField",
+    "GradientFlowField",
+    "HamiltonianField",
+    "ResNetField",
+    "SwitchingField",
+    "parameter_smoothness",
+]
 
 
 def _affine_parameters(lead: tuple[int, ...], width: int, dim: int, scale: float) -> tuple[nn.Parameter, nn.Parameter]:
@@ -78,11 +85,25 @@ class _Layer:
         return self.field._evaluate(self.params, t, z)
 
 
-class _AnalyticLayer(_Layer, AnalyticJacobian):
-    """One layer of a field with a closed-form Jacobian: also ``layer.jacobian(t, z)``."""
+class _AnalyticLayer(_Layer, AnalyticJacobian, LipschitzBounded):
+    """One layer of a field with a closed-form Jacobian and a Lipschitz bound: also
+    ``layer.jacobian(t, z)`` and ``layer.lipschitz_bound()`` (shape ())."""
 
     def jacobian(self, t: Tensor | None, z: Tensor) -> Tensor:
         return self.field._jacobian(self.params, t, z)
+
+    def lipschitz_bound(self) -> Tensor:
+        return self.field._lipschitz(self.params)
+
+
+class _DissipativeLayer(_AnalyticLayer, CircleCondition):
+    """One layer of a field that may satisfy the circle condition: also its radius and one-sided bound."""
+
+    def circle_radius(self) -> Tensor | None:
+        return self.field._circle(self.params)[0]
+
+    def one_sided_lipschitz_bound(self) -> Tensor | None:
+        return self.field._circle(self.params)[1]
 
 
 def _activation_lipschitz(field: _Field) -> float:
@@ -94,6 +115,18 @@ def _activation_lipschitz(field: _Field) -> float:
             f"give it as Activation(..., lipschitz=L) with L = sup |σ'|"
         )
     return bound
+
+
+def _gradient_flow_circle(act: Activation, weight: Tensor) -> tuple[Tensor | None, Tensor | None]:
+    """(ρ, ν) of f = -Aᵀσ(Az + b) for A = ``weight`` (..., width, dim): ρ = L_σ σ_max(A)² / 2 and
+    ν = -m σ_min(A)², exact singular values; (None, None) unless σ is monotone with a known L_σ."""
+    if not act.monotone_unit_slope or act.lipschitz is None:
+        return None, None
+    singular = torch.linalg.svdvals(weight)  # (..., min(width, dim)), descending
+    radius = 0.5 * act.lipschitz * singular[..., 0].square()
+    if weight.shape[-2] < weight.shape[-1] or not act.min_slope:  # AᵀA is singular, or σ' may vanish
+        return radius, torch.zeros_like(radius)
+    return radius, -act.min_slope * singular[..., -1].square()
 
 
 class ResNetField(_Field, LipschitzBounded):
@@ -119,7 +152,10 @@ class ResNetField(_Field, LipschitzBounded):
     def lipschitz_bound(self) -> Tensor:
         """L_σ ‖A^k‖₂ per layer, (K,) or (): ‖σ(Az₁ + b) - σ(Az₂ + b)‖ ≤ L_σ ‖A(z₁ - z₂)‖, with the
         exact spectral norm (not a power-iteration estimate, which would be a lower bound)."""
-        return _activation_lipschitz(self) * torch.linalg.matrix_norm(self.weight, 2)
+        return self._lipschitz(self.layer_parameters())
+
+    def _lipschitz(self, params) -> Tensor:
+        return _activation_lipschitz(self) * torch.linalg.matrix_norm(params[0], 2)
 
     def _evaluate(self, params, t, z):
         weight, bias = params
@@ -131,12 +167,18 @@ class ResNetField(_Field, LipschitzBounded):
         return slope.unsqueeze(-1) * weight
 
 
-class GradientFlowField(_Field, LipschitzBounded):
+class GradientFlowField(_Field, LipschitzBounded, CircleCondition):
     """f(t, z) = -Aᵀσ(A z + b) = -∇V(z),  V(z) = 1ᵀγ(A z + b),  A: (width, dim).
 
     Jacobian -Aᵀ diag σ'(Az + b) A: symmetric, and negative semidefinite when σ' ≥ 0, so for
     0 ≤ σ' ≤ 1 the one-sided Lipschitz constant satisfies -σ_min(A)² ≤ ν ≤ 0 (the flow contracts).
     Each bound layer offers it (``sdl.fields.AnalyticJacobian``). Lipschitz bound L_σ ‖A‖₂².
+
+    Circle condition (``sdl.fields.CircleCondition``), for a monotone σ with m ≤ σ' ≤ L_σ: for
+    any z₁, z₂, f(z₁) - f(z₂) = -Aᵀ D A (z₁ - z₂) with D diagonal, D_jj ∈ [m, L_σ] the divided
+    differences of σ (ReLU included), so with Δz = z₁ - z₂, Δf = f(z₁) - f(z₂):
+    ‖Δf‖² ≤ ‖A‖² L_σ (AΔz)ᵀD(AΔz) = -L_σ‖A‖² ⟨Δf, Δz⟩, i.e. radius ρ = L_σ ‖A‖₂² / 2; and
+    ⟨Δf, Δz⟩ ≤ -m ‖AΔz‖² ≤ -m σ_min(A)² ‖Δz‖², i.e. ν = -m σ_min(A)² (σ_min = 0 when width < dim).
     """
 
     def __init__(
@@ -155,13 +197,27 @@ class GradientFlowField(_Field, LipschitzBounded):
     def layer_parameters(self):
         return (self.weight, self.bias)
 
-    def bind(self, params) -> _AnalyticLayer:
-        return _AnalyticLayer(self, params)
+    def bind(self, params) -> _DissipativeLayer:
+        return _DissipativeLayer(self, params)
 
     def lipschitz_bound(self) -> Tensor:
         """L_σ ‖A^k‖₂² per layer, (K,) or (): z ↦ Az, σ and Aᵀ are ‖A‖-, L_σ- and ‖A‖-Lipschitz;
         exact spectral norm. Equal to the Lipschitz constant for σ(s) = s (f = -AᵀA z - Aᵀb)."""
-        return _activation_lipschitz(self) * torch.linalg.matrix_norm(self.weight, 2).square()
+        return self._lipschitz(self.layer_parameters())
+
+    def circle_radius(self) -> Tensor | None:
+        """ρ = L_σ ‖A^k‖₂² / 2 per layer, (K,) or (); None unless 0 ≤ σ' ≤ L_σ (a monotone σ)."""
+        return self._circle(self.layer_parameters())[0]
+
+    def one_sided_lipschitz_bound(self) -> Tensor | None:
+        """ν = -m σ_min(A^k)² per layer, (K,) or (), m = inf σ' (0 when not known); None as ``circle_radius``."""
+        return self._circle(self.layer_parameters())[1]
+
+    def _lipschitz(self, params) -> Tensor:
+        return _activation_lipschitz(self) * torch.linalg.matrix_norm(params[0], 2).square()
+
+    def _circle(self, params) -> tuple[Tensor | None, Tensor | None]:
+        return _gradient_flow_circle(self.activation, params[0])
 
     def _evaluate(self, params, t, z):
         weight, bias = params
@@ -176,6 +232,117 @@ class GradientFlowField(_Field, LipschitzBounded):
         """V(z) = 1ᵀγ(A^k z + b^k), shape z.shape[:-1]."""
         weight, bias = self.layers()[layer].params
         return self.activation.antiderivative(F.linear(z, weight, bias)).sum(-1)
+
+
+class AntisymmetricField(_Field, LipschitzBounded):
+    """f(t, z) = σ((W - Wᵀ - γI) z + b), W: (dim, dim), γ ≥ 0 (Haber & Ruthotto 2017; Chang et al. 2018).
+
+    For σ(s) = s the Jacobian W - Wᵀ - γI is a normal matrix with eigenvalues -γ ± iω: the linear
+    flow neither grows nor decays (γ = 0), or decays at rate γ; for σ with σ' ≥ 0 the Jacobian
+    diag σ'(·) (W - Wᵀ - γI) keeps eigenvalues near the imaginary axis. γ is fixed, not learned
+    (Meganet uses 1e-4). Bound layers offer the Jacobian (``sdl.fields.AnalyticJacobian``);
+    Lipschitz bound L_σ ‖W - Wᵀ - γI‖₂ = L_σ (‖W - Wᵀ‖₂² + γ²)^½ (normal matrix), computed as a norm.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        activation_name: str | Activation = "tanh",
+        num_layers: int | None = None,
+        gamma: float = 1e-4,
+        init_scale: float = 1.0,
+    ) -> None:
+        super().__init__(dim, num_layers)
+        if not (isinstance(gamma, (int, float)) and 0.0 <= gamma < math.inf):
+            raise ValueError(f"gamma must be a finite number ≥ 0, got {gamma!r}")
+        self.activation = activation(activation_name)
+        self.gamma = float(gamma)
+        self.weight, self.bias = _affine_parameters(self._lead, dim, dim, init_scale)
+
+    def layer_parameters(self):
+        return (self.weight, self.bias)
+
+    def bind(self, params) -> _AnalyticLayer:
+        return _AnalyticLayer(self, params)
+
+    def matrix(self, weight: Tensor) -> Tensor:
+        """W - Wᵀ - γI for W: (..., dim, dim)."""
+        return weight - weight.mT - self.gamma * torch.eye(self.dim, dtype=weight.dtype, device=weight.device)
+
+    def lipschitz_bound(self) -> Tensor:
+        """L_σ ‖W^k - W^kᵀ - γI‖₂ per layer, (K,) or (), exact spectral norm."""
+        return self._lipschitz(self.layer_parameters())
+
+    def _lipschitz(self, params) -> Tensor:
+        return _activation_lipschitz(self) * torch.linalg.matrix_norm(self.matrix(params[0]), 2)
+
+    def _evaluate(self, params, t, z):
+        weight, bias = params
+        return self.activation.sigma(F.linear(z, self.matrix(weight), bias))
+
+    def _jacobian(self, params, t, z):
+        weight, bias = params
+        matrix = self.matrix(weight)
+        return self.activation.derivative(F.linear(z, matrix, bias)).unsqueeze(-1) * matrix
+
+
+class SwitchingField(_Field, LipschitzBounded):
+    """Alternating layers (Celledoni et al. 2022), A^k: (dim, dim), u = σ(A^k z + b^k):
+
+        k even (expansive):    f_k(z) = u                (a ResNet layer)
+        k odd  (contractive):  f_k(z) = -A^kᵀ u          (a gradient-flow layer)
+
+    Written as one formula, f_k = e_k u - (1 - e_k) A^kᵀ u with the constant e_k = 1 on even and
+    0 on odd layers (the buffer ``expansive``, a third per-layer tensor), so that a bound layer
+    carries its kind with its parameters and every gradient method binds the right formula.
+
+    With explicit Euler, ``sdl.models.NonExpansiveSwitching`` chooses the two step sizes so that
+    each (expansive, contractive) pair is non-expansive (``ODENet(..., constraint="switching")``).
+    Bound layers offer the Jacobian e D A - (1 - e) AᵀDA (D = diag σ'(Az + b)), the Lipschitz
+    bound L_σ‖A‖ (e + (1 - e)‖A‖) and, on contractive layers, the circle condition of
+    ``GradientFlowField`` (ρ = L_σ‖A‖²/2, ν = -m σ_min(A)²; ``circle_radius`` is None on expansive ones).
+    """
+
+    def __init__(
+        self, dim: int, activation_name: str | Activation = "leaky_relu", num_layers: int = 2, init_scale: float = 1.0
+    ) -> None:
+        if not isinstance(num_layers, int) or num_layers < 2 or num_layers % 2:
+            raise ValueError(f"num_layers must be an even int ≥ 2 (expansive, contractive pairs), got {num_layers!r}")
+        super().__init__(dim, num_layers)
+        self.activation = activation(activation_name)
+        self.weight, self.bias = _affine_parameters(self._lead, dim, dim, init_scale)
+        self.register_buffer("expansive", (torch.arange(num_layers) % 2 == 0).to(self.weight.dtype), persistent=False)
+
+    def layer_parameters(self):
+        return (self.weight, self.bias, self.expansive)
+
+    def bind(self, params) -> _DissipativeLayer:
+        return _DissipativeLayer(self, params)
+
+    def lipschitz_bound(self) -> Tensor:
+        """L_σ ‖A^k‖₂ on expansive and L_σ ‖A^k‖₂² on contractive layers, (K,), exact norms."""
+        return self._lipschitz(self.layer_parameters())
+
+    def _lipschitz(self, params) -> Tensor:
+        weight, _, expansive = params
+        norm = torch.linalg.matrix_norm(weight, 2)
+        return _activation_lipschitz(self) * norm * (expansive + (1 - expansive) * norm)
+
+    def _circle(self, params) -> tuple[Tensor | None, Tensor | None]:
+        """(ρ, ν) of one contractive layer, (None, None) for an expansive one (reads e to the host)."""
+        if bool(params[2]):
+            return None, None
+        return _gradient_flow_circle(self.activation, params[0])
+
+    def _evaluate(self, params, t, z):
+        weight, bias, expansive = params
+        u = self.activation.sigma(F.linear(z, weight, bias))
+        return expansive * u - (1 - expansive) * (u @ weight)
+
+    def _jacobian(self, params, t, z):
+        weight, bias, expansive = params
+        slope = self.activation.derivative(F.linear(z, weight, bias))
+        return expansive * slope.unsqueeze(-1) * weight - (1 - expansive) * (weight.T * slope.unsqueeze(-2)) @ weight
 
 
 KINETIC_MODELS = ("quadratic", "coupled", "learned")
@@ -279,6 +446,7 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
                         reference codes write it: 1/h² times weaker)
 
     Multiply by λ for the penalty. Zero for shared parameters. h is the step size, finite and > 0.
+    The field's buffers (constants such as the layer kinds of ``SwitchingField``) are left out.
     """
     if not (isinstance(h, (int, float)) and 0.0 < h < math.inf):
         raise ValueError(f"h must be a finite positive number, got {h!r}")
@@ -286,5 +454,7 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
         raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
     if layer_count(field) is None:
         return torch.zeros((), device=next(field.parameters()).device)
-    squares = sum(p.diff(dim=0).square().sum() for p in field.layer_parameters())
+    constants = list(field.buffers())
+    learned = [p for p in field.layer_parameters() if not any(p is b for b in constants)]
+    squares = sum(p.diff(dim=0).square().sum() for p in learned)
     return squares / h if form == "derivative" else squares * h
