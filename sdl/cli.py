@@ -15,6 +15,7 @@ import itertools
 import sys
 
 from .config import FIELDS, ConfigError, apply_overrides, config_from_dict, load_config, parse_yaml, safe_name, set_key
+from .models.constrained import CONSTRAINTS
 from .tasks import TASKS
 from .training import TrainingDiverged
 
@@ -176,6 +177,9 @@ def _list() -> int:
     print("fields (classification):")
     for name, kind in FIELDS.items():
         print(f"  {name:20s} {kind.description}")
+    print("constraints (model.constraint):")
+    for name, text in CONSTRAINTS.items():
+        print(f"  {name:20s} {text}")
     print("data sets (classification):")
     print("  " + ", ".join(dataset_names()))
     print("densities (density):")

@@ -23,6 +23,7 @@ SCRIPTS = [
     ("experiments/flows_density.py", ["--out-root", "{tmp}"]),
     ("experiments/cnf_density.py", ["--out", "{tmp}"]),
     ("experiments/noise_floor.py", ["--out", "{tmp}"]),
+    ("experiments/robustness_digits.py", ["--out", "{tmp}"]),
 ]
 
 

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from .real import REAL_SETS, real_arrays
 
-__all__ = ["Dataset", "dataset_features", "dataset_names", "make_dataset"]
+__all__ = ["Dataset", "dataset_classes", "dataset_features", "dataset_names", "make_dataset"]
 
 _Sampler = Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 _DONUT_WIDTH = 0.1
@@ -196,6 +196,12 @@ def dataset_features(name: str) -> int:
     if name not in dataset_names():
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(dataset_names())}")
     return (REAL_SETS[name] if name in REAL_SETS else _SETS[name]).features
+
+
+def dataset_classes(name: str) -> int:
+    """The number of classes of the set ``name``."""
+    dataset_features(name)  # the check of the name
+    return (REAL_SETS[name] if name in REAL_SETS else _SETS[name]).num_classes
 
 
 def make_dataset(

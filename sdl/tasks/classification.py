@@ -19,14 +19,15 @@ from torch import Tensor, nn
 
 from .. import plots
 from .._validation import ConfigError, check_at_least, check_choice, check_finite
-from ..data import Dataset, dataset_features, dataset_names, make_dataset
+from ..data import Dataset, dataset_classes, dataset_features, dataset_names, make_dataset
 from ..data.toy import _check_arguments as _check_data_arguments
 from ..fields import AnalyticJacobian, Capabilities, PairField
 from ..integrators import get
 from ..losses import accuracy, loss_value
-from ..models import GradientFlowField, HamiltonianField, ODENet, ResNetField
+from ..models import AntisymmetricField, GradientFlowField, HamiltonianField, ODENet, ResNetField, SwitchingField
+from ..models.constrained import CONSTRAINTS, NORMS
 from ..models.activations import activation_names
-from ..models.network import LIFTS, MOMENTA
+from ..models.network import HEADS, LIFTS, MOMENTA
 from ..models.vector_fields import KINETIC_MODELS
 from ..stability import per_layer_stability
 from .base import Regularizer, Smoothness, Task, TaskConfig, check_solve, seeded
@@ -51,6 +52,16 @@ FIELDS: dict[str, _FieldKind] = {
         "-Aᵀσ(A z + b): a gradient flow, contractive (ν ≤ 0)",
         lambda m, layers: GradientFlowField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale),
         GradientFlowField,
+    ),
+    "antisymmetric": _FieldKind(
+        "σ((W - Wᵀ - γI) z + b): antisymmetric, a conservative flow for small γ (model.gamma)",
+        lambda m, layers: AntisymmetricField(m.width, m.activation, num_layers=layers, gamma=m.gamma, init_scale=m.init_scale),
+        AntisymmetricField,
+    ),
+    "switching": _FieldKind(
+        "expansive σ(A z + b) and contractive -Aᵀσ(A z + b) layers in turn (model.constraint: switching)",
+        lambda m, layers: SwitchingField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale),
+        SwitchingField,
     ),
     "hamiltonian": _FieldKind(
         "(q, p) with H = T(p) + V(q): separable Hamiltonian, for symplectic methods",
@@ -82,7 +93,8 @@ class ClassificationData:
 
 @dataclass(frozen=True)
 class ClassificationModel:
-    """The ``model:`` section: an ``ODENet`` with a field from ``FIELDS``."""
+    """The ``model:`` section: an ``ODENet`` with a field from ``FIELDS``, its lift and head, and
+    optionally a constraint from ``sdl.models.CONSTRAINTS`` that makes every step non-expansive."""
 
     field: str = "resnet"
     width: int = 2
@@ -95,9 +107,18 @@ class ClassificationModel:
     momentum: str = "zero"
     init_scale: float = 1.0
     seed: int = 0
+    head: str = "linear"
+    constraint: str | None = None
+    constraint_norm: str = "exact"
+    gamma: float = 1e-4
 
     def __post_init__(self) -> None:
         check_choice("model.field", self.field, FIELDS)
+        check_choice("model.head", self.head, HEADS)
+        if self.constraint is not None:
+            check_choice("model.constraint", self.constraint, CONSTRAINTS)
+        check_choice("model.constraint_norm", self.constraint_norm, NORMS)
+        check_finite("model.gamma", self.gamma, "≥ 0")
         check_choice("model.activation", self.activation, activation_names())
         check_choice("model.lift", self.lift, LIFTS)
         check_choice("model.kinetic", self.kinetic, KINETIC_MODELS)
@@ -146,6 +167,11 @@ class ClassificationConfig(TaskConfig):
                 f"model.field: {' or '.join(pair_fields)} (got {model.field!r})"
             )
         check_solve(config, Capabilities.of_type(FIELDS[model.field].cls, layered=model.layered), f"model.field: {model.field}")
+        try:  # what only the network can judge (a constraint and its field, activation and method): build a small one
+            with seeded(model.seed):
+                _network(config, features, dataset_classes(data.name))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model: {error}") from None
         if model.momentum != "zero" and model.field not in pair_fields:
             raise ConfigError(
                 f"model.momentum: {model.momentum!r} needs a field on (q, p) pairs (model.field: "
@@ -156,26 +182,31 @@ class ClassificationConfig(TaskConfig):
         device, dtype = config.torch_device(), config.torch_dtype()
         d = config.data
         data = make_dataset(d.name, n=d.n, noise=d.noise, seed=d.seed, dtype=dtype, device=device)
-        m = config.model
-        with seeded(m.seed):
-            field = FIELDS[m.field].make(m, m.steps if m.layered else None)
-            integrator = config.integrator
-            model = ODENet(
-                field,
-                num_steps=m.steps,
-                t_final=m.t_final,
-                method=integrator.name,
-                in_dim=data.x_train.shape[-1],
-                num_classes=data.num_classes,
-                lift=m.lift,
-                momentum=m.momentum,
-                gradient=config.gradient.adjoint(),
-                solver=integrator.solver,
-                tol=integrator.tol,
-                max_iter=integrator.max_iter,
-            )
+        with seeded(config.model.seed):
+            model = _network(config, data.x_train.shape[-1], data.num_classes)
         task = Classification.from_train_config(data, config.train)
         return task, model.to(device=device, dtype=dtype)
+
+
+def _network(config, in_dim: int, num_classes: int) -> ODENet:
+    m, integrator = config.model, config.integrator
+    return ODENet(
+        FIELDS[m.field].make(m, m.steps if m.layered else None),
+        num_steps=m.steps,
+        t_final=m.t_final,
+        method=integrator.name,
+        in_dim=in_dim,
+        num_classes=num_classes,
+        lift=m.lift,
+        head=m.head,
+        momentum=m.momentum,
+        gradient=config.gradient.adjoint(),
+        constraint=m.constraint,
+        constraint_norm=m.constraint_norm,
+        solver=integrator.solver,
+        tol=integrator.tol,
+        max_iter=integrator.max_iter,
+    )
 
 
 def _regularizers(train) -> tuple[Regularizer, ...]:
