@@ -18,6 +18,7 @@ SCRIPTS = [
     ("benchmarks/bench_p4inv.py", []),
     ("benchmarks/bench_hollow_divergence.py", []),
     ("benchmarks/bench_jacobi_newton.py", []),
+    ("benchmarks/bench_attacks.py", []),
     ("benchmarks/bench_newton.py", []),
     ("experiments/regularisation_study.py", ["--out", "{tmp}"]),
     ("experiments/flows_density.py", ["--out-root", "{tmp}"]),

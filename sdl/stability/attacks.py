@@ -26,16 +26,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ..losses import margins
+
 __all__ = ["classification_margin", "pgd_l2", "robust_accuracy"]
 
 
-def classification_margin(logits: Tensor, y: Tensor) -> Tensor:
-    """m(x): (N,) for logits (N,) (2 classes: (2y - 1) g) or (N, C) (g_y - max_{j≠y} g_j)."""
-    if logits.ndim == 1:
-        return (2 * y - 1).to(logits.dtype) * logits
-    own = logits.gather(-1, y[:, None]).squeeze(-1)
-    others = logits.scatter(-1, y[:, None], float("-inf"))
-    return own - others.max(-1).values
+classification_margin = margins  # m(x): (N,), positive exactly where x is classified correctly
 
 
 def pgd_l2(
