@@ -53,6 +53,11 @@ FIELDS: dict[str, _FieldKind] = {
         lambda m, layers: GradientFlowField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale),
         GradientFlowField,
     ),
+    "hamiltonian": _FieldKind(
+        "(q, p) with H = T(p) + V(q): separable Hamiltonian, for symplectic methods",
+        lambda m, layers: HamiltonianField(m.width, m.activation, num_layers=layers, kinetic=m.kinetic, init_scale=m.init_scale),
+        HamiltonianField,
+    ),
     "antisymmetric": _FieldKind(
         "σ((W - Wᵀ - γI) z + b): antisymmetric, a conservative flow for small γ (model.gamma)",
         lambda m, layers: AntisymmetricField(m.width, m.activation, num_layers=layers, gamma=m.gamma, init_scale=m.init_scale),
@@ -62,11 +67,6 @@ FIELDS: dict[str, _FieldKind] = {
         "expansive σ(A z + b) and contractive -Aᵀσ(A z + b) layers in turn (model.constraint: switching)",
         lambda m, layers: SwitchingField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale),
         SwitchingField,
-    ),
-    "hamiltonian": _FieldKind(
-        "(q, p) with H = T(p) + V(q): separable Hamiltonian, for symplectic methods",
-        lambda m, layers: HamiltonianField(m.width, m.activation, num_layers=layers, kinetic=m.kinetic, init_scale=m.init_scale),
-        HamiltonianField,
     ),
 }
 PLOTS = ("history", "decision_boundary", "transitions", "parameters", "layer_stability")
@@ -167,16 +167,16 @@ class ClassificationConfig(TaskConfig):
                 f"model.field: {' or '.join(pair_fields)} (got {model.field!r})"
             )
         check_solve(config, Capabilities.of_type(FIELDS[model.field].cls, layered=model.layered), f"model.field: {model.field}")
-        try:  # what only the network can judge (a constraint and its field, activation and method): build a small one
-            with seeded(model.seed):
-                _network(config, features, dataset_classes(data.name))
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"model: {error}") from None
         if model.momentum != "zero" and model.field not in pair_fields:
             raise ConfigError(
                 f"model.momentum: {model.momentum!r} needs a field on (q, p) pairs (model.field: "
                 f"{' or '.join(pair_fields)}); got {model.field!r}"
             )
+        try:  # what only the network can judge (a constraint and its field, activation and method): build a small one
+            with seeded(model.seed):
+                _network(config, features, dataset_classes(data.name))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"model: {error}") from None
 
     def build(self, config) -> tuple[Classification, ODENet]:
         device, dtype = config.torch_device(), config.torch_dtype()
