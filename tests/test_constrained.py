@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from problems import fit
 
 from sdl.integrators import TABLEAUS, ExplicitRungeKutta
 from sdl.models import CONSTRAINTS, GradientFlowField, ODENet, ResNetField, SwitchingField, leaky_relu
@@ -72,14 +73,8 @@ def test_the_rule_holds_after_training_steps(constraint, norm):
     model = ODENet(
         GradientFlowField(4, "tanh", num_layers=3), method="ssprk3", in_dim=4, num_classes=3, constraint=constraint, constraint_norm=norm
     ).double()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.5)
     x, y = torch.randn(64, 4, dtype=F64), torch.randint(0, 3, (64,))
-    for _ in range(10):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+    fit(model, x, y, steps=10, lr=0.5)
     squared_norms = torch.linalg.matrix_norm(model.field.weight.detach(), 2).square()
     products = torch.tensor(model.step_sizes(), dtype=F64) * squared_norms
     assert products.max() <= 2 * model.radius * (1 + 1e-12)
@@ -201,14 +196,8 @@ def test_spectral_normalisation_divides_by_a_lower_bound_of_the_norm():
     below 1 and, after training steps, can exceed it, which is why certificates use exact norms."""
     torch.manual_seed(0)
     model = ODENet(GradientFlowField(6, num_layers=2), in_dim=8, num_classes=4, lift="spectral", head="spectral")
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     x, y = torch.randn(64, 8), torch.randint(0, 4, (64,))
-    for _ in range(30):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
+    fit(model, x, y, steps=30, lr=0.05)
     norms = [torch.linalg.matrix_norm(layer.weight.detach(), 2).item() for layer in (model.lift_map, model.head)]
     assert min(norms) >= 1 - 1e-6
     assert max(norms) > 1 + 1e-4  # measured: 1.06 for the head
