@@ -214,14 +214,21 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
         with torch.no_grad():
             funcs = problem.params.forward_functions(len(problem.steps))
             kept, outputs = problem.stored(y0, funcs)
-        ctx.problem, ctx.kept, ctx.num_state_parts = problem, kept, num_state_parts
+        # saved, not kept on ctx: autograd frees them after a backward pass unless the caller retains
+        # the graph (gradcheck, functional.jacobian, two losses), and then a second pass finds them
+        ctx.save_for_backward(*(part for y in kept for part in _parts(y, problem.is_pair)))
+        ctx.problem, ctx.num_state_parts = problem, num_state_parts
         if problem.last_only:
             return _parts(outputs[-1], problem.is_pair)
         return tuple(torch.stack(part) for part in zip(*(_parts(y, problem.is_pair) for y in outputs)))
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, *grad_outputs):
+        if torch.is_grad_enabled():  # the engine enables grad mode in backward exactly for create_graph=True
+            raise RuntimeError(
+                "gradient='otd' gives first derivatives only: its backward sweep builds no graph, so "
+                "create_graph=True (double backward, Hessian-vector products) is not supported; use gradient='dto'"
+            )
         problem = ctx.problem
         pair = problem.is_pair
         tensors = problem.params.tensors
@@ -231,7 +238,9 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
         with torch.no_grad():
             funcs = problem.params.forward_functions(len(problem.steps))
             exact = problem.continuous is None
-            for k, y, y_next, pullback, leaves in problem.backward_records(funcs, ctx.kept, record=exact):
+            saved, width = ctx.saved_tensors, 2 if pair else 1
+            kept = [_state(saved[i : i + width], pair) for i in range(0, len(saved), width)]
+            for k, y, y_next, pullback, leaves in problem.backward_records(funcs, kept, record=exact):
                 if exact:
                     lam, grads = pullback(lam, leaves)
                 else:
@@ -242,7 +251,6 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
                 problem.params.accumulate(param_grads, k, grads)
                 if not problem.last_only:
                     lam = _state(tuple(l + g[k] for l, g in zip(_parts(lam, pair), grad_outputs)), pair)
-        ctx.kept = None
         return (None, None, *_parts(lam, pair), *param_grads)
 
 

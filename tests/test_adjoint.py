@@ -291,3 +291,43 @@ def test_otd_includes_a_shared_parameter_of_a_layered_field(name, adjoint):
     assert otd[-1] is not None and otd[-1].abs().min() > 0  # the scale's gradient
     tolerance = 1e-3 if adjoint.method is not None else (1e-10 if name in IMPLICIT else 1e-12)  # a continuous adjoint is O(h⁴) off
     assert _relative_error(dto, otd) <= tolerance
+
+
+_RECOVERIES = [("rk4", "store"), ("rk4", "checkpoint"), ("gauss_legendre4", "store"), ("gauss_legendre4", "reverse"),
+               ("verlet", "store"), ("verlet", "checkpoint"), ("verlet", "reverse")]
+
+
+@pytest.mark.parametrize("method, recovery", _RECOVERIES)
+def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, recovery):
+    """gradcheck (and any caller that retains the graph) runs backward through one solve several
+    times; the kept states must survive until the graph is released. Found by running torchdiffeq's
+    own test problems against sdl: the second pass used to fail on states already released."""
+    torch.manual_seed(0)
+    w = torch.randn(3, 3, dtype=F64, requires_grad=True)
+    t = torch.linspace(0, 1, 5, dtype=F64)
+    options = {"method": method, "gradient": "otd", "recovery": recovery, "checkpoint_every": 2, "adjoint_params": (w,)}
+    if method == "verlet":
+        q0, p0 = (torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
+
+        def solve(q, p, weight):
+            force = lambda t, y: (y[1], -torch.tanh(y[0] @ weight.T) @ weight)
+            return sdl.odeint(force, (q, p), t, **{**options, "adjoint_params": (weight,)})
+
+        inputs = (q0, p0, w)
+    else:
+        y0 = torch.randn(4, 3, dtype=F64, requires_grad=True)
+
+        def solve(y, weight):
+            return sdl.odeint(lambda t, z: torch.tanh(z @ weight.T + 0.3 * t), y, t, **{**options, "adjoint_params": (weight,)})
+
+        inputs = (y0, w)
+    assert torch.autograd.gradcheck(solve, inputs, atol=1e-7, rtol=1e-6)
+    out = solve(*inputs)
+    loss = sum(o[-1].square().sum() for o in (out if isinstance(out, tuple) else (out,)))
+    first = torch.autograd.grad(loss, w, retain_graph=True)[0]
+    second = torch.autograd.grad(loss, w)[0]
+    assert torch.equal(first, second)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(loss, w)  # released now: the kept states went with the graph
+    with pytest.raises(RuntimeError, match="gradient='otd' gives first derivatives only"):
+        (grad,) = torch.autograd.grad(solve(*inputs)[-1].sum() if method != "verlet" else solve(*inputs)[0].sum(), w, create_graph=True)
