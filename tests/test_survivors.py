@@ -26,12 +26,13 @@ class _DrivenOscillator(sdl.Separable, torch.nn.Module):
         return -self.weight * torch.tanh(q) * torch.cos(t)
 
 
-@pytest.mark.parametrize("method", list(SPLITTINGS))
-@pytest.mark.parametrize("recovery", ["store", "checkpoint", "reverse"])
+_SOLVES = [(m, r) for m in SPLITTINGS for r in ("store", "checkpoint", "reverse") if r != "reverse" or get(m).time_reversible]
+
+
+@pytest.mark.parametrize("method, recovery", _SOLVES)
 def test_otd_equals_dto_on_fields_that_depend_on_time(method, recovery):
-    """Bug: the splitting adjoint evaluates every substep at the step's start time (16% off on Verlet)."""
-    if recovery == "reverse" and not get(method).time_reversible:
-        pytest.skip("reverse recovery needs a time-reversible method")
+    """Bug: the splitting adjoint evaluates every substep at the step's start time (16% off on Verlet).
+    Every splitting with every recovery it allows (reverse needs a time-reversible method)."""
     field = _DrivenOscillator()
     q0 = torch.tensor([0.3, -0.8, 1.1], dtype=F64, requires_grad=True)
     p0 = torch.tensor([0.5, 0.2, -0.4], dtype=F64, requires_grad=True)
