@@ -107,7 +107,7 @@ def _grid(specs: list[str]) -> list[dict[str, object]]:
 
 def _sweep(args) -> int:
     from . import plots
-    from .experiment import new_run_dir, write_atomic
+    from .experiment import new_run_dir
     from .sweep import Job, backend
 
     base = load_config(args.config, args.set)
@@ -130,10 +130,10 @@ def _sweep(args) -> int:
 
     def record(index, outcome) -> None:  # the table on disk always holds every finished job
         outcomes[index] = outcome
-        _write_table(out, [o for o in outcomes if o is not None], write_atomic)
+        _write_table(out, [o for o in outcomes if o is not None])
 
     runner.run(jobs, record)
-    lines = _write_table(out, outcomes, write_atomic)
+    lines = _write_table(out, outcomes)
     finished = [o for o in outcomes if o.ok]
     if finished:
         plots.plot_sweep({o.label: o.metrics for o in outcomes}, out / "results.png", title=base.name)
@@ -142,8 +142,10 @@ def _sweep(args) -> int:
     return 0 if len(finished) == len(outcomes) else FAILURE
 
 
-def _write_table(out, outcomes, write_atomic) -> list[str]:
+def _write_table(out, outcomes) -> list[str]:
     """results.csv and results.md of the outcomes so far; returns the markdown lines."""
+    from .experiment import write_atomic
+
     names = next((list(o.metrics) for o in outcomes if o.ok), [])
     rows = [{"label": o.label, **{n: o.metrics.get(n, float("nan")) for n in names}, "run": o.run, "note": o.note} for o in outcomes]
 

@@ -110,6 +110,12 @@ class Layered(nn.Module, ABC):
             return (self.bind(params),)
         return [self.bind(layer) for layer in zip(*(p.unbind(0) for p in params))]
 
+    def layer(self, k: int) -> Callable:
+        """Layer k alone, ``f_k(t, y)`` (the one shared layer when ``num_layers`` is None), without
+        binding the others: for looking at one layer; ``layers()`` is the form to integrate with."""
+        params = self.layer_parameters()
+        return self.bind(params if self.num_layers is None else tuple(p[k] for p in params))
+
 
 def layer_count(field: object) -> int | None:
     """K when ``field`` is ``Layered`` with one parameter set per step; None for a field whose
@@ -193,7 +199,7 @@ class Capabilities:
     def of(cls, field: Callable) -> Capabilities:
         """The capabilities of a field instance (any callable; a plain function declares none)."""
         layered = layer_count(field) is not None
-        stepped = field.layers()[0] if layered else field  # what a stepper calls
+        stepped = field.layer(0) if layered else field  # what a stepper calls
         return cls(
             name=type(field).__name__,
             pair=isinstance(field, PairField),

@@ -98,7 +98,7 @@ def _check_first_call(func: Callable, y0, t: Tensor) -> None:
     counter, batch-norm statistics, random draws) sees one more call.
     """
     _check_layer_count(func, len(t) - 1)
-    first = func.layers()[0] if layer_count(func) is not None else func
+    first = func.layer(0) if layer_count(func) is not None else func
     _check_output(first(t[0], y0), y0)
 
 

@@ -164,11 +164,9 @@ class _RandomStream:
 
     def __init__(self, seed: int, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        with torch.random.fork_rng(devices=[device] if self.cuda else []):
-            torch.random.default_generator.manual_seed(seed)
-            if self.cuda:
-                torch.cuda.manual_seed(seed)
-            self.state = self._capture()
+        self.state = {"cpu": torch.Generator().manual_seed(seed).get_state()}  # the global state after manual_seed
+        if self.cuda:
+            self.state["cuda"] = torch.Generator(device=device).manual_seed(seed).get_state()
 
     def _capture(self) -> dict:
         state = {"cpu": torch.get_rng_state()}
@@ -207,7 +205,6 @@ class Trainer:
         self.task = as_task(task, config)
         self.task.check_model(model)
         self.model, self.config = model, config
-        self.data = getattr(self.task, "data", None)
         self.optimizer = _optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
         self.schedule = (
             torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine(config.iterations))

@@ -180,8 +180,8 @@ def test_inputs_of_any_dimension():
     y = (x[:, 0] * x[:, 3] > 0).long()
     data = type(make_dataset("spiral2d", n=2))("five", x, y, x, y, 2)
     model = ODENet(ResNetField(6, num_layers=2), t_final=0.2, method="rk4", in_dim=5)
-    history = Trainer(model, Classification(data), TrainConfig(iterations=3, log_every=3)).run(progress=False)
-    assert math.isfinite(history["loss"][-1])
+    history = Trainer(model, Classification(data), TrainConfig(iterations=20, log_every=10)).run(progress=False)
+    assert history["loss"][-1] < history["loss"][0]
 
 
 def test_a_task_is_an_interface():

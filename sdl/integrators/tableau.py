@@ -89,6 +89,15 @@ class ButcherTableau:
         return all(self.a[i][j] == 0.0 for i in range(self.stages) for j in range(i, self.stages))
 
     @property
+    def algebraic_stability_matrix(self) -> np.ndarray:
+        """M = BA + AᵀB - bbᵀ, M_ij = b_i a_ij + b_j a_ji - b_i b_j (B = diag b), (s, s). It vanishes for
+        symplectic methods (Cooper's condition) and decides the contractivity radius
+        (``sdl.stability.contractivity_radius``): M + B/r ⪰ 0."""
+        a, b = np.array(self.a), np.array(self.b)
+        weighted = b[:, None] * a
+        return weighted + weighted.T - np.outer(b, b)
+
+    @property
     def symplectic(self) -> bool:
         """True when b_i a_ij + b_j a_ji - b_i b_j = 0 for all i, j (Cooper's condition).
 
@@ -96,8 +105,8 @@ class ButcherTableau:
         Hamiltonian system. No explicit method satisfies it.
         """
         a, b = np.array(self.a), np.array(self.b)
-        weighted, products = b[:, None] * a, np.outer(b, b)
-        return _negligible(weighted + weighted.T - products, np.abs(weighted) + np.abs(weighted.T) + np.abs(products))
+        weighted = np.abs(b[:, None] * a)
+        return _negligible(self.algebraic_stability_matrix, weighted + weighted.T + np.outer(np.abs(b), np.abs(b)))
 
     @property
     def symmetric(self) -> bool:

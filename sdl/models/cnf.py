@@ -211,10 +211,14 @@ class CNF(nn.Module):
         self.divergence = divergence
         self.t1 = float(t1)
         self.num_steps = num_steps
-        self.integrator = self.solve.integrator
         self.gradient = gradient
         self._grids = {"density": UniformGrid(0.0, self.t1, num_steps), "sample": UniformGrid(self.t1, 0.0, num_steps)}
         self.register_buffer("_like", torch.zeros(()), persistent=False)  # dtype and device for sample()
+
+    @property
+    def integrator(self) -> Integrator:
+        """The one-step method of the resolved solve."""
+        return self.solve.integrator
 
     def base_log_prob(self, z: Tensor) -> Tensor:
         """log N(z; 0, I): (B, d) → (B,)."""

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .vector_fields import GradientFlowField, SwitchingField
+from .vector_fields import GradientFlowField, SwitchingField, _gradient_flow_circle
 
 __all__ = ["CONSTRAINTS", "NORMS", "SpectralNorm", "nonexpansive_step_sizes", "rescale_to_rule", "switching_step_sizes"]
 
@@ -146,15 +146,12 @@ def switching_step_sizes(field: SwitchingField, step_size: float) -> Tensor:
     Exact singular values; no gradient. With α = 0 (m = 0, or A_c singular) κ_c = 1 and h_e = 0.
     """
     with torch.no_grad():
-        singular = torch.linalg.svdvals(field.weight)  # (K, dim), descending
-        lipschitz, min_slope = field.activation.lipschitz, field.activation.min_slope
-        contractive, expansive = singular[1::2], singular[0::2]
-        circle = 0.5 * lipschitz * contractive[:, 0].square()  # ρ of each contractive layer
-        strong = min_slope * contractive[:, -1].square()  # α = -ν
+        circle, one_sided = _gradient_flow_circle(field.activation, field.weight[1::2])  # ρ, ν of each contractive layer
+        strong = -one_sided  # α
         step_c = torch.where(2 * circle * step_size <= 1, step_size, 0.5 / circle)
         kappa = (1 - 2 * step_c * strong * (1 - step_c * circle)).clamp(min=0.0).sqrt()
         slack = 1 / kappa - 1  # kappa > 0 here: α ≤ 2ρ since m ≤ L and σ_min ≤ σ_max
-        growth = lipschitz * expansive[:, 0]
+        growth = field.activation.lipschitz * torch.linalg.matrix_norm(field.weight[0::2], 2)
         step_e = torch.where(growth * step_size <= slack, step_size, slack / growth)
         return torch.stack([step_e, step_c], dim=1).reshape(-1)
 

@@ -112,7 +112,7 @@ class ODENet(nn.Module):
         self.num_steps, self.t_final = num_steps, float(t_final)
         self.solve = resolve_solve(method, gradient, field=Capabilities.of(field), output="last", **method_options)
         self._trajectory_solve = dataclasses.replace(self.solve, output="all")
-        self.integrator, self.gradient = self.solve.integrator, gradient
+        self.gradient = gradient
         self._grid = UniformGrid(0.0, self.t_final, num_steps)  # t_k and h as floats; tensors once per dtype/device
 
         if lift not in LIFTS:
@@ -166,6 +166,11 @@ class ODENet(nn.Module):
         else:
             _check_gradient_flow(self.field, constraint)
             self.step_norm = SpectralNorm(self.field.weight.detach(), power=norm == "power")
+
+    @property
+    def integrator(self) -> Integrator:
+        """The one-step method of the resolved solve."""
+        return self.solve.integrator
 
     @property
     def step_size(self) -> float:

@@ -65,7 +65,7 @@ class _Field(Layered):
         if self._num_layers is not None:
             raise TypeError(
                 f"{type(self).__name__} has one parameter set per layer ({self._num_layers}); integrate it with "
-                f"sdl.odeint on a grid of {self._num_layers + 1} points, or evaluate layer k as field.layers()[k](t, z)"
+                f"sdl.odeint on a grid of {self._num_layers + 1} points, or evaluate layer k as field.layer(k)(t, z)"
             )
         return self.layer_parameters()
 
@@ -230,7 +230,7 @@ class GradientFlowField(_Field, LipschitzBounded, CircleCondition):
 
     def potential(self, z: Tensor, layer: int = 0) -> Tensor:
         """V(z) = 1ᵀγ(A^k z + b^k), shape z.shape[:-1]."""
-        weight, bias = self.layers()[layer].params
+        weight, bias = self.layer(layer).params
         return self.activation.antiderivative(F.linear(z, weight, bias)).sum(-1)
 
 
@@ -296,7 +296,7 @@ class SwitchingField(_Field, LipschitzBounded):
     0 on odd layers (the buffer ``expansive``, a third per-layer tensor), so that a bound layer
     carries its kind with its parameters and every gradient method binds the right formula.
 
-    With explicit Euler, ``sdl.models.NonExpansiveSwitching`` chooses the two step sizes so that
+    With explicit Euler, ``sdl.models.constrained.switching_step_sizes`` chooses the two step sizes so that
     each (expansive, contractive) pair is non-expansive (``ODENet(..., constraint="switching")``).
     Bound layers offer the Jacobian e D A - (1 - e) AᵀDA (D = diag σ'(Az + b)), the Lipschitz
     bound L_σ‖A‖ (e + (1 - e)‖A‖) and, on contractive layers, the circle condition of
@@ -414,7 +414,7 @@ class HamiltonianField(_Field, Separable):
 
     def hamiltonian(self, q: Tensor, p: Tensor, layer: int = 0) -> Tensor:
         """H(q, p) = T(p) + V(q) with the parameters of ``layer``; shape q.shape[:-1]."""
-        params = self.layers()[layer].params
+        params = self.layer(layer).params
         weight, bias = params[:2]
         potential = self.activation.antiderivative(F.linear(q, weight, bias)).sum(-1)
         if self.kinetic == "quadratic":

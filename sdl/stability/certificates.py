@@ -60,21 +60,21 @@ def step_lipschitz_bound(tableau: ButcherTableau, step_size: float, layer) -> fl
         stages[i] = 1.0 + h * lipschitz * float(np.abs(a[i, :i]) @ stages[:i])
     bound = 1.0 + h * lipschitz * float(np.abs(b) @ stages)
     if radius is not None:
-        bound = min(bound, _circle_bound(a, b, h, radius, h * lipschitz * stages))
+        bound = min(bound, _circle_bound(tableau, h, radius, h * lipschitz * stages))
         one_sided = _scalar(layer.one_sided_lipschitz_bound())
         if tableau.stages == 1 and one_sided is not None and h * radius <= 1.0:
             bound = min(bound, math.sqrt(max(0.0, 1.0 + 2.0 * h * one_sided * (1.0 - h * radius))))
     return bound
 
 
-def _circle_bound(a: np.ndarray, b: np.ndarray, h: float, radius: float, stage_growth: np.ndarray) -> float:
+def _circle_bound(tableau: ButcherTableau, h: float, radius: float, stage_growth: np.ndarray) -> float:
     """Lip(Φ) ≤ (1 + max(0, -λ_min(M + B/(hρ))) Σ_i ‖u_i‖²/‖Δy₀‖²)^½, ‖u_i‖ ≤ stage_growth_i ‖Δy₀‖; inf if some b_i < 0."""
+    b = np.array(tableau.b)
     if (b < 0).any():
         return math.inf
     if h * radius == 0.0:  # Δf = 0 (ρ = 0) or no step: Φ moves both points alike
         return 1.0
-    ba = b[:, None] * a
-    x = ba + ba.T - np.outer(b, b) + np.diag(b) / (h * radius)
+    x = tableau.algebraic_stability_matrix + np.diag(b) / (h * radius)
     deficit = max(0.0, -float(np.linalg.eigvalsh(x)[0]))
     return math.sqrt(1.0 + deficit * float(stage_growth @ stage_growth))
 
@@ -123,16 +123,25 @@ def _norm(weight: Tensor) -> float:
 
 @contextlib.contextmanager
 def _certifiable(model: nn.Module):
-    """The model in float64 and eval mode, without gradients (a copy unless it is float64 already);
-    the model's own mode is restored."""
-    was_training = model.training
+    """The model in float64 and eval mode, without gradients (a copy unless it is float64 already).
+    The modes are switched by ``sdl.training.evaluation_mode``, so the model's own are restored as
+    they were, module by module."""
+    from ..training import evaluation_mode
+
     is_float64 = all(p.dtype == torch.float64 for p in model.parameters())
     twin = model if is_float64 else copy.deepcopy(model).double()
-    try:
-        with torch.no_grad():
-            yield twin.eval()
-    finally:
-        model.train(was_training)
+    with torch.no_grad(), evaluation_mode(twin):
+        yield twin
+
+
+def _logits_and_radius(model, x: Tensor, lipschitz: float | None) -> tuple[Tensor, Tensor]:
+    bound = lipschitz_bound(model) if lipschitz is None else float(lipschitz)
+    with _certifiable(model) as twin:
+        logits = twin(x.to(torch.float64))
+    if logits.ndim == 1:
+        return logits, logits.abs() / bound
+    top = logits.topk(2, dim=-1).values
+    return logits, (top[:, 0] - top[:, 1]) / (math.sqrt(2.0) * bound)
 
 
 def certified_radius(model, x: Tensor, lipschitz: float | None = None) -> Tensor:
@@ -144,19 +153,11 @@ def certified_radius(model, x: Tensor, lipschitz: float | None = None) -> Tensor
     (‖(e_i - e_j)ᵀJ‖ ≤ √2 ‖J‖). x: (N, in_dim) → (N,) float64. A prediction is certified at ε when
     the radius exceeds ε.
     """
-    bound = lipschitz_bound(model) if lipschitz is None else float(lipschitz)
-    with _certifiable(model) as twin:
-        logits = twin(x.to(torch.float64))
-    if logits.ndim == 1:
-        return logits.abs() / bound
-    top = logits.topk(2, dim=-1).values
-    return (top[:, 0] - top[:, 1]) / (math.sqrt(2.0) * bound)
+    return _logits_and_radius(model, x, lipschitz)[1]
 
 
 def certified_accuracy(model, x: Tensor, y: Tensor, eps: float, lipschitz: float | None = None) -> float:
     """The fraction of points predicted correctly with a certified radius above ``eps``; y: (N,) class indices."""
-    radius = certified_radius(model, x, lipschitz)
-    with _certifiable(model) as twin:
-        logits = twin(x.to(torch.float64))
+    logits, radius = _logits_and_radius(model, x, lipschitz)
     predicted = (logits > 0).long() if logits.ndim == 1 else logits.argmax(-1)
     return float(((predicted == y) & (radius > eps)).double().mean())

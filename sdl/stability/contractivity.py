@@ -47,11 +47,10 @@ def contractivity_radius(tableau: ButcherTableau) -> float:
     """
     if not isinstance(tableau, ButcherTableau):
         raise TypeError(f"tableau must be a sdl.integrators.ButcherTableau, got {type(tableau).__name__}")
-    a, b = np.array(tableau.a), np.array(tableau.b)
+    b = np.array(tableau.b)
     if (b < 0).any():
         return 0.0
-    ba = b[:, None] * a
-    m = ba + ba.T - np.outer(b, b)
+    m = tableau.algebraic_stability_matrix
     unweighted = b == 0.0
     if np.abs(m[unweighted]).max(initial=0.0) > _TOL:
         return 0.0

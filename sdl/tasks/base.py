@@ -71,12 +71,10 @@ class Task(ABC):
     Attributes:
         regularizers: the terms added to the data loss, each logged under its ``name``.
         headline: the metrics a progress bar and a sweep table show (keys of ``evaluate``'s metrics).
-        plot_names: the plots ``plots`` can draw.
     """
 
     regularizers: tuple[Regularizer, ...] = ()
     headline: ClassVar[tuple[str, ...]]
-    plot_names: ClassVar[tuple[str, ...]]
 
     @abstractmethod
     def batch(self, batch_size: int | None, generator: torch.Generator) -> Any:
@@ -107,7 +105,7 @@ class Task(ABC):
         return ""
 
     def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis: Any = None) -> None:
-        """Draw the plots ``names`` (a subset of ``plot_names``) into the folder ``out``; ``analysis``
+        """Draw the plots ``names`` (a subset of the task config's ``plot_names``) into the folder ``out``; ``analysis``
         is the config's analysis section, for tasks with a stability plot."""
 
     def analyse(self, model: nn.Module, analysis: Any) -> dict:

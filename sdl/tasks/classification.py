@@ -221,7 +221,6 @@ class Classification(Task):
     """
 
     headline = ("train_accuracy", "val_accuracy")
-    plot_names = PLOTS
 
     def __init__(self, data: Dataset, loss: str = "squared", regularizers: Sequence[Regularizer] = (), margin: float = 1.0) -> None:
         self.data = data

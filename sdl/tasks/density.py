@@ -169,7 +169,6 @@ class DensityEstimation(Task):
     """
 
     headline = ("test_nll",)
-    plot_names = PLOTS
 
     def __init__(
         self, name: str, test: Tensor, regularizers: Sequence[Regularizer] = (), merge_every: int = 10,
