@@ -4,6 +4,7 @@ from . import flows
 from .activations import Activation, activation, activation_names, leaky_relu
 from .cnf import CNF, BruteForceDivergence, DivergenceEstimator, ExactDivergence, HutchinsonDivergence
 from .hollow import HollowNet, dimwise_derivative, divergence
+from .hnn import HNN, MLPField, SeparableHNN
 from .constrained import CONSTRAINTS
 from .network import ODENet
 from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
@@ -25,15 +26,18 @@ __all__ = [
     "DivergenceEstimator",
     "ExactDivergence",
     "GradientFlowField",
+    "HNN",
     "HamiltonianField",
     "HollowNet",
     "HutchinsonDivergence",
+    "MLPField",
     "MergeReport",
     "MergeRule",
     "ODENet",
     "P4InvLinear",
     "P4InvScheduler",
     "ResNetField",
+    "SeparableHNN",
     "SwitchingField",
     "activation",
     "activation_names",
