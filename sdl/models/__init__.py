@@ -1,4 +1,5 @@
-"""Learned things: vector fields, ODE-networks, HollowNets and CNFs, invertible layers and flows."""
+"""Learned things: vector fields, ODE-networks, HollowNets and CNFs, invertible layers and flows,
+SympNets (exactly symplectic one-step maps)."""
 
 from . import flows
 from .activations import Activation, activation, activation_names, leaky_relu
@@ -7,6 +8,16 @@ from .hollow import HollowNet, dimwise_derivative, divergence
 from .constrained import CONSTRAINTS
 from .network import ODENet
 from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
+from .sympnet import (
+    ActivationShear,
+    GradientShear,
+    GSympNet,
+    LASympNet,
+    LinearShear,
+    LinearSymplectic,
+    MLPMap,
+    SymplecticMap,
+)
 from .vector_fields import (
     AntisymmetricField,
     GradientFlowField,
@@ -19,15 +30,22 @@ from .vector_fields import (
 __all__ = [
     "CONSTRAINTS",
     "Activation",
+    "ActivationShear",
     "AntisymmetricField",
     "BruteForceDivergence",
     "CNF",
     "DivergenceEstimator",
     "ExactDivergence",
+    "GSympNet",
     "GradientFlowField",
+    "GradientShear",
     "HamiltonianField",
     "HollowNet",
     "HutchinsonDivergence",
+    "LASympNet",
+    "LinearShear",
+    "LinearSymplectic",
+    "MLPMap",
     "MergeReport",
     "MergeRule",
     "ODENet",
@@ -35,6 +53,7 @@ __all__ = [
     "P4InvScheduler",
     "ResNetField",
     "SwitchingField",
+    "SymplecticMap",
     "activation",
     "activation_names",
     "dimwise_derivative",
