@@ -1,4 +1,5 @@
-"""Learned things: vector fields, ODE-networks, HollowNets and CNFs, invertible layers and flows."""
+"""Learned things: vector fields, ODE-networks, HollowNets and CNFs, invertible layers and flows,
+SympNets (exactly symplectic one-step maps)."""
 
 from . import flows
 from .activations import Activation, activation, activation_names, leaky_relu
@@ -8,6 +9,16 @@ from .hnn import HNN, MLPField, SeparableHNN
 from .constrained import CONSTRAINTS
 from .network import ODENet
 from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
+from .sympnet import (
+    ActivationShear,
+    GradientShear,
+    GSympNet,
+    LASympNet,
+    LinearShear,
+    LinearSymplectic,
+    MLPMap,
+    SymplecticMap,
+)
 from .vector_fields import (
     AntisymmetricField,
     GradientFlowField,
@@ -20,17 +31,24 @@ from .vector_fields import (
 __all__ = [
     "CONSTRAINTS",
     "Activation",
+    "ActivationShear",
     "AntisymmetricField",
     "BruteForceDivergence",
     "CNF",
     "DivergenceEstimator",
     "ExactDivergence",
+    "GSympNet",
     "GradientFlowField",
+    "GradientShear",
     "HNN",
     "HamiltonianField",
     "HollowNet",
     "HutchinsonDivergence",
+    "LASympNet",
+    "LinearShear",
+    "LinearSymplectic",
     "MLPField",
+    "MLPMap",
     "MergeReport",
     "MergeRule",
     "ODENet",
@@ -39,6 +57,7 @@ __all__ = [
     "ResNetField",
     "SeparableHNN",
     "SwitchingField",
+    "SymplecticMap",
     "activation",
     "activation_names",
     "dimwise_derivative",

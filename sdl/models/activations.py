@@ -105,6 +105,18 @@ _ACTIVATIONS = {
         "softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True, lipschitz=1.0, min_slope=0.0
     ),
     "leaky_relu": leaky_relu(0.01),
+    # The logistic function, SympNets' default (Jin et al. 2020). σ' = σ(x)σ(-x) rather than σ(1 - σ),
+    # which loses all digits once σ rounds to 1; sup σ' = 1/4 at 0, inf σ' = 0.
+    # γ(x) = log(1 + eˣ) - log 2 (= softplus(x) - softplus(0)).
+    "sigmoid": Activation(
+        "sigmoid",
+        torch.sigmoid,
+        lambda x: torch.sigmoid(x) * torch.sigmoid(-x),
+        lambda x: _softplus(x) - _LOG2,
+        True,
+        lipschitz=0.25,
+        min_slope=0.0,
+    ),
 }
 
 
