@@ -159,7 +159,7 @@ def _write_table(out, outcomes) -> list[str]:
     titles = [n.replace("_", " ") for n in names]
     lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |",
              "|---|" + "---:|" * len(names) + "---|"]
-    lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.3f}" for n in names), r["note"]]) + " |" for r in rows]
+    lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.4g}" for n in names), r["note"]]) + " |" for r in rows]
     write_atomic(out / "results.md", lambda path: path.write_text("\n".join(lines) + "\n"))
     return lines
 

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "train_run",
     "write_atomic",
 ]
+_DATA = "data"  # the folder of a run where its task keeps the data it generated
 _RESUME_NOTES = ("resumed_from", "resumed_at_iteration")  # written beside the config, not part of it
 
 
@@ -52,10 +54,11 @@ class JobResult:
     seconds: float
 
 
-def build(config: Config) -> tuple[Task, nn.Module]:
+def build(config: Config, data_dir: str | Path | None = None) -> tuple[Task, nn.Module]:
     """(task, model) as ``config`` describes them, on its device and in its dtype. The model's initial
-    parameters depend on its ``model.seed`` only (a random stream of their own, see ``sdl.tasks.seeded``)."""
-    return config.task.build(config)
+    parameters depend on its ``model.seed`` only (a random stream of their own, see ``sdl.tasks.seeded``).
+    ``data_dir``: where a task that generates its data (trajectories) keeps them; None: in memory only."""
+    return config.task.build(config, None if data_dir is None else Path(data_dir))
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -124,26 +127,25 @@ def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path |
     """Train as ``config`` says into a new run folder and return the result; with ``resume_from``,
     continue that run's checkpoint to ``config.train.iterations``. Resuming may change how training
     goes on (lr, weight decay, iterations, logging, plots, ...) but not the task, the data, the
-    model, the loss or the optimizer. The folder is created only once the run can start."""
+    model, the loss or the optimizer. A run that cannot start (its task, model or checkpoint
+    fails to load) leaves no folder behind."""
     root = _runs_folder(root)
-    task, model = build(config)
-    trainer = Trainer(model, task, config.train)
-    extra = None
+    state = None
     if resume_from is not None:
         resume_from = Path(resume_from)
         _check_resumable(_saved_config(resume_from), config)
         state = _load_checkpoint(resume_from)
-        try:
-            trainer.load_state_dict(state)
-        except (KeyError, RuntimeError, TypeError, ValueError) as error:
-            raise ConfigError(f"checkpoint.pt in {str(resume_from)!r} is unreadable or corrupted: {_one_line(error)}") from None
-        if trainer.iteration >= config.train.iterations:
-            raise ConfigError(
-                f"the run is already at iteration {trainer.iteration} ≥ train.iterations={config.train.iterations}; "
-                f"raise it with --set train.iterations=N, N > {trainer.iteration}"
-            )
-        extra = {"resumed_from": str(resume_from), "resumed_at_iteration": trainer.iteration}
+    new_root = not root.exists()
     run_dir = new_run_dir(root, config.name)
+    try:  # a run that cannot start leaves no folder behind (nor the runs folder, if it made it)
+        task, model = build(config, run_dir / _DATA)
+        trainer = Trainer(model, task, config.train)
+        extra = None if state is None else _resume(trainer, state, resume_from, config)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if new_root and not any(root.iterdir()):  # only while empty: a parallel job may have begun a run there
+            root.rmdir()
+        raise
     _write_config(run_dir, config, extra)
 
     def on_log(t: Trainer) -> None:
@@ -162,6 +164,20 @@ def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path |
     history = trainer.history
     last = {key: values[-1] for key, values in history.items() if values and key != "iteration"}
     return JobResult(run_dir, last, task.headline, history, seconds)
+
+
+def _resume(trainer: Trainer, state: dict, resume_from: Path, config: Config) -> dict:
+    """Load the checkpoint ``state`` of the run ``resume_from`` into ``trainer``; the resume record."""
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
+        raise ConfigError(f"checkpoint.pt in {str(resume_from)!r} is unreadable or corrupted: {_one_line(error)}") from None
+    if trainer.iteration >= config.train.iterations:
+        raise ConfigError(
+            f"the run is already at iteration {trainer.iteration} ≥ train.iterations={config.train.iterations}; "
+            f"raise it with --set train.iterations=N, N > {trainer.iteration}"
+        )
+    return {"resumed_from": str(resume_from), "resumed_at_iteration": trainer.iteration}
 
 
 def train_run(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> Path:
@@ -222,7 +238,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, Task, nn.Module]:
     """(config, task, model) of a finished or interrupted run, model weights from its checkpoint."""
     run_dir = Path(run_dir)
     config = _saved_config(run_dir)
-    task, model = build(config)
+    task, model = build(config, run_dir / _DATA)
     try:
         model.load_state_dict(_load_checkpoint(run_dir)["model"])
     except (RuntimeError, TypeError) as error:

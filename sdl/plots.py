@@ -23,7 +23,10 @@ from .stability import stability_region
 
 __all__ = [
     "plot_decision_boundary",
+    "plot_energy",
     "plot_energy_error",
+    "plot_hamiltonian_contours",
+    "plot_phase_portrait",
     "plot_history",
     "plot_layer_stability",
     "plot_parameters",
@@ -374,6 +377,81 @@ def plot_density(samples, density, limit: float, path: str | Path, *, title: str
         else:
             ax.imshow(density, origin="lower", extent=(-limit, limit, -limit, limit), cmap="viridis")
         ax.set(title=name, xlim=(-limit, limit), ylim=(-limit, limit), aspect="equal")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_phase_portrait(exact, predicted, n: int, path: str | Path, *, title: str | None = None, count: int = 5) -> Figure:
+    """True against predicted trajectories in the (q_i, p_i) planes, one panel per coordinate i
+    (at most 4), the first ``count`` trajectories.
+
+    Args:
+        exact, predicted: (T, S, 2n) states x = (q, p) of S trajectories at T times.
+        n: the number of coordinates of q (and of p).
+    """
+    exact, predicted = _numpy(exact), _numpy(predicted)
+    if exact.shape != predicted.shape or exact.ndim != 3 or exact.shape[-1] != 2 * n:
+        raise ValueError(f"exact and predicted must both be (T, S, {2 * n}); got {exact.shape} and {predicted.shape}")
+    panels = min(n, 4)
+    fig = _figure(3.4 * panels, 3.5 + (0.3 if title else 0.0))
+    for i in range(panels):
+        ax = fig.add_subplot(1, panels, i + 1)
+        for s in range(min(count, exact.shape[1])):
+            colour = f"C{s}"
+            ax.plot(exact[:, s, i], exact[:, s, n + i], color=colour, lw=2.2, alpha=0.35)
+            ax.plot(predicted[:, s, i], predicted[:, s, n + i], color=colour, lw=0.9, ls="--")
+        ax.set(xlabel=f"q{i + 1}" if n > 1 else "q", ylabel=f"p{i + 1}" if n > 1 else "p")
+        ax.grid(alpha=0.3)
+    legend = [Line2D([], [], color="0.4", lw=2.2, alpha=0.35, label="true"), Line2D([], [], color="0.4", lw=0.9, ls="--", label="learned")]
+    fig.axes[0].legend(handles=legend, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_energy(times, exact, predicted, path: str | Path, *, title: str | None = None) -> Figure:
+    """The true energy H along true and predicted trajectories against time (left) and the mean
+    squared energy error over the trajectories (right, log scale).
+
+    Args:
+        times: (T,) times.
+        exact, predicted: (T, S) the energy H(x(t)) of S true and predicted trajectories.
+    """
+    t, exact, predicted = _numpy(times).reshape(-1), _numpy(exact), _numpy(predicted)
+    if exact.shape != predicted.shape or exact.shape[0] != t.size:
+        raise ValueError(f"exact and predicted must both be (T, S) with T = {t.size}; got {exact.shape} and {predicted.shape}")
+    fig = _figure(9.0, 3.6 + (0.3 if title else 0.0))
+    left, right = fig.subplots(1, 2)
+    for s in range(min(5, exact.shape[1])):
+        left.plot(t, exact[:, s], color=f"C{s}", lw=2.2, alpha=0.35)
+        left.plot(t, predicted[:, s], color=f"C{s}", lw=0.9, ls="--")
+    left.set(xlabel="time t", ylabel="H", title="energy (true: thick, learned: dashed)")
+    error = ((predicted - exact) ** 2).mean(1)
+    right.plot(t, np.where(error > 0, error, np.nan), lw=1.2)
+    right.set_yscale("log")
+    right.set(xlabel="time t", ylabel="mean (H(x̂) - H(x))²", title="energy error")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_hamiltonian_contours(q_axis, p_axis, true, learned, path: str | Path, *, title: str | None = None) -> Figure:
+    """Level sets of the true and the learned Hamiltonian on a (q, p) grid, side by side (a learned
+    H is determined up to a constant and, from trajectories, a scale: only its level sets compare).
+
+    Args:
+        q_axis, p_axis: (R,), (C,) grid axes.
+        true, learned: (C, R) values, rows along p.
+    """
+    q_axis, p_axis, true, learned = map(_numpy, (q_axis, p_axis, true, learned))
+    fig = _figure(7.6, 3.6 + (0.3 if title else 0.0))
+    for index, (name, values) in enumerate((("true H", true), ("learned H", learned))):
+        ax = fig.add_subplot(1, 2, index + 1)
+        ax.contour(q_axis, p_axis, values, levels=20, cmap="viridis", linewidths=0.9)
+        ax.set(title=name, xlabel="q", ylabel="p")
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -277,7 +277,7 @@ class Trainer:
                 self.history["iteration"].append(self.iteration)
                 for key, value in metrics.items():
                     self.history.setdefault(key, []).append(value)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", **{k: f"{metrics[k]:.3f}" for k in self.task.headline})
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", **{k: f"{metrics[k]:.3g}" for k in self.task.headline})
                 if callback is not None:
                     callback(self)
         bar.close()

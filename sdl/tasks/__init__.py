@@ -11,12 +11,15 @@ from ..data import Dataset
 from .base import LogDetBand, Regularizer, Smoothness, Task, TaskConfig, seeded
 from .classification import Classification, ClassificationConfig
 from .density import DensityConfig, DensityEstimation
+from .dynamics import DynamicsConfig, LearningDynamics
 
 __all__ = [
     "Classification",
     "ClassificationConfig",
     "DensityConfig",
     "DensityEstimation",
+    "DynamicsConfig",
+    "LearningDynamics",
     "LogDetBand",
     "Regularizer",
     "Smoothness",
@@ -27,7 +30,7 @@ __all__ = [
     "seeded",
 ]
 
-TASKS: dict[str, type[TaskConfig]] = {config.kind: config for config in (ClassificationConfig, DensityConfig)}
+TASKS: dict[str, type[TaskConfig]] = {config.kind: config for config in (ClassificationConfig, DensityConfig, DynamicsConfig)}
 _DATA_TASKS = {Dataset: Classification}  # data a task can be made from with a TrainConfig alone
 
 

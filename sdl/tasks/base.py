@@ -146,8 +146,10 @@ class TaskConfig:
     def check(self, config: Any) -> None:
         """ConfigError for a combination of sections that cannot run (each section is valid alone)."""
 
-    def build(self, config: Any) -> tuple[Task, nn.Module]:
-        """The task on its data and the initial model, on ``config.torch_device()`` in ``config.torch_dtype()``."""
+    def build(self, config: Any, data_dir: Path | None = None) -> tuple[Task, nn.Module]:
+        """The task on its data and the initial model, on ``config.torch_device()`` in ``config.torch_dtype()``.
+        ``data_dir``: a folder (a run's ``data/``) where a task that generates its data keeps them, to
+        read them back instead of generating them again; None: nothing is written."""
         raise NotImplementedError
 
 

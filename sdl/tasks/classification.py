@@ -178,7 +178,7 @@ class ClassificationConfig(TaskConfig):
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from None
 
-    def build(self, config) -> tuple[Classification, ODENet]:
+    def build(self, config, data_dir: Path | None = None) -> tuple[Classification, ODENet]:  # noqa: ARG002 (built from seeds)
         device, dtype = config.torch_device(), config.torch_dtype()
         d = config.data
         data = make_dataset(d.name, n=d.n, noise=d.noise, seed=d.seed, dtype=dtype, device=device)

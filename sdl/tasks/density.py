@@ -123,7 +123,7 @@ class DensityConfig(TaskConfig):
             flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
             check_solve(config, flow, "model.flow: cnf")
 
-    def build(self, config) -> tuple[DensityEstimation, nn.Module]:
+    def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:  # noqa: ARG002 (built from seeds)
         device, dtype = config.torch_device(), config.torch_dtype()
         m = config.model
         with seeded(m.seed):
