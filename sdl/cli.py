@@ -165,7 +165,8 @@ def _write_table(out, outcomes) -> list[str]:
 
 
 def _list() -> int:
-    from .data import dataset_names, density_names
+    from .data import dataset_names, density_names, get_system, system_names
+    from .tasks.dynamics import FIELD_MODELS, MAP_MODELS
     from .integrators import get, names
     from .models import activation_names
 
@@ -186,6 +187,11 @@ def _list() -> int:
     print("  " + ", ".join(dataset_names()))
     print("densities (density):")
     print("  " + ", ".join(density_names()))
+    print("systems (dynamics):")
+    for name in system_names():
+        print(f"  {name:20s} recipes: {', '.join(get_system(name).recipes)}")
+    print("models (dynamics):")
+    print("  fields: " + ", ".join(FIELD_MODELS) + "; one-step maps: " + ", ".join(MAP_MODELS))
     print("activations:")
     print("  " + ", ".join(activation_names()))
     return 0

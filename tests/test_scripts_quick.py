@@ -25,6 +25,7 @@ SCRIPTS = [
     ("experiments/cnf_density.py", ["--out", "{tmp}"]),
     ("experiments/noise_floor.py", ["--out", "{tmp}"]),
     ("experiments/robustness_digits.py", ["--out", "{tmp}"]),
+    ("experiments/learning_dynamics.py", ["--out", "{tmp}"]),
 ]
 
 
