@@ -159,3 +159,12 @@ def test_a_run_keeps_its_data_resumes_and_analyses(tmp_path, monkeypatch):
     stats = json.loads((out / "analysis.json").read_text())
     assert {"energy_error_first", "energy_error_last", "energy_growth", "energy_mse", "rollout_mse"} <= set(stats)
     assert stats["long_time"] == pytest.approx(50.0, abs=0.11)
+
+
+def test_sdl_list_names_the_systems_their_recipes_and_the_models(capsys):
+    from sdl.cli import main
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "double_pendulum      recipes: sympnets" in out
+    assert "fields: hnn, separable_hnn, mlp_field; one-step maps: la_sympnet, g_sympnet, mlp_map" in out

@@ -85,7 +85,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_choice
+from .._validation import check_choice, check_sampling
 
 __all__ = [
     "RECIPES",
@@ -585,17 +585,7 @@ def make_trajectories(
 
 def _check_generation_arguments(seed: int, noise: float | None, dtype: torch.dtype, default_noise: float) -> float:
     """The noise level to use, after checking seed, noise and dtype."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    if noise is not None:
-        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating, np.integer)):
-            raise TypeError(f"noise must be a real number or None, got {noise!r}")
-        if not math.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise must be a finite standard deviation ≥ 0, got {noise!r}")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch.dtype such as torch.float64, got {dtype!r}")
+    check_sampling(seed, noise, dtype)
     return default_noise if noise is None else float(noise)
 
 

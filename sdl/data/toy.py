@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import check_sampling
 from .real import REAL_SETS, real_arrays
 
 __all__ = ["Dataset", "dataset_classes", "dataset_features", "dataset_names", "make_dataset"]
@@ -267,22 +268,13 @@ def _check_arguments(name: str, n: int | None, noise: float | None, seed: int, d
     """The toy set ``name`` (None for a real one) after checking every argument."""
     if name not in dataset_names():
         raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(dataset_names())}")
-    for label, value in (("n", 2 if n is None else n), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{label} must be an int, got {value!r} of type {type(value).__name__}")
+    if isinstance(n, bool) or not isinstance(2 if n is None else n, (int, np.integer)):
+        raise TypeError(f"n must be an int, got {n!r} of type {type(n).__name__}")
+    check_sampling(seed, noise, dtype)
     if n is not None and n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
     if name in REAL_SETS and n is not None and n < REAL_SETS[name].num_classes:
         raise ValueError(f"n must be at least the number of classes of {name} ({REAL_SETS[name].num_classes}), got {n}")
     if name in REAL_SETS and noise not in (None, 0, 0.0):
         raise ValueError(f"noise must be None for the real data set {name!r} (its points are as measured), got {noise!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    if noise is not None:
-        if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating, np.integer)):
-            raise TypeError(f"noise must be a real number or None, got {noise!r}")
-        if not math.isfinite(noise) or noise < 0:
-            raise ValueError(f"noise must be a finite standard deviation ≥ 0, got {noise!r}")
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating torch.dtype such as torch.float32, got {dtype!r}")
     return _SETS.get(name)
