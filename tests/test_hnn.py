@@ -8,7 +8,16 @@ from sdl import odeint
 from sdl.models.hnn import HNN, MLPField, SeparableHNN, mlp
 from sdl.stability import symplecticity_defect
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Exactness is claimed in float64: every module and tensor of these tests is float64, and the
+    default is restored after each (other test modules see float32)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def _states(n: int = 2, batch: int = 6, seed: int = 0):
