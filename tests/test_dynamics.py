@@ -168,3 +168,11 @@ def test_sdl_list_names_the_systems_their_recipes_and_the_models(capsys):
     out = capsys.readouterr().out
     assert "double_pendulum      recipes: sympnets" in out
     assert "fields: hnn, separable_hnn, mlp_field; one-step maps: la_sympnet, g_sympnet, mlp_map" in out
+
+
+def test_only_learned_hamiltonians_have_contours(tmp_path):
+    for model, drawn in (("hnn", True), ("separable_hnn", True), ("mlp_field", False)):
+        config = _config(model={"model": model})
+        task, net = build(config)
+        task.plots(tmp_path / model, net, {}, ["hamiltonian"], "t")
+        assert (tmp_path / model / "hamiltonian.png").exists() == drawn

@@ -45,6 +45,7 @@ __all__ = ["DynamicsConfig", "DynamicsData", "DynamicsModel", "FieldFlow", "Lear
 
 FIELD_MODELS = {"hnn": HNN, "separable_hnn": SeparableHNN, "mlp_field": MLPField}
 MAP_MODELS = ("la_sympnet", "g_sympnet", "mlp_map")
+_LEARNED_HAMILTONIANS = (HNN, SeparableHNN)
 MODELS = (*FIELD_MODELS, *MAP_MODELS)
 LOSSES = ("derivative", "trajectory")
 PLOTS = ("history", "phase", "energy", "hamiltonian")
@@ -202,7 +203,7 @@ class FieldFlow(nn.Module):
 
     def hamiltonian(self, q: Tensor, p: Tensor) -> Tensor | None:
         """The learned H_θ(q, p), (...,), or None for a field without one."""
-        return self.field.hamiltonian(q, p) if hasattr(self.field, "hamiltonian") else None
+        return self.field.hamiltonian(q, p) if isinstance(self.field, _LEARNED_HAMILTONIANS) else None
 
 
 class MapFlow(nn.Module):
