@@ -176,3 +176,18 @@ def test_only_learned_hamiltonians_have_contours(tmp_path):
         task, net = build(config)
         task.plots(tmp_path / model, net, {}, ["hamiltonian"], "t")
         assert (tmp_path / model / "hamiltonian.png").exists() == drawn
+
+
+def test_the_extrapolation_script_splits_the_evaluation_states_by_radius(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = run_job(_config(train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
+    out = subprocess.run([sys.executable, str(root / "experiments" / "dynamics_extrapolation.py"), str(run)],
+                         env={**__import__("os").environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = out.stdout.strip().splitlines()[-1]
+    inside, outside = (int(cell.split("(")[1].rstrip(") ")) for cell in row.split("|")[3:5])
+    assert inside + outside == 15 and inside > 0 and outside > 0
