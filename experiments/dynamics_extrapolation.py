@@ -29,7 +29,7 @@ def main() -> None:
         _, task, model = load_run(run)
         with torch.no_grad():
             predicted = model.rollout(task.exact[0], task.h, task.steps)
-        error = (task._energy(predicted) - task._energy(task.exact)).square().mean(0)  # per state
+        error = (task.energy(predicted) - task.energy(task.exact)).square().mean(0)  # per state
         inside = task.exact[0].norm(dim=-1) <= args.radius
         print(f"| {run.name} | {error.mean():.3g} | {error[inside].mean():.3g} ({int(inside.sum())}) | "
               f"{error[~inside].mean():.3g} ({int((~inside).sum())}) |")

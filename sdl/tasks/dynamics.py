@@ -239,9 +239,8 @@ class LearningDynamics(Task):
         start: np.ndarray | None = None, rollout_time: float = 20.0, long_time: float = 1000.0, long_states: int = 3,
     ) -> None:
         self.system, self.loss, self.horizon = system, loss, horizon
-        self.h = float(train.t[1] - train.t[0])
+        self.h = train.step
         self.train_set, self.test_set = _examples(train, loss, horizon), _examples(test, loss, horizon)
-        reference = train.states
         self.steps = max(1, round(rollout_time / self.h))
         self.long_steps = max(1, round(long_time / self.h))
         self.long_states = long_states
@@ -249,7 +248,7 @@ class LearningDynamics(Task):
             start = test.clean[:, 0].cpu().numpy()
         times = self.h * np.arange(self.steps + 1)
         exact = system.solve(np.asarray(start, dtype=np.float64), times)  # (S, T, 2n)
-        self.exact = torch.as_tensor(exact, dtype=reference.dtype, device=reference.device).transpose(0, 1)
+        self.exact = torch.as_tensor(exact, dtype=train.states.dtype, device=train.states.device).transpose(0, 1)
 
     def reference(self) -> Tensor:
         return self.exact
@@ -268,7 +267,8 @@ class LearningDynamics(Task):
         predicted = model.rollout(inputs, self.h, self.horizon)[1:]  # (m, B, 2n)
         return (predicted - targets.transpose(0, 1)).square().mean()
 
-    def _energy(self, x: Tensor) -> Tensor:
+    def energy(self, x: Tensor) -> Tensor:
+        """The system's true H at states x = (q, p): (..., 2n) → (...,)."""
         q, p = x.split(self.system.dim, dim=-1)
         return self.system.hamiltonian(q, p)
 
@@ -276,7 +276,7 @@ class LearningDynamics(Task):
         test_loss = self.data_loss(model, self.test_set)
         predicted = model.rollout(self.exact[0], self.h, self.steps)
         rollout_mse = (predicted - self.exact).square().mean()
-        energy_mse = (self._energy(predicted) - self._energy(self.exact)).square().mean()
+        energy_mse = (self.energy(predicted) - self.energy(self.exact)).square().mean()
         return test_loss, {"test_loss": test_loss.item(), "rollout_mse": rollout_mse.item(), "energy_mse": energy_mse.item()}
 
     def long_rollout(self, model: nn.Module) -> tuple[Tensor, Tensor]:
@@ -285,9 +285,9 @@ class LearningDynamics(Task):
         x0 = self.exact[0, : self.long_states]
         with torch.no_grad():
             predicted = model.rollout(x0, self.h, self.long_steps)
-        energy = self._energy(predicted)
+        energy = self.energy(predicted)
         times = self.h * torch.arange(self.long_steps + 1, dtype=energy.dtype)
-        return times, (energy - self._energy(x0)).abs()
+        return times, (energy - self.energy(x0)).abs()
 
     def analyse(self, model: nn.Module, analysis=None) -> dict:
         """The long-horizon energy error: its mean over the first and the last tenth of [0, T_long]
@@ -312,7 +312,7 @@ class LearningDynamics(Task):
         if "phase" in names:
             plots.plot_phase_portrait(_numpy(self.exact), _numpy(predicted), n, out / "phase.png", title=title)
         if "energy" in names:
-            plots.plot_energy(times, _numpy(self._energy(self.exact)), _numpy(self._energy(predicted)), out / "energy.png",
+            plots.plot_energy(times, _numpy(self.energy(self.exact)), _numpy(self.energy(predicted)), out / "energy.png",
                               title=title)
         if "hamiltonian" in names:
             learned = _hamiltonian_grid(model, self.exact)
