@@ -43,6 +43,8 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
     **{
         system: {
             "HNN (derivatives)": (config, []),
+            # the same, with the learning rate annealed to 0 (α_i = α (1 + cos(π i / I)) / 2)
+            "HNN, cosine lr (derivatives)": (config, ["train.schedule=cosine"]),
             "baseline MLP field (derivatives)": (config, ["model.model=mlp_field"]),
             "separable HNN (derivatives)": (config, ["model.model=separable_hnn"]),
         }
@@ -124,11 +126,16 @@ def _cell(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", nargs="+", default=list(STUDIES), choices=list(STUDIES))
+    parser.add_argument("--models", nargs="+", metavar="LABEL", help="only these rows (labels of the table, e.g. 'HNN (derivatives)')")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/learning_dynamics"))
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 30 steps, small nets, short horizons")
     args = parser.parse_args()
+    labels = {label for system in args.systems for label in STUDIES[system]}
+    unknown = sorted(set(args.models or ()) - labels)
+    if unknown:
+        parser.error(f"unknown --models {unknown}; the rows of these systems are {sorted(labels)}")
     overrides = []
     if args.quick:
         args.seeds = 1
@@ -150,6 +157,8 @@ def main() -> None:
     ]
     for system in args.systems:
         for label in STUDIES[system]:
+            if args.models and label not in args.models:
+                continue
             if label == PEER and not peer:
                 print(f"{system}: {PEER} skipped: SympNetsTorch is not installed", flush=True)
                 continue

@@ -191,3 +191,41 @@ def test_the_extrapolation_script_splits_the_evaluation_states_by_radius(tmp_pat
     row = out.stdout.strip().splitlines()[-1]
     inside, outside = (int(cell.split("(")[1].rstrip(") ")) for cell in row.split("|")[3:5])
     assert inside + outside == 15 and inside > 0 and outside > 0
+
+
+def test_the_extrapolation_script_scores_the_mean_field_of_an_ensemble(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    runs = [run_job(_config(model={"seed": seed}, train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
+            for seed in (0, 1)]
+    script = [sys.executable, str(root / "experiments" / "dynamics_extrapolation.py"), "--ensemble"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([*script, *map(str, runs), str(runs[0])], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split("|")[2] for line in out.stdout.strip().splitlines()[2:]]
+    assert len(rows) == 4 and rows[0] != rows[1] and rows[0] == rows[2]
+    # the mean of (f0, f1, f0) is neither member: its energy error differs from both
+    assert rows[3] not in rows[:2]
+    other = run_job(_config(data={"seed": 1}, train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
+    refused = subprocess.run([*script, str(runs[0]), str(other)], env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "same data" in refused.stderr
+
+
+def test_the_energy_windows_script_prints_one_row_per_window(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = run_job(_config(train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
+    out = subprocess.run([sys.executable, str(root / "experiments" / "energy_windows.py"), str(run), "--time", "30", "--windows", "4"],
+                         env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "–" in line]
+    assert len(rows) == 4 and rows[0].startswith("| 0–") and rows[-1].split("|")[1].strip().endswith("30")
+    assert all(float(row.split("|")[3]) >= float(row.split("|")[2]) for row in rows)  # max ≥ mean
