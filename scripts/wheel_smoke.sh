@@ -8,7 +8,7 @@
 # `pip check` verifies that they satisfy the wheel's declared requirements.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-.venv/bin/python}
+PYTHON=$(realpath -s "$(command -v "${PYTHON:-.venv/bin/python}")")  # absolute: the smoke test runs elsewhere
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -53,6 +53,7 @@ assert y.shape == (11, 2) and abs(y[-1, 0].item() - torch.e**-1) < 1e-6, y[-1]
 print(f"wheel_smoke: sdl {sdl.__version__} from {Path(sdl.__file__).parent}, odeint ok")
 PY
 test "$(sdl --version)" = "sdl $(python -c 'import sdl; print(sdl.__version__)')"
-python -m sdl list | grep -q "^integrators:"
+listing=$(python -m sdl list)  # whole, then checked (grep -q would close the pipe early)
+grep -q "^integrators:" <<<"$listing"
 "$PYTHON" -m pip --python "$WORK/venv/bin/python" check
 echo "wheel_smoke: ok ($(basename "$WHEEL"))"
