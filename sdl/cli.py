@@ -4,6 +4,7 @@
     sdl analyse RUN_DIR
     sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local]
     sdl list
+    sdl --version
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import itertools
 import sys
 
+from . import __version__
 from .config import FIELDS, ConfigError, apply_overrides, config_from_dict, load_config, parse_yaml, safe_name, set_key
 from .models.constrained import CONSTRAINTS
 from .tasks import TASKS
@@ -24,6 +26,7 @@ USER_ERROR, FAILURE = 2, 1
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdl", description="Structure-preserving deep learning: train ODE-networks from configs.")
+    parser.add_argument("--version", action="version", version=f"sdl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model from a YAML config into a new run folder")
