@@ -116,12 +116,7 @@ class DensityConfig(TaskConfig):
         if config.train.batch_size is None:
             raise ConfigError("train.batch_size: None (full batch) has no meaning for a density, whose samples are "
                               "drawn fresh at every step; give the number of samples per step, e.g. 256")
-        if config.model.flow == "cnf":
-            if get(config.integrator.name).partitioned:
-                raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
-            # the CNF integrates the pair (x, log p) of a HollowNet, whose flow field gives its Jacobian diagonal
-            flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
-            check_solve(config, flow, "model.flow: cnf")
+        check_flow_solve(config)
 
     def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:  # noqa: ARG002 (built from seeds)
         device, dtype = config.torch_device(), config.torch_dtype()
@@ -139,8 +134,18 @@ class DensityConfig(TaskConfig):
         return task, model
 
 
-def _model(m: DensityModel, config) -> nn.Module:
-    dim = 2
+def check_flow_solve(config) -> None:
+    """ConfigError when ``config.model`` is a CNF that the config's integrator and gradient cannot integrate."""
+    if config.model.flow == "cnf":
+        if get(config.integrator.name).partitioned:
+            raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
+        # the CNF integrates the pair (x, log p) of a HollowNet, whose flow field gives its Jacobian diagonal
+        flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
+        check_solve(config, flow, "model.flow: cnf")
+
+
+def _model(m: DensityModel, config, dim: int = 2) -> nn.Module:
+    """The flow ``m`` describes on ℝ^dim (the CNF integrated by the config's integrator and gradient)."""
     if m.flow == "alternating":
         return alternating_flow(dim, m.blocks, m.bend)
     if m.flow == "realnvp":
@@ -215,10 +220,16 @@ class DensityEstimation(Task):
 def _exact_log_prob(model: nn.Module, x: Tensor) -> Tensor:
     """log q(x) with no estimator noise: a CNF evaluates its divergence exactly."""
     if isinstance(model, CNF):
-        exact = ExactDivergence()
-        try:
-            exact.check_field(model.field)
-        except TypeError:
-            exact = BruteForceDivergence()
-        return model.log_prob(x, divergence=exact)
+        return model.log_prob(x, divergence=exact_divergence(model))
     return model.log_prob(x)
+
+
+def exact_divergence(model: CNF) -> ExactDivergence | BruteForceDivergence:
+    """The CNF's divergence without estimator noise: from the Jacobian diagonal when its field gives
+    one (a HollowNet), else by d backward passes."""
+    exact = ExactDivergence()
+    try:
+        exact.check_field(model.field)
+    except TypeError:
+        return BruteForceDivergence()
+    return exact
