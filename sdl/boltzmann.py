@@ -56,6 +56,7 @@ def effective_sample_size(log_w: Tensor) -> float:
     """Kish's (Σ w)² / (n Σ w²) from log w (n,), in (0, 1]; 0 when no weight is finite."""
     if not bool(torch.isfinite(log_w).any()):
         return 0.0
+    log_w = log_w.detach()
     return float(torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / len(log_w))
 
 

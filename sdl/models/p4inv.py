@@ -464,7 +464,7 @@ class P4InvScheduler:
             raise ValueError(f"refine_order must be an int >= 2, got {refine_order!r}")
         self.layers = [m for m in model.modules() if isinstance(m, P4Layer)]
         if not self.layers:
-            raise ValueError(f"{type(model).__name__} contains no P4 layer (P4InvLinear, P4OrthLinear)")
+            raise ValueError(f"{type(model).__name__} contains no P4 layer: no P4InvLinear or P4OrthLinear")
         self.optimizer = optimizer
         self.merge_every = merge_every
         self.refine_every = refine_every
