@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _timing import compare
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from _timing import compare
 from sdl.models import P4InvScheduler, P4OrthLinear
 
 BATCH = 256

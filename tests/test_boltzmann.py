@@ -6,7 +6,12 @@ import math
 import pytest
 import torch
 
-from sdl.boltzmann import effective_sample_size, free_energy_difference, log_importance_weights, reverse_kl
+from sdl.boltzmann import (
+    effective_sample_size,
+    free_energy_difference,
+    log_importance_weights,
+    reverse_kl,
+)
 from sdl.config import ConfigError, config_from_dict
 from sdl.data.energies import Energy, Phi4
 from sdl.experiment import analyse_run, build, run_job

@@ -6,7 +6,15 @@ import math
 import pytest
 import torch
 
-from sdl.data.energies import DoubleWell, MullerBrown, Phi4, energy_names, get_energy, sample_mcmc, state_free_energy_quadrature
+from sdl.data.energies import (
+    DoubleWell,
+    MullerBrown,
+    Phi4,
+    energy_names,
+    get_energy,
+    sample_mcmc,
+    state_free_energy_quadrature,
+)
 
 
 def test_names_and_errors_name_the_valid_choices():
@@ -35,7 +43,7 @@ def test_energies_equal_hand_computed_values():
     assert abs(field.energy(torch.full((9,), c, dtype=torch.float64)).item() - 9 * per_site) < 1e-12
     pair = torch.zeros(9, dtype=torch.float64)
     pair[0], pair[1] = a, b  # neighbours along a row; every other bond touches a zero site
-    site = lambda p: 0.96 * p * p + 0.02 * p**4 - 0.1 * p  # noqa: E731
+    site = lambda p: 0.96 * p * p + 0.02 * p**4 - 0.1 * p
     expected = -2 * 0.3 * a * b + site(a) + site(b)
     assert abs(field.energy(pair).item() - expected) < 1e-12
 

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "MergeRule",
     "MergeReport",
+    "MergeRule",
     "P4InvLinear",
     "P4InvScheduler",
     "P4Layer",

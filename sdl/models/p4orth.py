@@ -131,7 +131,7 @@ class P4OrthLinear(P4Layer):
         self.v.normal_()
 
     @torch.no_grad()
-    def refine(self, order: int = 2) -> bool:  # noqa: ARG002 (one polar step whatever the order)
+    def refine(self, order: int = 2) -> bool:
         """One Newton–Schulz step of the polar decomposition, Q ← ½ Q (3I - QᵀQ): with E = QᵀQ - I,
         the new error is ¾E² + ¼E³ (O(‖E‖²)); skipped (False) unless ‖E‖₂ < 1, where it converges."""
         eye = torch.eye(self.dim, dtype=self.state_dtype, device=self.weight.device)

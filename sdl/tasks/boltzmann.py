@@ -27,12 +27,31 @@ from torch import Tensor, nn
 
 from .. import plots
 from .._validation import ConfigError, check_at_least, check_choice, check_finite
-from ..boltzmann import effective_sample_size, forward_kl, free_energy_difference, log_importance_weights, reverse_kl
-from ..data.energies import Energy, energy_names, get_energy, sample_mcmc, state_free_energy_quadrature
+from ..boltzmann import (
+    effective_sample_size,
+    forward_kl,
+    free_energy_difference,
+    log_importance_weights,
+    reverse_kl,
+)
+from ..data.energies import (
+    Energy,
+    energy_names,
+    get_energy,
+    sample_mcmc,
+    state_free_energy_quadrature,
+)
 from ..models.cnf import CNF
-from ..models.p4inv import P4InvLinear, P4InvScheduler
-from .base import LogDetBand, Task, TaskConfig, seeded
-from .density import DensityModel, _exact_log_prob, _model, check_flow_solve, exact_divergence
+from .base import Task, TaskConfig, seeded
+from .density import (
+    DensityModel,
+    _exact_log_prob,
+    _model,
+    check_flow_solve,
+    exact_divergence,
+    logdet_regularizers,
+    p4_schedulers,
+)
 
 __all__ = ["BoltzmannConfig", "BoltzmannData", "BoltzmannGenerator"]
 
@@ -130,8 +149,7 @@ class BoltzmannConfig(TaskConfig):
         with seeded(config.model.seed):
             model = _model(config.model, config, energy.dim)
         model = model.to(device=device, dtype=dtype)
-        has_p4inv = any(isinstance(layer, P4InvLinear) for layer in model.modules())
-        regularizers = (LogDetBand(self.logdet_penalty),) if has_p4inv and self.logdet_penalty > 0 else ()
+        regularizers = logdet_regularizers(model, self.logdet_penalty)
         samples = _mcmc_data(d, data_dir)
         held_out = max(d.chains // 4, 1)
         train, test = samples[:, held_out:].reshape(-1, energy.dim), samples[:, :held_out].reshape(-1, energy.dim)
@@ -163,20 +181,20 @@ def _mcmc_data(d: BoltzmannData, data_dir: Path | None) -> Tensor:
     reopened by ``sdl analyse``), else generated and, with a ``data_dir``, written there atomically."""
     path = None if data_dir is None else data_dir / f"mcmc-{d.energy}-L{d.lattice}-seed{d.seed}.pt"
     key = {"version": _DATA_VERSION, "energy": d.energy, "lattice": d.lattice, "steps": d.steps, **_mcmc_arguments(d)}
+    key = {k: list(v) if isinstance(v, tuple) else v for k, v in key.items()}  # as torch.load gives it back
     if path is not None and path.is_file():
         try:
             saved = torch.load(path, weights_only=True, map_location="cpu")
-            if saved.get("key") == {k: list(v) if isinstance(v, tuple) else v for k, v in key.items()}:
+            if saved.get("key") == key:
                 return saved["samples"]
-        except Exception:  # an unreadable file is generated again
+        except Exception:  # noqa: BLE001, S110 (a damaged file fails in torch.load with many exception types; it is generated again)
             pass
     samples = _generate(d)
     if path is not None:
         from ..experiment import write_atomic
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        stored = {k: list(v) if isinstance(v, tuple) else v for k, v in key.items()}
-        write_atomic(path, lambda p: torch.save({"key": stored, "samples": samples}, p))
+        write_atomic(path, lambda p: torch.save({"key": key, "samples": samples}, p))
     return samples
 
 
@@ -263,11 +281,9 @@ class BoltzmannGenerator(Task):
         return objective, metrics
 
     def schedulers(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list:
-        if not any(isinstance(layer, P4InvLinear) for layer in model.modules()):
-            return []
-        return [P4InvScheduler(model, optimizer, merge_every=self.merge_every, refine_every=self.refine_every)]
+        return p4_schedulers(model, optimizer, self.merge_every, self.refine_every)
 
-    def analyse(self, model: nn.Module, analysis) -> dict:  # noqa: ARG002 (no stability settings here)
+    def analyse(self, model: nn.Module, analysis) -> dict:
         """The sample metrics over 5 fresh batches of flow samples: mean and standard deviation of each."""
         batches = []
         for index in range(5):

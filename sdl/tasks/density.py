@@ -24,10 +24,15 @@ from .._validation import ConfigError, check_at_least, check_choice, check_finit
 from ..data import density_names, sample_density
 from ..fields import Capabilities
 from ..integrators import get
-from ..models.cnf import CNF, BruteForceDivergence, ExactDivergence, HutchinsonDivergence
+from ..models.cnf import (
+    CNF,
+    BruteForceDivergence,
+    ExactDivergence,
+    HutchinsonDivergence,
+)
 from ..models.flows import FlowSequence, Permutation, alternating_flow, realnvp
 from ..models.hollow import HollowNet
-from ..models.p4inv import P4InvLinear, P4InvScheduler
+from ..models.p4inv import P4InvLinear, P4InvScheduler, P4Layer
 from .base import LogDetBand, Regularizer, Task, TaskConfig, check_solve, seeded
 
 __all__ = ["DensityConfig", "DensityData", "DensityEstimation", "DensityModel"]
@@ -118,20 +123,32 @@ class DensityConfig(TaskConfig):
                               "drawn fresh at every step; give the number of samples per step, e.g. 256")
         check_flow_solve(config)
 
-    def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:  # noqa: ARG002 (built from seeds)
+    def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:
         device, dtype = config.torch_device(), config.torch_dtype()
         m = config.model
         with seeded(m.seed):
             model = _model(m, config)
         model = model.to(device=device, dtype=dtype)
-        has_p4inv = any(isinstance(layer, P4InvLinear) for layer in model.modules())
-        regularizers = (LogDetBand(self.logdet_penalty),) if has_p4inv and self.logdet_penalty > 0 else ()
+        regularizers = logdet_regularizers(model, self.logdet_penalty)
         d = config.data
         task = DensityEstimation(
             d.name, sample_density(d.name, d.test_points, d.seed, dtype=dtype, device=device),
             regularizers=regularizers, merge_every=self.merge_every, refine_every=self.refine_every,
         )
         return task, model
+
+
+def logdet_regularizers(model: nn.Module, weight: float) -> tuple[Regularizer, ...]:
+    """The log|det| band penalty of weight ``weight`` when ``model`` has P4Inv layers and weight > 0."""
+    has_p4inv = any(isinstance(layer, P4InvLinear) for layer in model.modules())
+    return (LogDetBand(weight),) if has_p4inv and weight > 0 else ()
+
+
+def p4_schedulers(model: nn.Module, optimizer: torch.optim.Optimizer, merge_every: int, refine_every: int | None) -> list:
+    """``[P4InvScheduler(...)]`` when ``model`` has P4 layers (P4Inv, P4Orth), else []."""
+    if not any(isinstance(layer, P4Layer) for layer in model.modules()):
+        return []
+    return [P4InvScheduler(model, optimizer, merge_every=merge_every, refine_every=refine_every)]
 
 
 def check_flow_solve(config) -> None:
@@ -200,9 +217,7 @@ class DensityEstimation(Task):
         return mean, {"test_nll": mean.item(), "test_nll_stderr": (nll.std() / math.sqrt(len(nll))).item()}
 
     def schedulers(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list:
-        if not any(isinstance(layer, P4InvLinear) for layer in model.modules()):
-            return []
-        return [P4InvScheduler(model, optimizer, merge_every=self.merge_every, refine_every=self.refine_every)]
+        return p4_schedulers(model, optimizer, self.merge_every, self.refine_every)
 
     def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
