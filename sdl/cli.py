@@ -190,6 +190,10 @@ def _list() -> int:
     print("  " + ", ".join(dataset_names()))
     print("densities (density):")
     print("  " + ", ".join(density_names()))
+    from .data.energies import energy_names
+
+    print("energies (boltzmann):")
+    print("  " + ", ".join(energy_names()) + " (phi4: data.lattice L, d = L²)")
     print("systems (dynamics):")
     for name in system_names():
         print(f"  {name:20s} recipes: {', '.join(get_system(name).recipes)}")

@@ -25,11 +25,14 @@ __all__ = [
     "plot_decision_boundary",
     "plot_energy",
     "plot_energy_error",
+    "plot_energy_samples",
+    "plot_ess",
     "plot_hamiltonian_contours",
     "plot_phase_portrait",
     "plot_history",
     "plot_layer_stability",
     "plot_parameters",
+    "plot_reaction_coordinate",
     "plot_stability_region",
     "plot_density",
     "plot_sweep",
@@ -509,3 +512,72 @@ def _scatter_classes(ax, points: np.ndarray, labels: np.ndarray, size: float) ->
         chosen = labels == label
         ax.scatter(points[chosen, 0], points[chosen, 1], s=size, color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
                    edgecolors="white", linewidths=0.3, label=f"class {label:g}")
+
+
+def plot_energy_samples(axes_x, axes_y, energy, samples: Mapping[str, object], path: str | Path, *,
+                        title: str | None = None, levels: int = 25) -> Figure:
+    """Samples of a 2-D system over the contours of its energy, one panel per named sample set.
+
+    Args:
+        axes_x, axes_y: (R,) and (S,) grid coordinates.
+        energy: (S, R) reduced energy u on the grid (rows along x₂), drawn up to its minimum + 20 kT.
+        samples: name -> (M, 2) points (e.g. "MCMC reference", "flow").
+    """
+    axes_x, axes_y, energy = _numpy(axes_x), _numpy(axes_y), _numpy(energy)
+    fig = _figure(3.6 * len(samples), 3.6 + (0.3 if title else 0.0))
+    low = energy.min()
+    for index, (name, points) in enumerate(samples.items()):
+        points = _numpy(points)
+        ax = fig.add_subplot(1, len(samples), index + 1)
+        ax.contour(axes_x, axes_y, energy, levels=np.linspace(low, low + 20.0, levels), cmap="Greys", linewidths=0.7)
+        ax.scatter(points[:, 0], points[:, 1], s=1.5, alpha=0.35, color="tab:blue", rasterized=True)
+        ax.set(title=name, xlim=(axes_x[0], axes_x[-1]), ylim=(axes_y[0], axes_y[-1]), xlabel="x₁", ylabel="x₂")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_reaction_coordinate(reference, flow, log_weights, dividing_value: float, path: str | Path, *,
+                             title: str | None = None, bins: int = 80, label: str = "reaction coordinate") -> Figure:
+    """Histograms along the reaction coordinate r: reference samples of p, the flow's raw samples,
+    and the same samples reweighted by w = exp(log_weights); the dividing value r* as a line.
+    Free energy -log(density) on a second panel, where the wells are visible.
+
+    Args:
+        reference: (M,) r of samples of p; flow: (N,) r of the flow's samples; log_weights: (N,).
+    """
+    reference, flow, log_w = _numpy(reference), _numpy(flow), _numpy(log_weights).astype(float)
+    weights = np.exp(log_w - log_w[np.isfinite(log_w)].max()) if np.isfinite(log_w).any() else np.zeros_like(log_w)
+    edges = np.histogram_bin_edges(np.concatenate([reference, flow]), bins=bins)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    curves = {
+        "reference (MCMC)": np.histogram(reference, edges, density=True)[0],
+        "flow": np.histogram(flow, edges, density=True)[0],
+        "flow, reweighted": np.histogram(flow, edges, weights=weights, density=True)[0] if weights.sum() > 0 else np.zeros(bins),
+    }
+    fig = _figure(9.0, 3.6 + (0.3 if title else 0.0))
+    axes = fig.subplots(1, 2)
+    for name, values in curves.items():
+        axes[0].plot(centres, values, lw=1.4, label=name)
+        with np.errstate(divide="ignore"):
+            axes[1].plot(centres, -np.log(values), lw=1.4, label=name)
+    for ax, ylabel in zip(axes, ("density", "-log density (kT)")):
+        ax.axvline(dividing_value, color="k", lw=0.8, ls="--")
+        ax.set(xlabel=label, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_ess(iterations, ess, path: str | Path, *, title: str | None = None) -> Figure:
+    """The normalised effective sample size of the importance weights against the training step."""
+    fig = _figure(5.0, 3.6 + (0.3 if title else 0.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(_numpy(iterations), _numpy(ess), lw=1.4, marker="o", ms=3)
+    ax.set(xlabel="iteration", ylabel="ESS / n", ylim=(-0.02, 1.02))
+    ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)

@@ -20,12 +20,14 @@ SCRIPTS = [
     ("benchmarks/bench_jacobi_newton.py", []),
     ("benchmarks/bench_attacks.py", []),
     ("benchmarks/bench_newton.py", []),
+    ("benchmarks/bench_p4orth.py", []),
     ("experiments/regularisation_study.py", ["--out", "{tmp}"]),
     ("experiments/flows_density.py", ["--out-root", "{tmp}"]),
     ("experiments/cnf_density.py", ["--out", "{tmp}"]),
     ("experiments/noise_floor.py", ["--out", "{tmp}"]),
     ("experiments/robustness_digits.py", ["--out", "{tmp}"]),
     ("experiments/learning_dynamics.py", ["--out", "{tmp}"]),
+    ("experiments/boltzmann.py", ["--out", "{tmp}"]),
 ]
 
 

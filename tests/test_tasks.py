@@ -41,14 +41,14 @@ def test_the_trainer_and_the_runner_never_name_a_task_a_model_or_a_data_set():
 
 
 def test_the_task_section_is_a_tagged_union_that_picks_the_data_and_model_schemas():
-    assert set(TASKS) == {"classification", "density", "dynamics"}
+    assert set(TASKS) == {"classification", "density", "dynamics", "boltzmann"}
     plain = config_from_dict({})
     assert plain.task.kind == "classification" and plain.data.name == "spiral2d" and "decision_boundary" in plain.plots
     density = config_from_dict({"task": "density", "train": {"batch_size": 32}})
     assert isinstance(density.task, DensityConfig) and density.data.name == "two_moons" and density.plots == ("history", "density")
     assert config_from_dict(density.to_dict()) == density  # a written config reads back the same
     for raw, message in [
-        ({"task": {"kind": "regression"}}, "task.kind: 'regression' is not valid; valid choices: classification, density, dynamics"),
+        ({"task": {"kind": "regression"}}, "task.kind: 'regression' is not valid; valid choices: classification, density, dynamics, boltzmann"),
         ({"task": "density", "data": {"name": "spiral2d"}, "train": {"batch_size": 8}}, "data.name: 'spiral2d' is not valid"),
         ({"task": "density", "model": {"field": "resnet"}, "train": {"batch_size": 8}}, "model.field: unknown key; valid keys of model: flow"),
         ({"task": "density"}, "train.batch_size: None (full batch) has no meaning for a density"),

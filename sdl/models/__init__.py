@@ -8,7 +8,8 @@ from .hollow import HollowNet, dimwise_derivative, divergence
 from .hnn import HNN, MLPField, SeparableHNN
 from .constrained import CONSTRAINTS
 from .network import ODENet
-from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, logdet_band_penalty
+from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, P4Layer, logdet_band_penalty
+from .p4orth import P4OrthLinear
 from .sympnet import (
     ActivationShear,
     GradientShear,
@@ -54,6 +55,8 @@ __all__ = [
     "ODENet",
     "P4InvLinear",
     "P4InvScheduler",
+    "P4Layer",
+    "P4OrthLinear",
     "ResNetField",
     "SeparableHNN",
     "SwitchingField",

@@ -241,6 +241,12 @@ class CNF(nn.Module):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an integer ≥ 1; got {n!r}")
         z = torch.randn(n, self.dim, generator=generator, dtype=self._like.dtype, device=self._like.device)
+        return self.from_noise(z, divergence=divergence)
+
+    def from_noise(self, z: Tensor, *, divergence: DivergenceEstimator | None = None) -> tuple[Tensor, Tensor]:
+        """x and log p(x) for given base noise z: (B, d) → (B, d), (B,), integrating from t1 back to 0.
+        Differentiable (reverse-KL training); ``divergence`` overrides the flow's estimator."""
+        self._check_input(z)
         return self._solve(z, self.base_log_prob(z), "sample", divergence)
 
     def _solve(

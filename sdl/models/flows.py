@@ -197,6 +197,12 @@ class NormalizingFlow(nn.Module):
         z = torch.randn(num_samples, self.dim, generator=generator, dtype=dtype, device=device)
         return self.transform.inverse(z)[0]
 
+    def from_noise(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x = T⁻¹(z) and log q(x) = log N(z; 0, I) - log|det ∂x/∂z| for given base noise z.
+        Shapes: z (..., n) → x (..., n), log q (...,). Differentiable (reverse-KL training)."""
+        x, logdet = self.transform.inverse(z)
+        return x, -0.5 * (z * z).sum(-1) - 0.5 * self.dim * math.log(2.0 * math.pi) - logdet
+
 
 def _mixing_factory(mixing: str | Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
     if callable(mixing):

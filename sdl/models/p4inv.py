@@ -27,16 +27,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 __all__ = [
-    "MergeRule",
     "MergeReport",
+    "MergeRule",
     "P4InvLinear",
     "P4InvScheduler",
+    "P4Layer",
     "logdet_band_penalty",
 ]
 
@@ -100,7 +102,26 @@ class MergeReport:
     factor: float
 
 
-class P4InvLinear(nn.Module):
+class P4Layer(nn.Module, ABC):
+    """A layer trained through a property-preserving perturbation (P4): a frozen state keeps the
+    property, a trainable perturbation that starts at the identity preserves it, and ``merge()``
+    folds the perturbation into the state and resets it. ``P4InvScheduler`` drives every P4 layer."""
+
+    @abstractmethod
+    def merge(self) -> MergeReport:
+        """Fold the perturbation into the frozen state and reset it to the identity."""
+
+    @abstractmethod
+    def refine(self, order: int = 2) -> bool:
+        """One iteration that removes the round-off the merges accumulate; False when skipped."""
+
+    @property
+    @abstractmethod
+    def redrawn(self) -> nn.Parameter:
+        """The factor a reset draws anew (its optimizer state is cleared after a merge)."""
+
+
+class P4InvLinear(P4Layer):
     """Invertible affine layer y = (A + u vᵀ) x + b trained through its rank-one perturbation.
 
     Trainable: ``u``, ``v`` (and ``bias`` when ``bias=True``). Buffers (tracked in ``state_dtype``):
@@ -290,6 +311,14 @@ class P4InvLinear(nn.Module):
         self._refresh_compute_copies()
         return True
 
+    def refine(self, order: int = 2) -> bool:
+        """``refine_inverse(order)``."""
+        return self.refine_inverse(order)
+
+    @property
+    def redrawn(self) -> nn.Parameter:
+        return self.v
+
     # ----------------------------------------------------------------------------- internals
     def _uses_perturbation(self) -> bool:
         if self.training:
@@ -404,13 +433,15 @@ def logdet_band_penalty(module: nn.Module) -> torch.Tensor:
 
 
 class P4InvScheduler:
-    """Merges every P4InvLinear in a model every ``merge_every`` optimizer steps.
+    """Merges every P4 layer in a model (``P4InvLinear``, ``P4OrthLinear``: any ``P4Layer``) every
+    ``merge_every`` optimizer steps.
 
     Call ``step()`` once after each ``optimizer.step()``. At every merge it clears the optimizer
-    state (Adam moments, step count, …) of ``v``, the factor that the reset redraws, because its
-    history belongs to a direction that no longer exists; ``u`` keeps its state (the reference
-    implementation found this trains faster). Every ``refine_every`` merges it runs one
-    hyperpower iteration of order ``refine_order`` on each A⁻¹ (``None``: never).
+    state (Adam moments, step count, …) of the factor that the reset redraws (``layer.redrawn``,
+    v), because its history belongs to a direction that no longer exists; u keeps its state (the
+    reference implementation found this trains faster). Every ``refine_every`` merges it runs
+    ``layer.refine(refine_order)`` (for P4Inv one hyperpower iteration of that order on A⁻¹;
+    ``None``: never).
 
     Attributes:
         reports: the ``MergeReport`` of each layer at the latest merge.
@@ -431,9 +462,9 @@ class P4InvScheduler:
             raise ValueError(f"refine_every must be a positive int or None, got {refine_every!r}")
         if not isinstance(refine_order, int) or refine_order < 2:
             raise ValueError(f"refine_order must be an int >= 2, got {refine_order!r}")
-        self.layers = _p4inv_layers(model)
+        self.layers = [m for m in model.modules() if isinstance(m, P4Layer)]
         if not self.layers:
-            raise ValueError(f"{type(model).__name__} contains no P4InvLinear layer")
+            raise ValueError(f"{type(model).__name__} contains no P4 layer: no P4InvLinear or P4OrthLinear")
         self.optimizer = optimizer
         self.merge_every = merge_every
         self.refine_every = refine_every
@@ -455,8 +486,8 @@ class P4InvScheduler:
             return
         self.reports = [layer.merge() for layer in self.layers]
         for layer in self.layers:
-            self.optimizer.state.pop(layer.v, None)
+            self.optimizer.state.pop(layer.redrawn, None)
         self.merge_rounds += 1
         if self.refine_every is not None and self.merge_rounds % self.refine_every == 0:
             for layer in self.layers:
-                layer.refine_inverse(self.refine_order)
+                layer.refine(self.refine_order)

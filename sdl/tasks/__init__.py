@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from ..data import Dataset
 from .base import LogDetBand, Regularizer, Smoothness, Task, TaskConfig, seeded
+from .boltzmann import BoltzmannConfig, BoltzmannGenerator
 from .classification import Classification, ClassificationConfig
 from .density import DensityConfig, DensityEstimation
 from .dynamics import DynamicsConfig, LearningDynamics
 
 __all__ = [
+    "BoltzmannConfig",
+    "BoltzmannGenerator",
     "Classification",
     "ClassificationConfig",
     "DensityConfig",
@@ -30,7 +33,7 @@ __all__ = [
     "seeded",
 ]
 
-TASKS: dict[str, type[TaskConfig]] = {config.kind: config for config in (ClassificationConfig, DensityConfig, DynamicsConfig)}
+TASKS: dict[str, type[TaskConfig]] = {config.kind: config for config in (ClassificationConfig, DensityConfig, DynamicsConfig, BoltzmannConfig)}
 _DATA_TASKS = {Dataset: Classification}  # data a task can be made from with a TrainConfig alone
 
 

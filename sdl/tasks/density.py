@@ -24,10 +24,15 @@ from .._validation import ConfigError, check_at_least, check_choice, check_finit
 from ..data import density_names, sample_density
 from ..fields import Capabilities
 from ..integrators import get
-from ..models.cnf import CNF, BruteForceDivergence, ExactDivergence, HutchinsonDivergence
+from ..models.cnf import (
+    CNF,
+    BruteForceDivergence,
+    ExactDivergence,
+    HutchinsonDivergence,
+)
 from ..models.flows import FlowSequence, Permutation, alternating_flow, realnvp
 from ..models.hollow import HollowNet
-from ..models.p4inv import P4InvLinear, P4InvScheduler
+from ..models.p4inv import P4InvLinear, P4InvScheduler, P4Layer
 from .base import LogDetBand, Regularizer, Task, TaskConfig, check_solve, seeded
 
 __all__ = ["DensityConfig", "DensityData", "DensityEstimation", "DensityModel"]
@@ -116,21 +121,15 @@ class DensityConfig(TaskConfig):
         if config.train.batch_size is None:
             raise ConfigError("train.batch_size: None (full batch) has no meaning for a density, whose samples are "
                               "drawn fresh at every step; give the number of samples per step, e.g. 256")
-        if config.model.flow == "cnf":
-            if get(config.integrator.name).partitioned:
-                raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
-            # the CNF integrates the pair (x, log p) of a HollowNet, whose flow field gives its Jacobian diagonal
-            flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
-            check_solve(config, flow, "model.flow: cnf")
+        check_flow_solve(config)
 
-    def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:  # noqa: ARG002 (built from seeds)
+    def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:
         device, dtype = config.torch_device(), config.torch_dtype()
         m = config.model
         with seeded(m.seed):
             model = _model(m, config)
         model = model.to(device=device, dtype=dtype)
-        has_p4inv = any(isinstance(layer, P4InvLinear) for layer in model.modules())
-        regularizers = (LogDetBand(self.logdet_penalty),) if has_p4inv and self.logdet_penalty > 0 else ()
+        regularizers = logdet_regularizers(model, self.logdet_penalty)
         d = config.data
         task = DensityEstimation(
             d.name, sample_density(d.name, d.test_points, d.seed, dtype=dtype, device=device),
@@ -139,8 +138,31 @@ class DensityConfig(TaskConfig):
         return task, model
 
 
-def _model(m: DensityModel, config) -> nn.Module:
-    dim = 2
+def logdet_regularizers(model: nn.Module, weight: float) -> tuple[Regularizer, ...]:
+    """The log|det| band penalty of weight ``weight`` when ``model`` has P4Inv layers and weight > 0."""
+    has_p4inv = any(isinstance(layer, P4InvLinear) for layer in model.modules())
+    return (LogDetBand(weight),) if has_p4inv and weight > 0 else ()
+
+
+def p4_schedulers(model: nn.Module, optimizer: torch.optim.Optimizer, merge_every: int, refine_every: int | None) -> list:
+    """``[P4InvScheduler(...)]`` when ``model`` has P4 layers (P4Inv, P4Orth), else []."""
+    if not any(isinstance(layer, P4Layer) for layer in model.modules()):
+        return []
+    return [P4InvScheduler(model, optimizer, merge_every=merge_every, refine_every=refine_every)]
+
+
+def check_flow_solve(config) -> None:
+    """ConfigError when ``config.model`` is a CNF that the config's integrator and gradient cannot integrate."""
+    if config.model.flow == "cnf":
+        if get(config.integrator.name).partitioned:
+            raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
+        # the CNF integrates the pair (x, log p) of a HollowNet, whose flow field gives its Jacobian diagonal
+        flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
+        check_solve(config, flow, "model.flow: cnf")
+
+
+def _model(m: DensityModel, config, dim: int = 2) -> nn.Module:
+    """The flow ``m`` describes on ℝ^dim (the CNF integrated by the config's integrator and gradient)."""
     if m.flow == "alternating":
         return alternating_flow(dim, m.blocks, m.bend)
     if m.flow == "realnvp":
@@ -195,9 +217,7 @@ class DensityEstimation(Task):
         return mean, {"test_nll": mean.item(), "test_nll_stderr": (nll.std() / math.sqrt(len(nll))).item()}
 
     def schedulers(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list:
-        if not any(isinstance(layer, P4InvLinear) for layer in model.modules()):
-            return []
-        return [P4InvScheduler(model, optimizer, merge_every=self.merge_every, refine_every=self.refine_every)]
+        return p4_schedulers(model, optimizer, self.merge_every, self.refine_every)
 
     def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
@@ -215,10 +235,16 @@ class DensityEstimation(Task):
 def _exact_log_prob(model: nn.Module, x: Tensor) -> Tensor:
     """log q(x) with no estimator noise: a CNF evaluates its divergence exactly."""
     if isinstance(model, CNF):
-        exact = ExactDivergence()
-        try:
-            exact.check_field(model.field)
-        except TypeError:
-            exact = BruteForceDivergence()
-        return model.log_prob(x, divergence=exact)
+        return model.log_prob(x, divergence=exact_divergence(model))
     return model.log_prob(x)
+
+
+def exact_divergence(model: CNF) -> ExactDivergence | BruteForceDivergence:
+    """The CNF's divergence without estimator noise: from the Jacobian diagonal when its field gives
+    one (a HollowNet), else by d backward passes."""
+    exact = ExactDivergence()
+    try:
+        exact.check_field(model.field)
+    except TypeError:
+        return BruteForceDivergence()
+    return exact

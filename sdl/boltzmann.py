@@ -1,0 +1,66 @@
+"""Boltzmann generators (Noé et al. 2019): flows trained towards p(x) ∝ exp(-u(x)), and reweighting.
+
+A flow with density q draws x = T⁻¹(z), z ~ N(0, I), with log q(x) (``from_noise`` of a
+``NormalizingFlow`` or a ``CNF``). It is trained by
+
+- forward KL, KL(p ‖ q) = E_p[-log q(x)] + const, on samples of p (e.g. ``sample_mcmc``);
+- reverse KL, KL(q ‖ p) = E_z[u(x) + log q(x)] + log Z, on the reduced energy u alone;
+
+or a weighted sum of the two. Its samples are reweighted to p by the importance weights
+w(x) = exp(-u(x) - log q(x)) (known up to the constant Z): self-normalised averages
+Σ w f / Σ w are consistent, and the normalised Kish effective sample size
+
+    ESS = (Σ w)² / (n Σ w²) ∈ (0, 1]
+
+says what fraction of the n samples they are worth (1: q = p). The free-energy difference between
+the states A and B of the energy is ΔF = F_B - F_A = -log(Σ_B w / Σ_A w), in kT.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .data.energies import Energy
+
+__all__ = [
+    "effective_sample_size",
+    "forward_kl",
+    "free_energy_difference",
+    "log_importance_weights",
+    "reverse_kl",
+]
+
+
+def forward_kl(model: nn.Module, x: Tensor) -> Tensor:
+    """E_p[-log q(x)] over samples x (B, d) of p: KL(p ‖ q) up to the entropy of p. Shape ()."""
+    return -model.log_prob(x).mean()
+
+
+def reverse_kl(model: nn.Module, energy: Energy, z: Tensor) -> Tensor:
+    """E_z[u(x) + log q(x)], x = T⁻¹(z), over base noise z (B, d): KL(q ‖ p) - log Z. Shape ()."""
+    x, log_q = model.from_noise(z)
+    return (energy.energy(x) + log_q).mean()
+
+
+def log_importance_weights(energy_values: Tensor, log_q: Tensor) -> Tensor:
+    """log w = -u(x) - log q(x), (n,) each → (n,). Non-finite entries (a sample outside the
+    energy's range) get weight 0."""
+    log_w = -energy_values - log_q
+    return torch.where(torch.isfinite(log_w), log_w, torch.full_like(log_w, -math.inf))
+
+
+def effective_sample_size(log_w: Tensor) -> float:
+    """Kish's (Σ w)² / (n Σ w²) from log w (n,), in (0, 1]; 0 when no weight is finite."""
+    if not bool(torch.isfinite(log_w).any()):
+        return 0.0
+    log_w = log_w.detach()
+    return float(torch.exp(2 * torch.logsumexp(log_w, 0) - torch.logsumexp(2 * log_w, 0)) / len(log_w))
+
+
+def free_energy_difference(log_w: Tensor, in_state_b: Tensor) -> float:
+    """F_B - F_A = -log(Σ_B w / Σ_A w) in kT, from log w (n,) and the state of each sample (n,) bool.
+    ±inf when one state gets no weight (the flow never visits it)."""
+    return float(torch.logsumexp(log_w[~in_state_b], 0) - torch.logsumexp(log_w[in_state_b], 0))
