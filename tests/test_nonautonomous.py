@@ -171,19 +171,28 @@ def test_piecewise_constant_network_is_symplectic_in_q_p_per_step(name):
 def test_interpolated_hamiltonian_of_a_trained_field():
     """θ(t) of a layered field: inside step k with "constant" H is layer k's; "linear" is continuous,
     and its extended K is conserved by Verlet to O(h²) while H changes."""
-    field = HamiltonianField(2, num_layers=4, width=3).double()
+    field = HamiltonianField(2, num_layers=15, width=3).double()
     q, p = torch.randn(5, 2, dtype=f64), torch.randn(5, 2, dtype=f64)
-    constant = InterpolatedHamiltonian(field, 2.0, "constant")
-    torch.testing.assert_close(constant.hamiltonian(torch.tensor(1.2, dtype=f64), q, p), field.hamiltonian(q, p, layer=2))
-    linear = InterpolatedHamiltonian(field, 2.0, "linear")
-    before, after = (linear.hamiltonian(torch.tensor(t, dtype=f64), q, p) for t in (1.0 - 1e-9, 1.0 + 1e-9))
+    constant = InterpolatedHamiltonian(field, 1.5, "constant")
+    torch.testing.assert_close(constant.hamiltonian(torch.tensor(0.25, dtype=f64), q, p), field.hamiltonian(q, p, layer=2))
+    linear = InterpolatedHamiltonian(field, 1.5, "linear")
+    before, after = (linear.hamiltonian(torch.tensor(t, dtype=f64), q, p) for t in (0.4 - 1e-9, 0.4 + 1e-9))
     assert float((before - after).abs().max()) < 1e-7
     extended = extended_phase_space(linear)
     big_q, big_p = extended.join(q, torch.zeros(5, dtype=f64)), extended.join(p, torch.zeros(5, dtype=f64))
     errors = []
-    for steps in (64, 128):  # steps align with the centres s_k = (k + ½)/2, where θ(t) has kinks
-        qs, ps = sdl.odeint(extended, (big_q, big_p), torch.linspace(0, 2, steps + 1, dtype=f64), method="verlet", output="last")
+    for steps in (60, 120):  # grid points on the centres s_k = (k + ½) 0.1, where θ(t) has kinks
+        qs, ps = sdl.odeint(extended, (big_q, big_p), torch.linspace(0, 1.5, steps + 1, dtype=f64), method="verlet", output="last")
         errors.append(float((extended.energy(qs, ps) - extended.energy(big_q, big_p)).abs().max()))
     assert 1.7 < math.log2(errors[0] / errors[1]) < 2.3, errors  # second order through the kinks too
     with pytest.raises(ValueError, match="needs a layered HamiltonianField"):
         InterpolatedHamiltonian(HamiltonianField(2), 1.0)
+
+
+def test_linear_theta_has_the_mean_slope_at_a_kink_reached_with_rounding():
+    """0.15 · 10 - ½ misses the centre s_1 = 0.15 by an ulp; the slope there is still the mean of the
+    one-sided slopes (a one-sided slope made K drift at order 1 under Verlet and RK4)."""
+    theta = torch.tensor([[0.0], [1.0], [-3.0]], dtype=f64)  # slopes +10 and -40 per unit time around s_1
+    t = torch.tensor(0.15, dtype=f64, requires_grad=True)
+    (slope,) = torch.autograd.grad(interpolate_layers(theta, t, 0.3).sum(), t)
+    assert float(slope) == pytest.approx(-15.0, abs=1e-9)

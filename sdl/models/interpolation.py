@@ -35,13 +35,17 @@ def interpolate_layers(theta: Tensor, t: Tensor, t_final: float, kind: str = "li
     num_layers = theta.shape[0]
     if kind == "constant":
         return theta[(t.detach() * (num_layers / t_final)).floor().clamp(0, num_layers - 1).long()]
-    # θ(x) = θ^0 + Σ_k (θ^{k+1} - θ^k) r(x - k), x = t/h - ½, r(y) = clamp(y, 0, 1) written as
-    # (|y| - |y - 1| + 1)/2: autograd's |·|' = sign(0) = 0 then gives θ'(t) at a kink the mean of its
-    # one-sided slopes, which a quadrature node (a Runge–Kutta stage) placed at the kink needs to
-    # stay second-order accurate (a one-sided slope there costs an O(h) error).
+    # θ(x) = θ^0 + Σ_k (θ^{k+1} - θ^k) r(x - k), x = t/h - ½, r(y) = clamp(y, 0, 1). At a kink (y = 0 or 1,
+    # to within a few ulp of x: a time t_n + c h computed in floats misses s_k by an ulp) the slope
+    # r' is ½, the mean of its one-sided slopes, which a quadrature node (a Runge–Kutta stage) placed
+    # at a kink needs to stay second-order accurate: a one-sided slope there costs an O(h) error.
     x = t * (num_layers / t_final) - 0.5
     offsets = x.unsqueeze(-1) - torch.arange(num_layers - 1, dtype=x.dtype, device=x.device)  # (*S, K-1)
-    ramps = (offsets.abs() - (offsets - 1).abs() + 1) / 2
+    near = 16 * torch.finfo(x.dtype).eps * max(num_layers, 1)
+    at_kink = (offsets.detach().abs() <= near) | ((offsets.detach() - 1).abs() <= near)
+    inside = ((offsets.detach() > 0) & (offsets.detach() < 1)).to(x.dtype)
+    slope = torch.where(at_kink, torch.full_like(inside, 0.5), inside)
+    ramps = offsets.detach().clamp(0, 1) + slope * (offsets - offsets.detach())  # value clamp(y, 0, 1), slope r'
     increments = theta.diff(dim=0).flatten(1)  # (K-1, numel θ^k)
     values = theta[0].flatten() + ramps.to(theta.dtype) @ increments
     return values.reshape(*t.shape, *theta.shape[1:])
