@@ -26,6 +26,8 @@ SCRIPTS = [
     ("experiments/noise_floor.py", ["--out", "{tmp}"]),
     ("experiments/robustness_digits.py", ["--out", "{tmp}"]),
     ("experiments/learning_dynamics.py", ["--out", "{tmp}"]),
+    ("experiments/deep_limits.py", ["--out", "{tmp}"]),
+    ("experiments/hamiltonian_networks.py", ["--out", "{tmp}"]),
 ]
 
 
