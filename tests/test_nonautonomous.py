@@ -128,18 +128,17 @@ def test_extended_map_with_time_dependent_kinetic_energy_is_symplectic_for_gauss
 
 @pytest.mark.parametrize("name", SYMPLECTIC + ["rk4"])
 def test_k_is_conserved_to_the_order_of_the_method(name):
-    """|K(T) - K(0)| at T = 1 for h = 1/20, 1/40, 1/80: the observed order log₂ of the ratio of
-    successive errors is the method's order p (± 0.3); H itself changes by O(1)."""
+    """|K(T) - K(0)| at T = 1 for h = 1/40 and 1/80: the observed order log₂ of the ratio of the
+    errors is the method's order p (± 0.3); H itself changes by O(1)."""
     field = extended_phase_space(_Anharmonic())
     big_q, big_p = _start(field, t0=0.0)
-    k0 = field.energy(big_q, big_p)
+    k0 = field.energy(big_q, big_p).detach()
     errors = []
-    for steps in (20, 40, 80):
+    for steps in (40, 80):
         q1, p1 = sdl.odeint(field, (big_q, big_p), torch.linspace(0, 1, steps + 1, dtype=f64), method=name, output="last")
-        errors.append(float((field.energy(q1, p1) - k0).abs().max().detach()))
-    order = math.log2(errors[-2] / errors[-1])
+        errors.append(float((field.energy(q1, p1).detach() - k0).abs().max()))
+    order = math.log2(errors[0] / errors[1])
     assert abs(order - get(name).order) < 0.3, (errors, order)
-    q1, p1 = sdl.odeint(field, (big_q, big_p), torch.linspace(0, 1, 81, dtype=f64), method=name, output="last")
     assert float((field.hamiltonian(q1, p1) - field.hamiltonian(big_q, big_p)).abs().max()) > 0.05  # H is not conserved
 
 
