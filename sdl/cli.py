@@ -2,6 +2,7 @@
 
     sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
     sdl analyse RUN_DIR
+    sdl refine RUN_DIR [--factor 2] [--interpolation constant|linear] [--runs DIR]
     sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local]
     sdl list
     sdl --version
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     analyse = commands.add_parser("analyse", aliases=["analyze"], help="stability diagnostics and plots of a trained run")
     analyse.add_argument("run_dir")
 
+    refine = commands.add_parser("refine", help="the run's ODE-network on factor·K layers, same T, into a new run folder")
+    refine.add_argument("run_dir")
+    refine.add_argument("--factor", type=int, default=2, help="layers × factor, steps h / factor (default 2)")
+    refine.add_argument("--interpolation", default="constant", help="θ(t) between layers: constant (default) or linear")
+    refine.add_argument("--runs", default=None, help="folder that receives the new run folder (default: beside RUN_DIR)")
+
     sweep = commands.add_parser("sweep", help="train every combination of a grid and compare them")
     sweep.add_argument("config")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="e.g. integrator=euler,rk4")
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return _analyse(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "refine":
+            return _refine(args)
         return _list()
     except (ConfigError, FileNotFoundError) as error:
         print(f"sdl {args.command}: error: {error}", file=sys.stderr)
@@ -90,6 +99,14 @@ def _analyse(args) -> int:
 
     out = analyse_run(args.run_dir)
     print(f"analysis: {out}")
+    return 0
+
+
+def _refine(args) -> int:
+    from .experiment import refine_run
+
+    out = refine_run(args.run_dir, args.factor, args.interpolation, args.runs)
+    print(f"run folder: {out}  (continue training: sdl train --resume {out} --set train.iterations=N)")
     return 0
 
 

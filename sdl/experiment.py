@@ -33,12 +33,13 @@ __all__ = [
     "load_run",
     "new_run_dir",
     "read_run_config",
+    "refine_run",
     "run_job",
     "train_run",
     "write_atomic",
 ]
 _DATA = "data"  # the folder of a run where its task keeps the data it generated
-_RESUME_NOTES = ("resumed_from", "resumed_at_iteration")  # written beside the config, not part of it
+_RESUME_NOTES = ("resumed_from", "resumed_at_iteration", "refined_from", "refinement")  # beside the config, not in it
 
 
 @dataclass(frozen=True)
@@ -264,4 +265,35 @@ def analyse_run(run_dir: str | Path) -> Path:
     write_atomic(out / "analysis.json", lambda p: p.write_text(json.dumps(stats, indent=1)))
     history = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
     make_plots(out, dataclasses.replace(config, plots=tuple(config.plots) or config.task.analysis_plots), task, model, history)
+    return out
+
+
+def refine_run(run_dir: str | Path, factor: int = 2, interpolation: str = "constant", root: str | Path | None = None) -> Path:
+    """A new run folder (under ``root``, default beside ``run_dir``) holding the run's ODE-network refined to
+    factor·K layers of the same [0, T] (``ODENet.refine``), its config with ``model.steps`` = factor·K, and a
+    checkpoint with a fresh optimizer: ``sdl train --resume NEW`` continues training at the new depth
+    (multilevel training). ``refinement.json`` holds the metrics before and after. ``run_dir`` is not touched."""
+    from .models import ODENet
+    from .models.interpolation import INTERPOLATIONS
+
+    run_dir = Path(run_dir)
+    config, task, model = load_run(run_dir)
+    if not isinstance(model, ODENet) or "steps" not in {f.name for f in dataclasses.fields(config.model)}:
+        raise ConfigError(f"refine needs a run of an ODE-network with model.steps (task classification); {str(run_dir)!r} has a {type(model).__name__}")
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"--interpolation {interpolation!r}: valid choices: {', '.join(INTERPOLATIONS)}")
+    try:
+        refined = model.refine(factor, interpolation)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"refine: {error}") from None
+    steps = refined.num_steps
+    new_config = dataclasses.replace(config, name=safe_name(f"{config.name}-K{steps}"), model=dataclasses.replace(config.model, steps=steps))
+    out = new_run_dir(run_dir.parent if root is None else root, new_config.name)
+    _write_config(out, new_config, {"refined_from": str(run_dir), "refinement": {"factor": factor, "interpolation": interpolation}})
+    _save_checkpoint(out, Trainer(refined, task, new_config.train))
+    model.eval(), refined.eval()
+    with torch.no_grad():
+        record = {"factor": factor, "interpolation": interpolation, "steps": [model.num_steps, steps],
+                  "before": task.evaluate(model)[1], "after": task.evaluate(refined)[1]}
+    write_atomic(out / "refinement.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     return out

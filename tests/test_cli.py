@@ -329,3 +329,20 @@ def test_the_non_expansive_digits_config_trains_and_is_certified(tmp_path):
     _, task, model = load_run(_only_run(tmp_path))
     assert task.data.x_train.shape[1] == 64 and model.num_classes == 10
     assert lipschitz_bound(model) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_refine_writes_a_new_run_that_resumes_at_twice_the_depth(tmp_path, short_run, capsys):
+    before = sorted(p.name for p in short_run.iterdir())
+    assert cli.main(["refine", str(short_run), "--factor", "2", "--runs", str(tmp_path / "fine")]) == 0
+    refined = _only_run(tmp_path / "fine")
+    assert sorted(p.name for p in short_run.iterdir()) == before  # the old run is untouched
+    config = yaml.safe_load((refined / "config.yaml").read_text())
+    assert config["model"]["steps"] == 6 and config["refinement"] == {"factor": 2, "interpolation": "constant"}
+    state = torch.load(refined / "checkpoint.pt", weights_only=True)
+    old = torch.load(short_run / "checkpoint.pt", weights_only=True)
+    assert torch.equal(state["model"]["field.weight"], old["model"]["field.weight"].repeat_interleave(2, 0))
+    record = json.loads((refined / "refinement.json").read_text())
+    assert record["steps"] == [3, 6] and set(record["before"]) == set(record["after"]) == {"train_accuracy", "val_accuracy"}
+    assert cli.main(["train", "--resume", str(refined), "--runs", str(tmp_path / "more"), "--no-progress",
+                     "--set", "train.iterations=2"]) == 0  # multilevel: training goes on at 6 layers
+    _user_error(capsys, ["refine", str(short_run), "--interpolation", "cubic"], "valid choices: constant, linear")

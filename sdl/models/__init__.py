@@ -1,5 +1,5 @@
 """Learned things: vector fields, ODE-networks, HollowNets and CNFs, invertible layers and flows,
-SympNets (exactly symplectic one-step maps)."""
+SympNets (exactly symplectic one-step maps); θ(t) between layers and non-autonomous Hamiltonians."""
 
 from . import flows
 from .activations import Activation, activation, activation_names, leaky_relu
@@ -7,7 +7,15 @@ from .cnf import CNF, BruteForceDivergence, DivergenceEstimator, ExactDivergence
 from .hollow import HollowNet, dimwise_derivative, divergence
 from .hnn import HNN, MLPField, SeparableHNN
 from .constrained import CONSTRAINTS
+from .interpolation import INTERPOLATIONS, interpolate_layers, prolong_layers
 from .network import ODENet
+from .nonautonomous import (
+    ExtendedField,
+    InterpolatedHamiltonian,
+    SeparableExtendedField,
+    TimeDependentHamiltonian,
+    extended_phase_space,
+)
 from .p4inv import MergeReport, MergeRule, P4InvLinear, P4InvScheduler, P4Layer, logdet_band_penalty
 from .p4orth import P4OrthLinear
 from .sympnet import (
@@ -31,6 +39,7 @@ from .vector_fields import (
 
 __all__ = [
     "CONSTRAINTS",
+    "INTERPOLATIONS",
     "Activation",
     "ActivationShear",
     "AntisymmetricField",
@@ -38,12 +47,14 @@ __all__ = [
     "CNF",
     "DivergenceEstimator",
     "ExactDivergence",
+    "ExtendedField",
     "GSympNet",
     "GradientFlowField",
     "GradientShear",
     "HNN",
     "HamiltonianField",
     "HollowNet",
+    "InterpolatedHamiltonian",
     "HutchinsonDivergence",
     "LASympNet",
     "LinearShear",
@@ -58,15 +69,20 @@ __all__ = [
     "P4Layer",
     "P4OrthLinear",
     "ResNetField",
+    "SeparableExtendedField",
     "SeparableHNN",
     "SwitchingField",
     "SymplecticMap",
+    "TimeDependentHamiltonian",
     "activation",
     "activation_names",
     "dimwise_derivative",
     "divergence",
+    "extended_phase_space",
     "flows",
+    "interpolate_layers",
     "leaky_relu",
     "logdet_band_penalty",
     "parameter_smoothness",
+    "prolong_layers",
 ]

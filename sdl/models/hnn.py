@@ -61,7 +61,9 @@ def _gradients(energy, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         # a fresh node per input, so that ∂/∂q is the partial derivative: differentiating a q that
         # other inputs were computed from (a splitting's p after a drift) would add those paths
         leaves = tuple(x.view_as(x) if x.requires_grad else x.detach().requires_grad_(True) for x in inputs)
-        grads = torch.autograd.grad(energy(*leaves).sum(), leaves, create_graph=keep_graph)
+        grads = torch.autograd.grad(
+            energy(*leaves).sum(), leaves, create_graph=keep_graph, allow_unused=True, materialize_grads=True
+        )  # an input H does not depend on (t, for a piecewise-constant θ(t)) has derivative 0
     return grads if keep_graph else tuple(g.detach() for g in grads)
 
 

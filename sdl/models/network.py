@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from .constrained import (
     rescale_to_rule,
     switching_step_sizes,
 )
+from .interpolation import _check_interpolation
+from .vector_fields import _Field
 
 __all__ = ["ODENet", "HEADS", "LIFTS"]
 
@@ -243,6 +246,63 @@ class ODENet(nn.Module):
         logits = self(x)
         return torch.sigmoid(logits) if self.num_classes == 2 else torch.softmax(logits, -1)
 
+    def final_state(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """z^K (N, dim), or the pair (q^K, p^K), for inputs x: (N, in_dim): what the head reads."""
+        with parametrize.cached():
+            return self._integrate(x, dataclasses.replace(self.solve, adjoint=None))
+
+    def integrate_backward(self, state: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+        """K steps of the network's method from t_K = T back to t_0 = 0, with steps -h_k and the
+        layers in reverse order: z^k ≈ Φ_{-h_k}(t_{k+1}, z^{k+1}; θ^k). For a time-reversible method
+        (Φ_{-h}(t + h, ·) = Φ_h(t, ·)⁻¹) this inverts the forward pass up to round-off (``inverse``);
+        for any other (RK4) it is only an approximate inverse, off by the O(h^{p+1}) defect of each step.
+
+        state: z^K (N, dim), or the pair (q^K, p^K); returns z^0 in the same layout (dtype and device follow it).
+        """
+        reference = state[0] if self.pair_state else state
+        grid = self._time_grid(reference.dtype, reference.device)
+        backward = TimeGrid(tuple(reversed(grid.times)), tuple(-h for h in reversed(grid.steps)))
+        field = self.field if self._layers is None else _ReversedLayers(self.field)
+        solve = dataclasses.replace(self.solve, adjoint=None, output="last")
+        with parametrize.cached():
+            return integrate(solve, field, tuple(state) if self.pair_state else state, backward)
+
+    def inverse(self, state: Tensor | tuple[Tensor, Tensor]) -> Tensor | tuple[Tensor, Tensor]:
+        """The input state z^0 (lifted: ``lift(x)``) of the final state z^K: the forward map run
+        backward (``integrate_backward``), exact up to round-off because the method is time-reversible
+        (symmetric: a palindromic splitting such as Verlet or Yoshida-4, or a symmetric tableau such
+        as Gauss–Legendre; ``Integrator.time_reversible``). Raises ValueError for any other method.
+        Under a step rule (a constraint choosing h_k from the weights) the same h_k are used."""
+        if not self.integrator.time_reversible:
+            raise ValueError(
+                f"inverse needs a time-reversible method (Φ_-h = Φ_h⁻¹: a symmetric tableau or a palindromic splitting); "
+                f"{self.solve.method_name or type(self.integrator).__name__!r} is not. "
+                f"integrate_backward runs it backward as an approximate inverse"
+            )
+        return self.integrate_backward(state)
+
+    def refine(self, factor: int = 2, interpolation: str = "constant") -> ODENet:
+        """A new network with factor·K steps of the same [0, T] (step h/factor): θ(t) prolonged to the new
+        layers (``sdl.models.interpolation.prolong_layers``: "constant" keeps θ(t) the same function,
+        "linear" samples the continuous piecewise-linear θ(t) through the layers' centres), the lift,
+        head, method and gradient unchanged. A network with shared parameters only takes more steps.
+        This network is not changed. Not for networks with a constraint (its rule depends on h)."""
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+            raise ValueError(f"factor must be a positive int, got {factor!r}")
+        if self.constraint is not None:
+            raise ValueError(f"refine: a network with constraint={self.constraint!r} cannot be refined (the rule depends on h)")
+        if self._layers is not None and not isinstance(self.field, _Field):
+            raise TypeError(f"refine: cannot prolong the layers of a {type(self.field).__name__}; it works for sdl's vector fields")
+        refined = copy.deepcopy(self)
+        if self._layers is not None:
+            refined.field._prolong(factor, interpolation)
+            refined._layers = factor * self._layers
+        else:
+            _check_interpolation(interpolation)
+        refined.num_steps = factor * self.num_steps
+        refined._grid = UniformGrid(0.0, self.t_final, refined.num_steps)
+        return refined
+
     def layer_fields(self) -> Sequence:
         """K callables f_k(t, z), the field of each layer (the same one K times when shared)."""
         if self._layers is not None:
@@ -250,6 +310,24 @@ class ODENet(nn.Module):
         if isinstance(self.field, Layered):  # shared parameters: its one bound layer, K times
             return list(self.field.layers()) * self.num_steps
         return [self.field] * self.num_steps
+
+
+class _ReversedLayers(Layered):
+    """A layered field with its layers in reverse order: layer k is the field's layer K-1-k."""
+
+    def __init__(self, field: Layered) -> None:
+        super().__init__()
+        self.field = field
+
+    @property
+    def num_layers(self) -> int | None:
+        return self.field.num_layers
+
+    def layer_parameters(self) -> tuple[Tensor, ...]:
+        return tuple(p.flip(0) for p in self.field.layer_parameters())
+
+    def bind(self, params):
+        return self.field.bind(params)
 
 
 def _linear(in_features: int, out_features: int, kind: str) -> nn.Linear:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..fields import AnalyticJacobian, CircleCondition, Layered, LipschitzBounded, Separable, layer_count
 from .activations import Activation, activation
+from .interpolation import prolong_layers
 
 __all__ = [
     "AntisymmetricField",
@@ -72,6 +73,23 @@ class _Field(Layered):
     @abstractmethod
     def _evaluate(self, params: tuple[Tensor, ...], t: Tensor, z):
         """f(t, z; θ) for one layer's parameters."""
+
+    def _prolong(self, factor: int, interpolation: str) -> None:
+        """In place: θ on factor·K layers of the same time interval (``prolong_layers``); a field
+        whose parameters all steps share is left as it is (θ(t) is constant)."""
+        if self._num_layers is None:
+            return
+        per_layer = {id(p) for p in self.layer_parameters()}
+        constants = [name for name, b in self.named_buffers(recurse=False) if id(b) in per_layer]
+        if constants:
+            raise ValueError(
+                f"{type(self).__name__} cannot be refined: its per-layer constants {', '.join(constants)} (the kinds of its "
+                f"layers) are not values of a function of time"
+            )
+        for name, param in list(self.named_parameters(recurse=False)):
+            if id(param) in per_layer:
+                setattr(self, name, nn.Parameter(prolong_layers(param.detach(), factor, interpolation)))
+        self._num_layers = factor * self._num_layers
 
 
 class _Layer:
@@ -415,12 +433,30 @@ class HamiltonianField(_Field, Separable):
     def hamiltonian(self, q: Tensor, p: Tensor, layer: int = 0) -> Tensor:
         """H(q, p) = T(p) + V(q) with the parameters of ``layer``; shape q.shape[:-1]."""
         params = self.layer(layer).params
+        return self.kinetic_energy(params, p) + self.potential_energy(params, q)
+
+    # The energies take the parameters explicitly (the tensors of ``layer_parameters()``), each with
+    # one layer's shape or with leading axes that broadcast against the points' batch, one parameter
+    # set per point (θ(t) at a per-point time, ``sdl.models.nonautonomous``).
+
+    def potential_energy(self, params: tuple[Tensor, ...], q: Tensor) -> Tensor:
+        """V(q) = 1ᵀγ(A q + b): (..., dim) → (...)."""
         weight, bias = params[:2]
-        potential = self.activation.antiderivative(F.linear(q, weight, bias)).sum(-1)
+        return self.activation.antiderivative(_affine(q, weight, bias)).sum(-1)
+
+    def kinetic_energy(self, params: tuple[Tensor, ...], p: Tensor) -> Tensor:
+        """T(p): ½|p|², or 1ᵀγ(A p + b) with the kinetic model's A, b: (..., dim) → (...)."""
         if self.kinetic == "quadratic":
-            return 0.5 * p.square().sum(-1) + potential
-        k_weight, k_bias = self._kinetic_parameters(params)
-        return self.kinetic_activation.antiderivative(F.linear(p, k_weight, k_bias)).sum(-1) + potential
+            return 0.5 * p.square().sum(-1)
+        weight, bias = self._kinetic_parameters(params)
+        return self.kinetic_activation.antiderivative(_affine(p, weight, bias)).sum(-1)
+
+
+def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """A x + b for x: (..., dim), A: (width, dim) or per point (..., width, dim), b: (width,) or (..., width)."""
+    if weight.ndim == 2:
+        return F.linear(x, weight, bias)
+    return (weight @ x.unsqueeze(-1)).squeeze(-1) + bias
 
 
 class _SeparableLayer(_Layer, Separable):
