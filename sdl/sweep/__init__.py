@@ -55,9 +55,9 @@ def run_job_safely(job: Job) -> JobOutcome:
     """Run one job with one thread (a sweep runs one job per core); an exception is the outcome's note."""
     import torch
 
-    from .config import config_from_dict
-    from .experiment import run_job
-    from .training import TrainingDiverged
+    from ..config import config_from_dict
+    from ..experiment import run_job
+    from ..training import TrainingDiverged
 
     torch.set_num_threads(1)
     try:
