@@ -2,7 +2,8 @@
 
     sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
     sdl analyse RUN_DIR
-    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local]
+    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local|ray] [--address HOST:PORT]
+    sdl sweep --resume SWEEP_DIR [--jobs N] [--backend local|ray]
     sdl list
     sdl --version
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import itertools
 import sys
 
@@ -21,7 +21,7 @@ from .models.constrained import CONSTRAINTS
 from .tasks import TASKS
 from .training import TrainingDiverged
 
-USER_ERROR, FAILURE = 2, 1
+USER_ERROR, FAILURE, INTERRUPTED = 2, 1, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,15 +40,26 @@ def _parser() -> argparse.ArgumentParser:
     analyse.add_argument("run_dir")
 
     sweep = commands.add_parser("sweep", help="train every combination of a grid and compare them")
-    sweep.add_argument("config")
+    sweep.add_argument("config", nargs="?", help="YAML config (not needed with --resume)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="e.g. integrator=euler,rk4")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--runs", default="runs")
-    sweep.add_argument("--jobs", type=int, default=2, help="parallel jobs (default 2; 1 runs them in this process)")
-    sweep.add_argument("--backend", default="local", choices=["local"], help="what runs the jobs (default: local processes)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run only the jobs of SWEEP_DIR that have not finished")
+    _add_backend_options(sweep)
 
     commands.add_parser("list", help="tasks, integrators, vector fields, data sets and activations")
     return parser
+
+
+def _add_backend_options(command: argparse.ArgumentParser) -> None:
+    from .sweep import BACKENDS
+
+    command.add_argument("--jobs", type=int, default=None,
+                         help="parallel jobs (default 2; 1 runs them in this process; with --address: the cluster's CPUs)")
+    command.add_argument("--backend", default="local", choices=BACKENDS,
+                         help="what runs the jobs: local processes (default) or Ray (pip install 'sdl[ray]')")
+    command.add_argument("--address", metavar="HOST:PORT", help="join this Ray cluster (default: a private instance on loopback)")
+    command.add_argument("--verbose", action="store_true", help="show Ray's own logs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,18 +120,61 @@ def _grid(specs: list[str]) -> list[dict[str, object]]:
 
 
 def _sweep(args) -> int:
+    from pathlib import Path
+
     from . import plots
     from .experiment import new_run_dir
-    from .sweep import Job, backend
+    from .sweep import Job, backend, resume_sweep, run_sweep, write_table
 
+    runner = _backend(args, backend)
+    if args.resume:
+        if args.config or args.grid or args.set:
+            raise ConfigError("sweep --resume SWEEP_DIR takes the jobs of SWEEP_DIR; give no CONFIG, --grid or --set")
+        out = Path(args.resume)
+        jobs, outcomes = resume_sweep(out)
+    elif args.config:
+        jobs, out = _sweep_jobs(args, new_run_dir, Job)
+        outcomes = None
+    else:
+        raise ConfigError("sweep needs a CONFIG file, or --resume SWEEP_DIR")
+    finished_so_far = [sum(o is not None for o in outcomes or [])]
+
+    def progress(index, outcome) -> None:
+        finished_so_far[0] += 1
+        where = f" on node {outcome.node}" if outcome.node else ""
+        print(f"sdl sweep: {finished_so_far[0]}/{len(jobs)} {jobs[index].label}: {outcome.note or 'done'}{where}",
+              file=sys.stderr, flush=True)
+
+    try:
+        outcomes = run_sweep(out, jobs, runner, outcomes, progress)
+    except KeyboardInterrupt:
+        print(f"sdl sweep: interrupted; the finished jobs are in {out}/results.csv; "
+              f"run the others with: sdl sweep --resume {out}", file=sys.stderr)
+        return INTERRUPTED
+    lines = write_table(out, outcomes)
+    finished = [o for o in outcomes if o.ok]
+    if finished:
+        plots.plot_sweep({o.label: o.metrics for o in outcomes}, out / "results.png", title=out.name)
+    print("\n".join(lines))
+    print(f"sweep folder: {out}")
+    return 0 if len(finished) == len(outcomes) else FAILURE
+
+
+def _backend(args, backend):
+    """The backend the options name (``backend``: ``sdl.sweep.backend``); a bad option is a ConfigError."""
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
+    if args.address and args.backend != "ray":
+        raise ConfigError(f"--address {args.address}: joins a Ray cluster; it needs --backend ray")
+    return backend(args.backend, args.jobs, args.address, args.verbose)
+
+
+def _sweep_jobs(args, new_run_dir, Job):
+    """The jobs of the grid, each config validated before any runs, and a new sweep folder."""
     base = load_config(args.config, args.set)
     base_raw = apply_overrides(base.to_dict(), args.set)
-    combos = _grid(args.grid)
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
-    runner = backend(args.backend, args.jobs)
     runs = []
-    for combo in combos:
+    for combo in _grid(args.grid):
         raw = copy.deepcopy(base_raw)
         for key, value in combo.items():
             set_key(raw, key, value)
@@ -128,43 +182,7 @@ def _sweep(args) -> int:
         config_from_dict(raw)  # validate every combination before training any
         runs.append((raw, ", ".join(f"{k}={v}" for k, v in combo.items())))
     out = new_run_dir(args.runs, f"sweep-{base.name}")
-    jobs = [Job(raw, str(out), label) for raw, label in runs]
-    outcomes = [None] * len(jobs)
-
-    def record(index, outcome) -> None:  # the table on disk always holds every finished job
-        outcomes[index] = outcome
-        _write_table(out, [o for o in outcomes if o is not None])
-
-    runner.run(jobs, record)
-    lines = _write_table(out, outcomes)
-    finished = [o for o in outcomes if o.ok]
-    if finished:
-        plots.plot_sweep({o.label: o.metrics for o in outcomes}, out / "results.png", title=base.name)
-    print("\n".join(lines))
-    print(f"sweep folder: {out}")
-    return 0 if len(finished) == len(outcomes) else FAILURE
-
-
-def _write_table(out, outcomes) -> list[str]:
-    """results.csv and results.md of the outcomes so far; returns the markdown lines."""
-    from .experiment import write_atomic
-
-    names = next((list(o.metrics) for o in outcomes if o.ok), [])
-    rows = [{"label": o.label, **{n: o.metrics.get(n, float("nan")) for n in names}, "run": o.run, "note": o.note} for o in outcomes]
-
-    def write_csv(path) -> None:
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["label", *names, "run", "note"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(out / "results.csv", write_csv)
-    titles = [n.replace("_", " ") for n in names]
-    lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |",
-             "|---|" + "---:|" * len(names) + "---|"]
-    lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.4g}" for n in names), r["note"]]) + " |" for r in rows]
-    write_atomic(out / "results.md", lambda path: path.write_text("\n".join(lines) + "\n"))
-    return lines
+    return [Job(raw, str(out), label) for raw, label in runs], out
 
 
 def _list() -> int:
