@@ -4,6 +4,7 @@
     sdl analyse RUN_DIR
     sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local|ray] [--address HOST:PORT]
     sdl sweep --resume SWEEP_DIR [--jobs N] [--backend local|ray]
+    sdl tune CONFIG --space KEY=KIND:V1,V2 [--space ...] [--spec FILE] [--metric M] [--mode min|max] [--samples N]
     sdl list
     sdl --version
 """
@@ -47,17 +48,31 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run only the jobs of SWEEP_DIR that have not finished")
     _add_backend_options(sweep)
 
+    tune = commands.add_parser("tune", help="hyperparameter search with Ray Tune (pip install 'sdl[ray]')")
+    tune.add_argument("config")
+    tune.add_argument("--space", action="append", default=[], metavar="KEY=KIND:V1,V2",
+                      help="KIND: choice, uniform, loguniform (V1,V2 = low,high) or grid, e.g. train.lr=loguniform:1e-4,1e-1")
+    tune.add_argument("--spec", metavar="FILE", help="YAML with a 'space:' block (KEY: {KIND: [values]}), metric, mode, samples")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    tune.add_argument("--metric", help="the logged metric to optimise, e.g. val_accuracy")
+    tune.add_argument("--mode", choices=["min", "max"], help="minimise or maximise the metric (default: min)")
+    tune.add_argument("--samples", type=int, help="draws of the space; each grid point that often (default: 4)")
+    tune.add_argument("--no-early-stop", action="store_true", help="no ASHA: every trial trains to the end")
+    tune.add_argument("--runs", default="runs")
+    _add_backend_options(tune, backend=False)
+
     commands.add_parser("list", help="tasks, integrators, vector fields, data sets and activations")
     return parser
 
 
-def _add_backend_options(command: argparse.ArgumentParser) -> None:
+def _add_backend_options(command: argparse.ArgumentParser, backend: bool = True) -> None:
     from .sweep import BACKENDS
 
     command.add_argument("--jobs", type=int, default=None,
                          help="parallel jobs (default 2; 1 runs them in this process; with --address: the cluster's CPUs)")
-    command.add_argument("--backend", default="local", choices=BACKENDS,
-                         help="what runs the jobs: local processes (default) or Ray (pip install 'sdl[ray]')")
+    if backend:
+        command.add_argument("--backend", default="local", choices=BACKENDS,
+                             help="what runs the jobs: local processes (default) or Ray (pip install 'sdl[ray]')")
     command.add_argument("--address", metavar="HOST:PORT", help="join this Ray cluster (default: a private instance on loopback)")
     command.add_argument("--verbose", action="store_true", help="show Ray's own logs")
 
@@ -71,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return _analyse(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "tune":
+            return _tune(args)
         return _list()
     except (ConfigError, FileNotFoundError) as error:
         print(f"sdl {args.command}: error: {error}", file=sys.stderr)
@@ -158,6 +175,33 @@ def _sweep(args) -> int:
     print("\n".join(lines))
     print(f"sweep folder: {out}")
     return 0 if len(finished) == len(outcomes) else FAILURE
+
+
+def _tune(args) -> int:
+    from . import plots
+    from .experiment import new_run_dir
+    from .tune import TuneSpec, parse_dimension, read_spec, tune
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
+    base = load_config(args.config, args.set)
+    base_raw = apply_overrides(base.to_dict(), args.set)
+    given = read_spec(args.spec) if args.spec else {}
+    options = {"metric": args.metric, "mode": args.mode, "samples": args.samples, "early_stop": False if args.no_early_stop else None}
+    given.update({k: v for k, v in options.items() if v is not None})
+    given["space"] = (*given.get("space", ()), *(parse_dimension(s) for s in args.space))
+    spec = TuneSpec(**given)
+    out = new_run_dir(args.runs, f"tune-{base.name}")
+    rows, best = tune(base_raw, spec, out, address=args.address, jobs=args.jobs, verbose=args.verbose)
+    if any(row.ok for row in rows):
+        plots.plot_sweep({row.label: row.metrics for row in rows}, out / "results.png", title=f"{base.name}: {spec.metric}")
+    print((out / "results.md").read_text(), end="")
+    print(f"tune folder: {out}")
+    if best is None:
+        print(f"sdl tune: no trial reported {spec.metric}", file=sys.stderr)
+        return FAILURE
+    print(f"best config: {best}  (run it with: sdl train {best})")
+    return 0
 
 
 def _backend(args, backend):
