@@ -7,6 +7,7 @@ stops exactly those, found by their network namespace, never by name.
     python _ray_namespace.py private CONFIG RUNS     a sweep on a private instance; its sockets
     python _ray_namespace.py faults CONFIG RUNS      killed workers, then Ctrl-C, then --resume
     python _ray_namespace.py cluster CONFIG RUNS     a sweep on a two-node cluster (ray start)
+    python _ray_namespace.py tune CONFIG RUNS        sdl tune with a --spec file (CONFIG's folder has spec.yaml)
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ def cluster(config: str, runs: str) -> dict:
                        "--runs", runs))
 
 
+def tune(config: str, runs: str) -> dict:
+    spec = str(Path(config).with_name("spec.yaml"))
+    return _watch(_sdl("tune", config, "--spec", spec, "--space", "integrator=grid:euler,rk4", "--jobs", "2", "--runs", runs))
+
+
 def _stop_everything_started_here() -> None:
     """SIGKILL every other process in this network namespace: all of them were started by this script."""
     mine = os.readlink("/proc/self/ns/net")
@@ -130,7 +136,7 @@ def _stop_everything_started_here() -> None:
 if __name__ == "__main__":
     scenario, config, runs = sys.argv[1:4]
     try:
-        result = {"private": private, "faults": faults, "cluster": cluster}[scenario](config, runs)
+        result = {"private": private, "faults": faults, "cluster": cluster, "tune": tune}[scenario](config, runs)
     finally:
         _stop_everything_started_here()
     print(json.dumps(result))

@@ -115,3 +115,32 @@ def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_bot
     (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
     rows = _rows(folder)
     assert len(rows) == 4 and all(row["note"] == "" and (tmp_path / row["run"] / "checkpoint.pt").is_file() for row in rows.values())
+
+
+def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_unchanged(tmp_path):
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({
+        "space": {"train.lr": {"loguniform": [1.0e-3, 1.0e-1]}, "model.width": {"choice": [2, 3]}},
+        "metric": "val_accuracy", "mode": "max", "samples": 1}))
+    seen = _in_namespace("tune", tmp_path)
+    assert seen["rc"] == 0, seen["stderr"]
+    assert seen["stderr"] == "" and seen["off_loopback"] == []  # Tune's reporter is silent; nothing left the machine
+    (folder,) = (tmp_path / "runs").glob("tune-tiny-*")
+    rows = _rows(folder)
+    assert len(rows) == 2 and {label.split(", ")[-1] for label in rows} == {"integrator=euler", "integrator=rk4"}
+    for row in rows.values():
+        config = yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())
+        assert 1e-3 <= config["train"]["lr"] <= 1e-1 and config["model"]["width"] in (2, 3)
+        assert (tmp_path / row["run"] / "checkpoint.pt").is_file() and (tmp_path / row["run"]).parent == folder
+    best_value = max(float(row["val_accuracy"]) for row in rows.values())
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    (best_row,) = [row for row in rows.values() if yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())["train"]["lr"]
+                   == best["train"]["lr"]]
+    assert float(best_row["val_accuracy"]) == best_value
+
+    from sdl import cli
+
+    assert cli.main(["train", str(folder / "best.yaml"), "--runs", str(tmp_path / "again"), "--no-progress"]) == 0
+    (again,) = (tmp_path / "again").iterdir()
+    if best_row["note"] == "":  # a trial that trained to the end: the same config gives the same metrics, bit for bit
+        trial = json.loads((tmp_path / best_row["run"] / "metrics.json").read_text())
+        assert json.loads((again / "metrics.json").read_text()) == trial
