@@ -64,7 +64,8 @@ def main() -> None:
         command = 'ip link set lo up && exec "$0" "$@"'
         sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", command, sys.executable, __file__, *sys.argv[1:]], env=env).returncode)
 
-    import ray
+    from importlib.metadata import version
+
     import torch
 
     from sdl.sweep import ProcessPoolBackend
@@ -72,7 +73,7 @@ def main() -> None:
 
     iterations, repeats = (20, 1) if args.quick else (300, 3)
     print(f"# 8 runs (spiral2d n=200, rk4 ResNet width 4, 10 steps, {iterations} iterations), 2 workers, 1 thread each")
-    print(f"# torch {torch.__version__}, ray {ray.__version__}, {os.cpu_count()} cores; network namespace with loopback only")
+    print(f"# torch {torch.__version__}, ray {version('ray')}, {os.cpu_count()} cores; network namespace with loopback only")
     candidates = {"local pool": ProcessPoolBackend(2), "ray (private instance)": RayBackend(jobs=2)}
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):

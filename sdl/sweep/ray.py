@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 import shutil
+import sys
 import tarfile
 import tempfile
 from collections import deque
@@ -50,6 +51,7 @@ _PRIVATE_ENVIRONMENT = {
     "NO_PROXY": "",
 }
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_PROCESS_TOKEN = secrets.token_hex(32)  # private instances only: never written to a file
 
 
 def _import_ray():
@@ -81,23 +83,35 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def ray_runtime(address: str | None = None, cpus: int | None = None, verbose: bool = False):
     """Ray, connected: to a private instance on loopback with ``cpus`` CPUs (``address`` None),
     stopped on leaving the block, or to the cluster at ``address`` (left running). ``verbose``:
-    Ray's own logs and the workers' output on this terminal; otherwise only errors."""
+    Ray's own logs and the workers' output on this terminal; otherwise only errors. The
+    environment Ray is started with stays set until it has stopped: Ray reads some of it again
+    and caches the token per process (so one token serves every private instance of a process)."""
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}
-    if address is None:
-        private = {**_PRIVATE_ENVIRONMENT, "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-        with _environment(private):
-            ray = _import_ray()
+    private = address is None
+    environment = {**_PRIVATE_ENVIRONMENT, "RAY_AUTH_TOKEN": _PROCESS_TOKEN} if private else {"RAY_USAGE_STATS_ENABLED": "0"}
+    imported_before = "ray" in sys.modules
+    with _environment(environment):
+        ray = _import_ray()
+        if imported_before and private:  # Ray read its settings at import: read the token settings again
+            _reread_token_settings()
+        if private:
             ray.init(address="local", num_cpus=cpus or 2, include_dashboard=False, **quiet)
-    else:
-        with _environment({"RAY_USAGE_STATS_ENABLED": "0"}):
-            ray = _import_ray()
+        else:
             ray.init(address=address, **quiet)
-    try:
-        if address is None:
-            _check_loopback(ray)
-        yield ray
-    finally:
-        ray.shutdown()
+        try:
+            if private:
+                _check_loopback(ray)
+            yield ray
+        finally:
+            ray.shutdown()
+
+
+def _reread_token_settings() -> None:
+    """What Ray itself does when it turns token authentication on in a process already running."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _check_loopback(ray) -> None:
