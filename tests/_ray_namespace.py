@@ -69,7 +69,26 @@ def _job_workers() -> list[int]:
 
 
 def private(config: str, runs: str) -> dict:
-    return _watch(_sdl("sweep", config, "--grid", "integrator=euler,rk4", "--backend", "ray", "--jobs", "2", "--runs", runs))
+    seen = _watch(_sdl("sweep", config, "--grid", "integrator=euler,rk4", "--backend", "ray", "--jobs", "2", "--runs", runs))
+    return {**seen, "twice": _two_instances_in_one_process(config, runs)}
+
+
+def _two_instances_in_one_process(config: str, runs: str) -> list[str]:
+    """Two private instances, one after the other, in a process that imported Ray before: the
+    notes of their jobs ("" when a job finished)."""
+    import ray  # noqa: F401  (imported before sdl sets Ray's environment)
+    import yaml
+
+    from sdl.sweep import Job, run_sweep
+    from sdl.sweep.ray import RayBackend
+
+    notes = []
+    for n in range(2):
+        out = Path(runs, f"twice-{n}")
+        out.mkdir()
+        outcomes = run_sweep(out, [Job(yaml.safe_load(Path(config).read_text()), str(out), "tiny")], RayBackend(jobs=1))
+        notes += [o.note for o in outcomes]
+    return notes
 
 
 def faults(config: str, runs: str) -> dict:

@@ -69,6 +69,7 @@ def test_a_private_instance_listens_on_loopback_only_is_quiet_and_matches_the_lo
     assert seen["off_loopback"] == []  # no cloud-metadata probe, no DNS look-up, nothing but loopback
     assert not (tmp_path / "home" / ".ray").exists()  # the token stayed in memory
     assert all(line.startswith("sdl sweep: ") for line in seen["stderr"].splitlines()), seen["stderr"]  # no Ray banners
+    assert seen["twice"] == ["", ""]  # a second private instance in one process (Ray imported first) authenticates too
 
     (ray_sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
     from sdl import cli
