@@ -25,17 +25,24 @@ IN_NAMESPACE = "SDL_BENCH_IN_NAMESPACE"
 
 
 def _config(iterations: int) -> dict:
-    return {"name": "bench", "data": {"name": "spiral2d", "n": 200, "seed": 0},
-            "model": {"field": "resnet", "width": 4, "steps": 10, "t_final": 1.0}, "integrator": "rk4",
-            "train": {"iterations": iterations, "lr": 0.05, "log_every": iterations // 2}, "plots": []}
+    return {
+        "name": "bench",
+        "data": {"name": "spiral2d", "n": 200, "seed": 0},
+        "model": {"field": "resnet", "width": 4, "steps": 10, "t_final": 1.0},
+        "integrator": "rk4",
+        "train": {"iterations": iterations, "lr": 0.05, "log_every": iterations // 2},
+        "plots": [],
+    }
 
 
 def _sweep(backend, iterations: int) -> float:
     from sdl.sweep import Job, run_sweep
 
     with tempfile.TemporaryDirectory() as out:
-        jobs = [Job({**_config(iterations), "model": {**_config(iterations)["model"], "seed": seed}}, out, f"seed={seed}")
-                for seed in range(8)]
+        jobs = [
+            Job({**_config(iterations), "model": {**_config(iterations)["model"], "seed": seed}}, out, f"seed={seed}")
+            for seed in range(8)
+        ]
         start = time.perf_counter()
         outcomes = run_sweep(out, jobs, backend)
         seconds = time.perf_counter() - start
@@ -62,7 +69,9 @@ def main() -> None:
     if os.environ.get(IN_NAMESPACE) != "1":
         env = {**os.environ, IN_NAMESPACE: "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
         command = 'ip link set lo up && exec "$0" "$@"'
-        sys.exit(subprocess.run(["unshare", "-n", "sh", "-c", command, sys.executable, __file__, *sys.argv[1:]], env=env).returncode)
+        sys.exit(
+            subprocess.run(["unshare", "-n", "sh", "-c", command, sys.executable, __file__, *sys.argv[1:]], env=env).returncode
+        )
 
     from importlib.metadata import version
 
@@ -85,8 +94,10 @@ def main() -> None:
     for name, seconds in medians.items():
         print(f"| {name} | {seconds:.2f} | {seconds / medians['local pool']:.2f} |")
     start_up = _start_up(repeats)
-    print(f"\nRay start-up to a first finished task: median {statistics.median(start_up):.2f} s "
-          f"(min {min(start_up):.2f}, max {max(start_up):.2f}, {repeats} starts)")
+    print(
+        f"\nRay start-up to a first finished task: median {statistics.median(start_up):.2f} s "
+        f"(min {min(start_up):.2f}, max {max(start_up):.2f}, {repeats} starts)"
+    )
 
 
 if __name__ == "__main__":

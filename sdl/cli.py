@@ -163,18 +163,18 @@ def _sweep(args) -> int:
               file=sys.stderr, flush=True)
 
     try:
-        outcomes = run_sweep(out, jobs, runner, outcomes, progress)
+        finished_outcomes = run_sweep(out, jobs, runner, outcomes, progress)
     except KeyboardInterrupt:
         print(f"sdl sweep: interrupted; the finished jobs are in {out}/results.csv; "
               f"run the others with: sdl sweep --resume {out}", file=sys.stderr)
         return INTERRUPTED
-    lines = write_table(out, outcomes)
-    finished = [o for o in outcomes if o.ok]
+    lines = write_table(out, finished_outcomes)
+    finished = [o for o in finished_outcomes if o.ok]
     if finished:
-        plots.plot_sweep({o.label: o.metrics for o in outcomes}, out / "results.png", title=out.name)
+        plots.plot_sweep({o.label: o.metrics for o in finished_outcomes}, out / "results.png", title=out.name)
     print("\n".join(lines))
     print(f"sweep folder: {out}")
-    return 0 if len(finished) == len(outcomes) else FAILURE
+    return 0 if len(finished) == len(finished_outcomes) else FAILURE
 
 
 def _tune(args) -> int:
@@ -187,7 +187,8 @@ def _tune(args) -> int:
     base = load_config(args.config, args.set)
     base_raw = apply_overrides(base.to_dict(), args.set)
     given = read_spec(args.spec) if args.spec else {}
-    options = {"metric": args.metric, "mode": args.mode, "samples": args.samples, "early_stop": False if args.no_early_stop else None}
+    early_stop = False if args.no_early_stop else None
+    options = {"metric": args.metric, "mode": args.mode, "samples": args.samples, "early_stop": early_stop}
     given.update({k: v for k, v in options.items() if v is not None})
     given["space"] = (*given.get("space", ()), *(parse_dimension(s) for s in args.space))
     spec = TuneSpec(**given)
@@ -231,9 +232,9 @@ def _sweep_jobs(args, new_run_dir, Job):
 
 def _list() -> int:
     from .data import dataset_names, density_names, get_system, system_names
-    from .tasks.dynamics import FIELD_MODELS, MAP_MODELS
     from .integrators import get, names
     from .models import activation_names
+    from .tasks.dynamics import FIELD_MODELS, MAP_MODELS
 
     print("integrators:")
     for name in names():

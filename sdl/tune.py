@@ -25,7 +25,7 @@ import yaml
 from ._validation import ConfigError, check_choice
 from .config import config_from_dict, parse_yaml, read_yaml, safe_name, set_key
 
-__all__ = ["Dimension", "MODES", "SPACE_KINDS", "TuneSpec", "parse_dimension", "read_spec", "tune"]
+__all__ = ["MODES", "SPACE_KINDS", "Dimension", "TuneSpec", "parse_dimension", "read_spec", "tune"]
 
 SPACE_KINDS = ("choice", "uniform", "loguniform", "grid")
 MODES = ("min", "max")
@@ -67,11 +67,13 @@ class Dimension:
 def parse_dimension(spec: str) -> Dimension:
     """``"train.lr=loguniform:1e-4,1e-1"`` or ``"integrator=choice:euler,rk4"`` (values are YAML)."""
     key, sep, rest = spec.partition("=")
-    kind, colon, values = rest.partition(":")
-    if not sep or not key or not colon or not values:
-        raise ConfigError(f"--space {spec!r}: expected KEY=KIND:V1,V2 with KIND one of {', '.join(SPACE_KINDS)}, "
-                          "e.g. train.lr=loguniform:1e-4,1e-1")
-    values = [parse_yaml(v, f"--space {spec}") for v in values.split(",")]
+    kind, colon, text = rest.partition(":")
+    if not sep or not key or not colon or not text:
+        raise ConfigError(
+            f"--space {spec!r}: expected KEY=KIND:V1,V2 with KIND one of {', '.join(SPACE_KINDS)}, "
+            "e.g. train.lr=loguniform:1e-4,1e-1"
+        )
+    values = [parse_yaml(v, f"--space {spec}") for v in text.split(",")]
     if kind in ("uniform", "loguniform"):  # YAML reads 1e-3 as text (it wants 1.0e-3); a bound is a number
         values = [_number(v) for v in values]
     return Dimension(key, kind, tuple(values))
@@ -103,7 +105,9 @@ class TuneSpec:
         if len(set(keys)) != len(keys):
             raise ConfigError(f"space: a key is given twice in {keys}")
         if not self.metric:
-            raise ConfigError("tune needs a metric to optimise: --metric NAME (a logged metric, e.g. val_accuracy), or 'metric:' in --spec")
+            raise ConfigError(
+                "tune needs a metric to optimise: --metric NAME (a logged metric, e.g. val_accuracy), or 'metric:' in --spec"
+            )
         check_choice("mode", self.mode, MODES)
         if not isinstance(self.samples, int) or self.samples < 1:
             raise ConfigError(f"samples: {self.samples!r} must be an integer ≥ 1")
@@ -166,8 +170,9 @@ def _trial(params: dict, base_raw: dict, root: str) -> None:
     run_job(config_from_dict(raw), root, progress=False, on_log=report)
 
 
-def tune(base_raw: dict, spec: TuneSpec, out: str | Path, *, address: str | None = None, jobs: int | None = None,
-         verbose: bool = False) -> tuple[list, Path | None]:
+def tune(
+    base_raw: dict, spec: TuneSpec, out: str | Path, *, address: str | None = None, jobs: int | None = None, verbose: bool = False
+) -> tuple[list, Path | None]:
     """Search ``spec.space`` around the raw config ``base_raw`` (``name`` set) into the tune folder
     ``out``: one run folder per trial, the table and ``best.yaml``. Returns (the table's rows as
     ``sdl.sweep.JobOutcome``s, the path of best.yaml; None when no trial reported the metric)."""
@@ -188,15 +193,20 @@ def tune(base_raw: dict, spec: TuneSpec, out: str | Path, *, address: str | None
         tuner = ray_tune.Tuner(
             trainable,
             param_space={d.key: d.domain(ray_tune) for d in spec.space},
-            tune_config=ray_tune.TuneConfig(metric=spec.metric, mode=spec.mode, num_samples=spec.samples, scheduler=scheduler,
-                                            max_concurrent_trials=jobs or max(int(ray.cluster_resources().get("CPU", 1)), 1)),
+            tune_config=ray_tune.TuneConfig(
+                metric=spec.metric,
+                mode=spec.mode,
+                num_samples=spec.samples,
+                scheduler=scheduler,
+                max_concurrent_trials=jobs or max(int(ray.cluster_resources().get("CPU", 1)), 1),
+            ),
             run_config=ray_tune.RunConfig(storage_path=str(out / "ray"), name="tune", verbose=1 if verbose else 0),
         )
         with _environment({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}):  # the old reporter is silent at verbose=0
             results = tuner.fit()
     rows = []
-    for result in results:
-        label = ", ".join(f"{k}={_short(v)}" for k, v in result.config.items())
+    for result in (results[i] for i in range(len(results))):
+        label = ", ".join(f"{k}={_short(v)}" for k, v in (result.config or {}).items())
         metrics = result.metrics or {}
         if result.error is not None or spec.metric not in metrics:
             rows.append(JobOutcome(label, note=f"{type(result.error).__name__}: {result.error}".splitlines()[0]))
@@ -209,7 +219,7 @@ def tune(base_raw: dict, spec: TuneSpec, out: str | Path, *, address: str | None
     if not any(row.ok for row in rows):
         return rows, None
     best = results.get_best_result(metric=spec.metric, mode=spec.mode, scope="last")
-    best_raw = _with(base_raw, best.config)
+    best_raw = _with(base_raw, best.config or {})
     best_raw["name"] = safe_name(f"{base_raw['name']}-best")
     config_from_dict(best_raw)
     text = yaml.safe_dump(best_raw, sort_keys=False)

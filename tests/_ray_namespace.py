@@ -48,8 +48,13 @@ def _watch(process: subprocess.Popen, on_tick=None) -> dict:
             on_tick()
         time.sleep(0.05)
     out, err = process.communicate()
-    return {"rc": process.returncode, "stdout": out, "stderr": err, "listening": sorted(listening),
-            "off_loopback": sorted(p for p in peers if not p.split()[1].startswith(LOOPBACK))}
+    return {
+        "rc": process.returncode,
+        "stdout": out,
+        "stderr": err,
+        "listening": sorted(listening),
+        "off_loopback": sorted(p for p in peers if not p.split()[1].startswith(LOOPBACK)),
+    }
 
 
 def _sdl(*args: str) -> subprocess.Popen:
@@ -117,23 +122,51 @@ def faults(config: str, runs: str) -> dict:
     listening_after = sorted(_sockets()[0])
     resumed = subprocess.run([*SDL, "sweep", "--resume", str(folder), "--jobs", "1"], capture_output=True, text=True)
     after = {p.name: (p / "checkpoint.pt").read_bytes() for p in folder.iterdir() if (p / "checkpoint.pt").is_file()}
-    return {**first, "killed": len(killed), "table_before": table_before, "listening_after_ctrl_c": listening_after,
-            "resume_rc": resumed.returncode, "resume_stderr": resumed.stderr,
-            "kept": all(after.get(name) == data for name, data in before.items()), "runs_before": len(before), "runs_after": len(after)}
+    return {
+        **first,
+        "killed": len(killed),
+        "table_before": table_before,
+        "listening_after_ctrl_c": listening_after,
+        "resume_rc": resumed.returncode,
+        "resume_stderr": resumed.stderr,
+        "kept": all(after.get(name) == data for name, data in before.items()),
+        "runs_before": len(before),
+        "runs_after": len(after),
+    }
 
 
 def cluster(config: str, runs: str) -> dict:
     """A head and a second node (1 CPU each, token authentication) on a non-loopback address of
     this namespace; a sweep joins it with --address."""
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN, RAY_USAGE_STATS_ENABLED="0")
-    ray = [str(Path(sys.executable).with_name("ray")), "start", "--num-cpus", "1", "--node-ip-address", "10.77.0.2", "--disable-usage-stats"]
+    ray = [
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--num-cpus",
+        "1",
+        "--node-ip-address",
+        "10.77.0.2",
+        "--disable-usage-stats",
+    ]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
     head = subprocess.run([*ray, "--head", "--port", "6390", "--include-dashboard", "false"], text=True, **quiet)
     worker = subprocess.run([*ray, "--address", "10.77.0.2:6390"], text=True, **quiet)
     if head.returncode or worker.returncode:
         return {"rc": -1, "stderr": head.stderr + worker.stderr}
-    return _watch(_sdl("sweep", config, "--grid", "train.lr=0.05,0.04,0.03,0.02", "--backend", "ray", "--address", "10.77.0.2:6390",
-                       "--runs", runs))
+    return _watch(
+        _sdl(
+            "sweep",
+            config,
+            "--grid",
+            "train.lr=0.05,0.04,0.03,0.02",
+            "--backend",
+            "ray",
+            "--address",
+            "10.77.0.2:6390",
+            "--runs",
+            runs,
+        )
+    )
 
 
 def tune(config: str, runs: str) -> dict:

@@ -35,9 +35,8 @@ def _rows(folder: Path) -> dict[str, dict]:
 
 
 def test_the_local_backend_never_imports_ray(tmp_path, tiny_config):
-    code = ("import sys; from sdl import cli; "
-            f"code = cli.main(['sweep', {str(tiny_config)!r}, '--grid', 'train.lr=0.05,0.01', '--jobs', '1', '--runs', {str(tmp_path)!r}]); "
-            "print(code, 'ray' in sys.modules)")
+    args = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path)]
+    code = f"import sys; from sdl import cli; code = cli.main({args!r}); print(code, 'ray' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.stdout.split()[-2:] == ["0", "False"], result.stderr
@@ -70,13 +69,16 @@ def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing
     assert progress == ["sdl sweep: 2/2 train.lr=0.01: done"]  # the finished job did not run again
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["sweep", "--resume", "{tmp}"], "no sweep.yaml in"),
-    (["sweep", "{config}", "--resume", "{tmp}"], "give no CONFIG, --grid or --set"),
-    (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--address", "10.0.0.1:6379"], "it needs --backend ray"),
-    (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--jobs", "0"], "--jobs 0: must be ≥ 1"),
-    (["sweep"], "sweep needs a CONFIG file, or --resume SWEEP_DIR"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep", "--resume", "{tmp}"], "no sweep.yaml in"),
+        (["sweep", "{config}", "--resume", "{tmp}"], "give no CONFIG, --grid or --set"),
+        (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--address", "10.0.0.1:6379"], "it needs --backend ray"),
+        (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--jobs", "0"], "--jobs 0: must be ≥ 1"),
+        (["sweep"], "sweep needs a CONFIG file, or --resume SWEEP_DIR"),
+    ],
+)
 def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, message):
     args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
     assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2

@@ -22,8 +22,10 @@ pytest.importorskip("ray", reason="the Ray backend needs the extra sdl[ray]")
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).with_name("_ray_namespace.py")
-NAMESPACE = ("ip link set lo up && ip link add sdl0 type veth peer name sdl1 && ip addr add 10.77.0.2/24 dev sdl0 && "
-             "ip link set sdl0 up && ip link set sdl1 up && ip route add default via 10.77.0.1 dev sdl0")
+NAMESPACE = (
+    "ip link set lo up && ip link add sdl0 type veth peer name sdl1 && ip addr add 10.77.0.2/24 dev sdl0 && "
+    "ip link set sdl0 up && ip link set sdl1 up && ip route add default via 10.77.0.1 dev sdl0"
+)
 TINY = {
     "name": "tiny",
     "data": {"name": "spiral2d", "n": 60, "seed": 0},
@@ -49,8 +51,14 @@ def _in_namespace(scenario: str, tmp_path: Path) -> dict:
     config.write_text(yaml.safe_dump(TINY))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
     command = f'{NAMESPACE} && exec "$0" "$@"'
-    result = subprocess.run(["unshare", "-n", "sh", "-c", command, sys.executable, str(HARNESS), scenario, str(config), "runs"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", command, sys.executable, str(HARNESS), scenario, str(config), "runs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -74,7 +82,21 @@ def test_a_private_instance_listens_on_loopback_only_is_quiet_and_matches_the_lo
     (ray_sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
     from sdl import cli
 
-    assert cli.main(["sweep", str(tmp_path / "tiny.yaml"), "--grid", "integrator=euler,rk4", "--jobs", "2", "--runs", str(tmp_path / "local")]) == 0
+    assert (
+        cli.main(
+            [
+                "sweep",
+                str(tmp_path / "tiny.yaml"),
+                "--grid",
+                "integrator=euler,rk4",
+                "--jobs",
+                "2",
+                "--runs",
+                str(tmp_path / "local"),
+            ]
+        )
+        == 0
+    )
     (local_sweep,) = (tmp_path / "local").glob("sweep-tiny-*")
     ray_rows, local_rows = _rows(ray_sweep), _rows(local_sweep)
     assert list(ray_rows) == list(local_rows) == ["integrator=euler", "integrator=rk4"]
@@ -105,7 +127,9 @@ def test_a_dead_worker_is_retried_twice_then_a_row_and_ctrl_c_then_resume_finish
 
 def resumed_only_the_missing(stderr: str) -> bool:
     finished = [line for line in stderr.splitlines() if line.startswith("sdl sweep: ")]
-    return len(finished) == 2 and finished[-1].startswith("sdl sweep: 3/3") and not any("iterations=3:" in line for line in finished)
+    return (
+        len(finished) == 2 and finished[-1].startswith("sdl sweep: 3/3") and not any("iterations=3:" in line for line in finished)
+    )
 
 
 def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_both_nodes(tmp_path):
@@ -115,13 +139,22 @@ def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_bot
     assert len(nodes) == 2, seen["stderr"]
     (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
     rows = _rows(folder)
-    assert len(rows) == 4 and all(row["note"] == "" and (tmp_path / row["run"] / "checkpoint.pt").is_file() for row in rows.values())
+    assert len(rows) == 4 and all(
+        row["note"] == "" and (tmp_path / row["run"] / "checkpoint.pt").is_file() for row in rows.values()
+    )
 
 
 def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_unchanged(tmp_path):
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({
-        "space": {"train.lr": {"loguniform": [1.0e-3, 1.0e-1]}, "model.width": {"choice": [2, 3]}},
-        "metric": "val_accuracy", "mode": "max", "samples": 1}))
+    (tmp_path / "spec.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "space": {"train.lr": {"loguniform": [1.0e-3, 1.0e-1]}, "model.width": {"choice": [2, 3]}},
+                "metric": "val_accuracy",
+                "mode": "max",
+                "samples": 1,
+            }
+        )
+    )
     seen = _in_namespace("tune", tmp_path)
     assert seen["rc"] == 0, seen["stderr"]
     assert seen["stderr"] == "" and seen["off_loopback"] == []  # Tune's reporter is silent; nothing left the machine
@@ -134,8 +167,11 @@ def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_un
         assert (tmp_path / row["run"] / "checkpoint.pt").is_file() and (tmp_path / row["run"]).parent == folder
     best_value = max(float(row["val_accuracy"]) for row in rows.values())
     best = yaml.safe_load((folder / "best.yaml").read_text())
-    (best_row,) = [row for row in rows.values() if yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())["train"]["lr"]
-                   == best["train"]["lr"]]
+    (best_row,) = [
+        row
+        for row in rows.values()
+        if yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())["train"]["lr"] == best["train"]["lr"]
+    ]
     assert float(best_row["val_accuracy"]) == best_value
 
     from sdl import cli

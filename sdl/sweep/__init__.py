@@ -182,18 +182,21 @@ def run_sweep(out: str | Path, jobs: Sequence[Job], runner: Backend, outcomes: S
     table on disk holding what finished)."""
     out = Path(out)
     _write_jobs(out, jobs)
-    outcomes = list(outcomes) if outcomes is not None else [None] * len(jobs)
-    missing = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    known: list[JobOutcome | None] = list(outcomes) if outcomes is not None else [None] * len(jobs)
+    missing = [index for index, outcome in enumerate(known) if outcome is None]
 
     def record(position: int, outcome: JobOutcome) -> None:
-        outcomes[missing[position]] = outcome
-        write_table(out, [o for o in outcomes if o is not None])
+        known[missing[position]] = outcome
+        write_table(out, [o for o in known if o is not None])
         if progress is not None:
             progress(missing[position], outcome)
 
     runner.run([jobs[index] for index in missing], record)
-    write_table(out, outcomes)
-    return outcomes
+    finished = [o for o in known if o is not None]
+    if len(finished) != len(jobs):
+        raise RuntimeError(f"the backend reported {len(finished)} of {len(jobs)} jobs")
+    write_table(out, finished)
+    return finished
 
 
 def resume_sweep(out: str | Path) -> tuple[list[Job], list[JobOutcome | None]]:

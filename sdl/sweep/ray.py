@@ -108,7 +108,7 @@ def ray_runtime(address: str | None = None, cpus: int | None = None, verbose: bo
 
 def _reread_token_settings() -> None:
     """What Ray itself does when it turns token authentication on in a process already running."""
-    from ray._raylet import AuthenticationTokenLoader, Config
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
@@ -140,7 +140,8 @@ class RayBackend(Backend):
         with ray_runtime(self.address, self.jobs, self.verbose) as ray:
             task = ray.remote(num_cpus=1, max_retries=self.retries)(_run_and_pack)
             capacity = self.jobs or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-            waiting, in_flight = deque(enumerate(jobs)), {}
+            waiting = deque(enumerate(jobs))
+            in_flight: dict = {}  # Ray's ObjectRef -> (index, job)
             try:
                 while waiting or in_flight:
                     while waiting and len(in_flight) < capacity:
