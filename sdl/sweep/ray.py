@@ -90,10 +90,8 @@ def ray_runtime(address: str | None = None, cpus: int | None = None, verbose: bo
     private = address is None
     environment = {**_PRIVATE_ENVIRONMENT, "RAY_AUTH_TOKEN": _PROCESS_TOKEN} if private else {"RAY_USAGE_STATS_ENABLED": "0"}
     imported_before = "ray" in sys.modules
-    with _environment(environment):
+    with _environment(environment), _reread_if(imported_before and private):
         ray = _import_ray()
-        if imported_before and private:  # Ray read its settings at import: read the token settings again
-            _reread_token_settings()
         if private:
             ray.init(address="local", num_cpus=cpus or 2, include_dashboard=False, **quiet)
         else:
@@ -106,12 +104,25 @@ def ray_runtime(address: str | None = None, cpus: int | None = None, verbose: bo
             ray.shutdown()
 
 
-def _reread_token_settings() -> None:
-    """What Ray itself does when it turns token authentication on in a process already running."""
+@contextmanager
+def _reread_if(imported_before: bool) -> Iterator[None]:
+    """Ray read the environment when it was imported; if that was before ours was set, read it
+    again as Ray itself does when it turns token authentication on in a running process, and take
+    single-machine mode for the block (its constant is read at every look-up of the node's address)."""
+    if not imported_before:
+        yield
+        return
+    from ray._private import ray_constants
     from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
 
 
 def _check_loopback(ray) -> None:
@@ -120,7 +131,7 @@ def _check_loopback(ray) -> None:
     if not addresses <= set(_LOOPBACK):
         raise RuntimeError(
             f"the private Ray instance runs on {', '.join(sorted(addresses))}, not on loopback only "
-            "(Ray was imported before sdl could ask for single-machine mode); stopped it. "
+            "(Ray did not take its single-machine mode); stopped it. "
             "Set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Python starts, or use --address"
         )
 
