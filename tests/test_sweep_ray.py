@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_sweep import TINY as SWEEP_TINY
 
 pytest.importorskip("ray", reason="the Ray backend needs the extra sdl[ray]")
 
@@ -26,14 +27,7 @@ NAMESPACE = (
     "ip link set lo up && ip link add sdl0 type veth peer name sdl1 && ip addr add 10.77.0.2/24 dev sdl0 && "
     "ip link set sdl0 up && ip link set sdl1 up && ip route add default via 10.77.0.1 dev sdl0"
 )
-TINY = {
-    "name": "tiny",
-    "data": {"name": "spiral2d", "n": 60, "seed": 0},
-    "model": {"field": "resnet", "width": 2, "steps": 3, "t_final": 0.6},
-    "integrator": "heun",
-    "train": {"iterations": 4, "lr": 0.05, "log_every": 2},
-    "plots": [],
-}
+TINY = {**SWEEP_TINY, "train": {**SWEEP_TINY["train"], "iterations": 4, "log_every": 2}}
 
 
 def _namespace_problem() -> str | None:
