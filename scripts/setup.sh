@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install sdl with its test, benchmark, data-set, docs and lint extras, pinned by constraints.txt.
+# Create .venv (if missing) and install sdl with its test, benchmark, data-set, docs, lint and Ray extras, pinned by constraints.txt.
 #
 # Which torch build: by default pip's own index, where the pinned torch is PyPI's default build
 # (on Linux, the CUDA one; on this project's machines, the local CPU wheel). To choose a build,
@@ -18,4 +18,4 @@ fi
 if [ -n "${SDL_TORCH_INDEX_URL:-}" ]; then
     .venv/bin/python -m pip install --quiet -c constraints.txt --index-url "$SDL_TORCH_INDEX_URL" --no-deps torch
 fi
-.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,bench,datasets,docs,lint]"
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".[test,bench,datasets,docs,lint,ray]"

@@ -3,7 +3,9 @@
     sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
     sdl analyse RUN_DIR
     sdl refine RUN_DIR [--factor 2] [--interpolation constant|linear] [--runs DIR]
-    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local]
+    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local|ray] [--address HOST:PORT]
+    sdl sweep --resume SWEEP_DIR [--jobs N] [--backend local|ray]
+    sdl tune CONFIG --space KEY=KIND:V1,V2 [--space ...] [--spec FILE] [--metric M] [--mode min|max] [--samples N]
     sdl list
     sdl --version
 """
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import itertools
 import sys
 
@@ -22,7 +23,7 @@ from .models.constrained import CONSTRAINTS
 from .tasks import TASKS
 from .training import TrainingDiverged
 
-USER_ERROR, FAILURE = 2, 1
+USER_ERROR, FAILURE, INTERRUPTED = 2, 1, 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,15 +48,40 @@ def _parser() -> argparse.ArgumentParser:
     refine.add_argument("--runs", default=None, help="folder that receives the new run folder (default: beside RUN_DIR)")
 
     sweep = commands.add_parser("sweep", help="train every combination of a grid and compare them")
-    sweep.add_argument("config")
+    sweep.add_argument("config", nargs="?", help="YAML config (not needed with --resume)")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="e.g. integrator=euler,rk4")
     sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sweep.add_argument("--runs", default="runs")
-    sweep.add_argument("--jobs", type=int, default=2, help="parallel jobs (default 2; 1 runs them in this process)")
-    sweep.add_argument("--backend", default="local", choices=["local"], help="what runs the jobs (default: local processes)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="run only the jobs of SWEEP_DIR that have not finished")
+    _add_backend_options(sweep)
+
+    tune = commands.add_parser("tune", help="hyperparameter search with Ray Tune (pip install 'sdl[ray]')")
+    tune.add_argument("config")
+    tune.add_argument("--space", action="append", default=[], metavar="KEY=KIND:V1,V2",
+                      help="KIND: choice, uniform, loguniform (V1,V2 = low,high) or grid, e.g. train.lr=loguniform:1e-4,1e-1")
+    tune.add_argument("--spec", metavar="FILE", help="YAML with a 'space:' block (KEY: {KIND: [values]}), metric, mode, samples")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    tune.add_argument("--metric", help="the logged metric to optimise, e.g. val_accuracy")
+    tune.add_argument("--mode", choices=["min", "max"], help="minimise or maximise the metric (default: min)")
+    tune.add_argument("--samples", type=int, help="draws of the space; each grid point that often (default: 4)")
+    tune.add_argument("--no-early-stop", action="store_true", help="no ASHA: every trial trains to the end")
+    tune.add_argument("--runs", default="runs")
+    _add_backend_options(tune, backend=False)
 
     commands.add_parser("list", help="tasks, integrators, vector fields, data sets and activations")
     return parser
+
+
+def _add_backend_options(command: argparse.ArgumentParser, backend: bool = True) -> None:
+    from .sweep import BACKENDS
+
+    command.add_argument("--jobs", type=int, default=None,
+                         help="parallel jobs (default 2; 1 runs them in this process; with --address: the cluster's CPUs)")
+    if backend:
+        command.add_argument("--backend", default="local", choices=BACKENDS,
+                             help="what runs the jobs: local processes (default) or Ray (pip install 'sdl[ray]')")
+    command.add_argument("--address", metavar="HOST:PORT", help="join this Ray cluster (default: a private instance on loopback)")
+    command.add_argument("--verbose", action="store_true", help="show Ray's own logs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "refine":
             return _refine(args)
+        if args.command == "tune":
+            return _tune(args)
         return _list()
     except (ConfigError, FileNotFoundError) as error:
         print(f"sdl {args.command}: error: {error}", file=sys.stderr)
@@ -126,18 +154,89 @@ def _grid(specs: list[str]) -> list[dict[str, object]]:
 
 
 def _sweep(args) -> int:
+    from pathlib import Path
+
     from . import plots
     from .experiment import new_run_dir
-    from .sweep import Job, backend
+    from .sweep import Job, backend, resume_sweep, run_sweep, write_table
 
+    runner = _backend(args, backend)
+    if args.resume:
+        if args.config or args.grid or args.set:
+            raise ConfigError("sweep --resume SWEEP_DIR takes the jobs of SWEEP_DIR; give no CONFIG, --grid or --set")
+        out = Path(args.resume)
+        jobs, outcomes = resume_sweep(out)
+    elif args.config:
+        jobs, out = _sweep_jobs(args, new_run_dir, Job)
+        outcomes = None
+    else:
+        raise ConfigError("sweep needs a CONFIG file, or --resume SWEEP_DIR")
+    finished_so_far = [sum(o is not None for o in outcomes or [])]
+
+    def progress(index, outcome) -> None:
+        finished_so_far[0] += 1
+        where = f" on node {outcome.node}" if outcome.node else ""
+        print(f"sdl sweep: {finished_so_far[0]}/{len(jobs)} {jobs[index].label}: {outcome.note or 'done'}{where}",
+              file=sys.stderr, flush=True)
+
+    try:
+        finished_outcomes = run_sweep(out, jobs, runner, outcomes, progress)
+    except KeyboardInterrupt:
+        print(f"sdl sweep: interrupted; the finished jobs are in {out}/results.csv; "
+              f"run the others with: sdl sweep --resume {out}", file=sys.stderr)
+        return INTERRUPTED
+    lines = write_table(out, finished_outcomes)
+    finished = [o for o in finished_outcomes if o.ok]
+    if finished:
+        plots.plot_sweep({o.label: o.metrics for o in finished_outcomes}, out / "results.png", title=out.name)
+    print("\n".join(lines))
+    print(f"sweep folder: {out}")
+    return 0 if len(finished) == len(finished_outcomes) else FAILURE
+
+
+def _tune(args) -> int:
+    from . import plots
+    from .experiment import new_run_dir
+    from .tune import TuneSpec, parse_dimension, read_spec, tune
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
     base = load_config(args.config, args.set)
     base_raw = apply_overrides(base.to_dict(), args.set)
-    combos = _grid(args.grid)
-    if args.jobs < 1:
+    given = read_spec(args.spec) if args.spec else {}
+    early_stop = False if args.no_early_stop else None
+    options = {"metric": args.metric, "mode": args.mode, "samples": args.samples, "early_stop": early_stop}
+    given.update({k: v for k, v in options.items() if v is not None})
+    given["space"] = (*given.get("space", ()), *(parse_dimension(s) for s in args.space))
+    spec = TuneSpec(**given)
+    out = new_run_dir(args.runs, f"tune-{base.name}")
+    rows, best = tune(base_raw, spec, out, address=args.address, jobs=args.jobs, verbose=args.verbose)
+    if any(row.ok for row in rows):
+        plots.plot_sweep({row.label: row.metrics for row in rows}, out / "results.png", title=f"{base.name}: {spec.metric}")
+    print((out / "results.md").read_text(), end="")
+    print(f"tune folder: {out}")
+    if best is None:
+        print(f"sdl tune: no trial reported {spec.metric}", file=sys.stderr)
+        return FAILURE
+    print(f"best config: {best}  (run it with: sdl train {best})")
+    return 0
+
+
+def _backend(args, backend):
+    """The backend the options name (``backend``: ``sdl.sweep.backend``); a bad option is a ConfigError."""
+    if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
-    runner = backend(args.backend, args.jobs)
+    if args.address and args.backend != "ray":
+        raise ConfigError(f"--address {args.address}: joins a Ray cluster; it needs --backend ray")
+    return backend(args.backend, args.jobs, args.address, args.verbose)
+
+
+def _sweep_jobs(args, new_run_dir, Job):
+    """The jobs of the grid, each config validated before any runs, and a new sweep folder."""
+    base = load_config(args.config, args.set)
+    base_raw = apply_overrides(base.to_dict(), args.set)
     runs = []
-    for combo in combos:
+    for combo in _grid(args.grid):
         raw = copy.deepcopy(base_raw)
         for key, value in combo.items():
             set_key(raw, key, value)
@@ -145,50 +244,14 @@ def _sweep(args) -> int:
         config_from_dict(raw)  # validate every combination before training any
         runs.append((raw, ", ".join(f"{k}={v}" for k, v in combo.items())))
     out = new_run_dir(args.runs, f"sweep-{base.name}")
-    jobs = [Job(raw, str(out), label) for raw, label in runs]
-    outcomes = [None] * len(jobs)
-
-    def record(index, outcome) -> None:  # the table on disk always holds every finished job
-        outcomes[index] = outcome
-        _write_table(out, [o for o in outcomes if o is not None])
-
-    runner.run(jobs, record)
-    lines = _write_table(out, outcomes)
-    finished = [o for o in outcomes if o.ok]
-    if finished:
-        plots.plot_sweep({o.label: o.metrics for o in outcomes}, out / "results.png", title=base.name)
-    print("\n".join(lines))
-    print(f"sweep folder: {out}")
-    return 0 if len(finished) == len(outcomes) else FAILURE
-
-
-def _write_table(out, outcomes) -> list[str]:
-    """results.csv and results.md of the outcomes so far; returns the markdown lines."""
-    from .experiment import write_atomic
-
-    names = next((list(o.metrics) for o in outcomes if o.ok), [])
-    rows = [{"label": o.label, **{n: o.metrics.get(n, float("nan")) for n in names}, "run": o.run, "note": o.note} for o in outcomes]
-
-    def write_csv(path) -> None:
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["label", *names, "run", "note"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(out / "results.csv", write_csv)
-    titles = [n.replace("_", " ") for n in names]
-    lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |",
-             "|---|" + "---:|" * len(names) + "---|"]
-    lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.4g}" for n in names), r["note"]]) + " |" for r in rows]
-    write_atomic(out / "results.md", lambda path: path.write_text("\n".join(lines) + "\n"))
-    return lines
+    return [Job(raw, str(out), label) for raw, label in runs], out
 
 
 def _list() -> int:
     from .data import dataset_names, density_names, get_system, system_names
-    from .tasks.dynamics import FIELD_MODELS, MAP_MODELS
     from .integrators import get, names
     from .models import activation_names
+    from .tasks.dynamics import FIELD_MODELS, MAP_MODELS
 
     print("integrators:")
     for name in names():

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -124,9 +125,12 @@ def _write_config(run_dir: Path, config: Config, extra: dict | None = None) -> N
     write_atomic(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
-def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True) -> JobResult:
+def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True,
+            on_log: Callable[[Path, dict[str, float]], None] | None = None) -> JobResult:
     """Train as ``config`` says into a new run folder and return the result; with ``resume_from``,
-    continue that run's checkpoint to ``config.train.iterations``. Resuming may change how training
+    continue that run's checkpoint to ``config.train.iterations``. ``on_log(run_dir, metrics)`` hears
+    the latest metrics (and "iteration") after each logged evaluation, once its checkpoint and
+    metrics files are written (so a caller that stops the run there loses nothing). Resuming may change how training
     goes on (lr, weight decay, iterations, logging, plots, ...) but not the task, the data, the
     model, the loss or the optimizer. A run that cannot start (its task, model or checkpoint
     fails to load) leaves no folder behind."""
@@ -149,13 +153,15 @@ def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path |
         raise
     _write_config(run_dir, config, extra)
 
-    def on_log(t: Trainer) -> None:
+    def logged(t: Trainer) -> None:
         _save_checkpoint(run_dir, t)  # only reached with a finite loss: the last good state
         _write_metrics(run_dir, t.history)
+        if on_log is not None:
+            on_log(run_dir, {key: values[-1] for key, values in t.history.items() if values})
 
     start = time.perf_counter()
     try:
-        trainer.run(progress=progress, callback=on_log)
+        trainer.run(progress=progress, callback=logged)
         seconds = time.perf_counter() - start
         _save_checkpoint(run_dir, trainer)  # the end of a run is a good state even where it was not logged
     finally:

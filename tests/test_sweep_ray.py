@@ -1,0 +1,177 @@
+"""``sdl sweep --backend ray`` with a real Ray, always inside a network namespace of its own.
+
+Ray probes addresses off the machine when it starts (cloud metadata, public DNS), so each test runs
+``_ray_namespace.py`` under ``unshare -n``: a new namespace with loopback and a veth pair whose
+default route leads nowhere (a non-loopback address for Ray to find, and nothing ever leaves). A
+machine where the namespace cannot be made skips these tests; they never fall back to the host's
+network.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_sweep import TINY as SWEEP_TINY
+
+pytest.importorskip("ray", reason="the Ray backend needs the extra sdl[ray]")
+
+ROOT = Path(__file__).resolve().parents[1]
+HARNESS = Path(__file__).with_name("_ray_namespace.py")
+NAMESPACE = (
+    "ip link set lo up && ip link add sdl0 type veth peer name sdl1 && ip addr add 10.77.0.2/24 dev sdl0 && "
+    "ip link set sdl0 up && ip link set sdl1 up && ip route add default via 10.77.0.1 dev sdl0"
+)
+TINY = {**SWEEP_TINY, "train": {**SWEEP_TINY["train"], "iterations": 4, "log_every": 2}}
+
+
+def _namespace_problem() -> str | None:
+    if shutil.which("unshare") is None or shutil.which("ip") is None or shutil.which("ss") is None:
+        return "needs unshare, ip and ss (util-linux, iproute2)"
+    probe = subprocess.run(["unshare", "-n", "sh", "-c", NAMESPACE], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"cannot create a network namespace here: {probe.stderr.strip()}"
+
+
+pytestmark = pytest.mark.skipif(_namespace_problem() is not None, reason=str(_namespace_problem()))
+
+
+def _in_namespace(scenario: str, tmp_path: Path) -> dict:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    command = f'{NAMESPACE} && exec "$0" "$@"'
+    result = subprocess.run(
+        ["unshare", "-n", "sh", "-c", command, sys.executable, str(HARNESS), scenario, str(config), "runs"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def _rows(folder: Path) -> dict[str, dict]:
+    with (folder / "results.csv").open() as handle:
+        return {row["label"]: row for row in csv.DictReader(handle)}
+
+
+def test_a_private_instance_listens_on_loopback_only_is_quiet_and_matches_the_local_pool(tmp_path):
+    seen = _in_namespace("private", tmp_path)
+    assert seen["rc"] == 0, seen["stderr"]
+    assert seen["listening"], "Ray's listeners were never seen"
+    assert all(address.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for address in seen["listening"]), seen["listening"]
+    assert not any(address.endswith(":8265") for address in seen["listening"])  # no dashboard
+    assert seen["off_loopback"] == []  # no cloud-metadata probe, no DNS look-up, nothing but loopback
+    assert not (tmp_path / "home" / ".ray").exists()  # the token stayed in memory
+    assert all(line.startswith("sdl sweep: ") for line in seen["stderr"].splitlines()), seen["stderr"]  # no Ray banners
+    assert seen["twice"] == ["", ""]  # a second private instance in one process (Ray imported first) authenticates too
+
+    (ray_sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    from sdl import cli
+
+    assert (
+        cli.main(
+            [
+                "sweep",
+                str(tmp_path / "tiny.yaml"),
+                "--grid",
+                "integrator=euler,rk4",
+                "--jobs",
+                "2",
+                "--runs",
+                str(tmp_path / "local"),
+            ]
+        )
+        == 0
+    )
+    (local_sweep,) = (tmp_path / "local").glob("sweep-tiny-*")
+    ray_rows, local_rows = _rows(ray_sweep), _rows(local_sweep)
+    assert list(ray_rows) == list(local_rows) == ["integrator=euler", "integrator=rk4"]
+    for label, row in ray_rows.items():
+        metrics = {k: v for k, v in row.items() if k not in ("run", "note")}
+        assert metrics == {k: v for k, v in local_rows[label].items() if k not in ("run", "note")}  # bit for bit, as text
+        ray_run, local_run = tmp_path / row["run"], Path(local_rows[label]["run"])
+        assert ray_run.parent == ray_sweep  # shipped back into the sweep folder
+        assert json.loads((ray_run / "metrics.json").read_text()) == json.loads((local_run / "metrics.json").read_text())
+    assert (ray_sweep / "results.png").stat().st_size > 1000 and not list(ray_sweep.glob(".incoming-*"))
+
+
+def test_a_dead_worker_is_retried_twice_then_a_row_and_ctrl_c_then_resume_finishes_the_rest(tmp_path):
+    seen = _in_namespace("faults", tmp_path)
+    assert seen["killed"] == 3  # the first attempt and two retries
+    assert seen["rc"] == 130, seen["stderr"]
+    assert "sdl sweep --resume" in seen["stderr"]
+    rows_before = seen["table_before"].splitlines()
+    assert len(rows_before) == 3 and "worker process died" in rows_before[1] and "train.iterations=3" in rows_before[2]
+    assert seen["listening_after_ctrl_c"] == []  # the private instance is gone
+    assert seen["resume_rc"] == 0, seen["resume_stderr"]
+    assert seen["kept"] and seen["runs_before"] == 1 and seen["runs_after"] == 3  # nothing overwritten; two new runs
+    (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    rows = _rows(folder)
+    assert [row["note"] for row in rows.values()] == ["", "", ""]
+    assert resumed_only_the_missing(seen["resume_stderr"])
+
+
+def resumed_only_the_missing(stderr: str) -> bool:
+    finished = [line for line in stderr.splitlines() if line.startswith("sdl sweep: ")]
+    return (
+        len(finished) == 2 and finished[-1].startswith("sdl sweep: 3/3") and not any("iterations=3:" in line for line in finished)
+    )
+
+
+def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_both_nodes(tmp_path):
+    seen = _in_namespace("cluster", tmp_path)
+    assert seen["rc"] == 0, seen["stderr"]
+    nodes = {line.rsplit(" on node ", 1)[1] for line in seen["stderr"].splitlines() if " on node " in line}
+    assert len(nodes) == 2, seen["stderr"]
+    (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    rows = _rows(folder)
+    assert len(rows) == 4 and all(
+        row["note"] == "" and (tmp_path / row["run"] / "checkpoint.pt").is_file() for row in rows.values()
+    )
+
+
+def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_unchanged(tmp_path):
+    (tmp_path / "spec.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "space": {"train.lr": {"loguniform": [1.0e-3, 1.0e-1]}, "model.width": {"choice": [2, 3]}},
+                "metric": "val_accuracy",
+                "mode": "max",
+                "samples": 1,
+            }
+        )
+    )
+    seen = _in_namespace("tune", tmp_path)
+    assert seen["rc"] == 0, seen["stderr"]
+    assert seen["stderr"] == "" and seen["off_loopback"] == []  # Tune's reporter is silent; nothing left the machine
+    (folder,) = (tmp_path / "runs").glob("tune-tiny-*")
+    rows = _rows(folder)
+    assert len(rows) == 2 and {label.split(", ")[-1] for label in rows} == {"integrator=euler", "integrator=rk4"}
+    for row in rows.values():
+        config = yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())
+        assert 1e-3 <= config["train"]["lr"] <= 1e-1 and config["model"]["width"] in (2, 3)
+        assert (tmp_path / row["run"] / "checkpoint.pt").is_file() and (tmp_path / row["run"]).parent == folder
+    best_value = max(float(row["val_accuracy"]) for row in rows.values())
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    (best_row,) = [
+        row
+        for row in rows.values()
+        if yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())["train"]["lr"] == best["train"]["lr"]
+    ]
+    assert float(best_row["val_accuracy"]) == best_value
+
+    from sdl import cli
+
+    assert cli.main(["train", str(folder / "best.yaml"), "--runs", str(tmp_path / "again"), "--no-progress"]) == 0
+    (again,) = (tmp_path / "again").iterdir()
+    if best_row["note"] == "":  # a trial that trained to the end: the same config gives the same metrics, bit for bit
+        trial = json.loads((tmp_path / best_row["run"] / "metrics.json").read_text())
+        assert json.loads((again / "metrics.json").read_text()) == trial
