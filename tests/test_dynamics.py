@@ -229,3 +229,12 @@ def test_the_energy_windows_script_prints_one_row_per_window(tmp_path):
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "–" in line]
     assert len(rows) == 4 and rows[0].startswith("| 0–") and rows[-1].split("|")[1].strip().endswith("30")
     assert all(float(row.split("|")[3]) >= float(row.split("|")[2]) for row in rows)  # max ≥ mean
+
+
+def test_refine_refuses_a_run_without_layers(tmp_path, capsys):
+    from sdl import cli
+
+    run = run_job(_config(train={"iterations": 2, "log_every": 2}), tmp_path / "runs", progress=False).run_dir
+    assert cli.main(["refine", str(run), "--runs", str(tmp_path / "fine")]) == 2
+    assert "refine needs a run of an ODE-network" in capsys.readouterr().err
+    assert not (tmp_path / "fine").exists()

@@ -28,7 +28,9 @@ FLOW = {
 
 def test_the_trainer_and_the_runner_never_name_a_task_a_model_or_a_data_set():
     names = re.compile(r"Classification|Density|ODENet|CNF|Dataset|make_dataset|sample_density|accuracy|x_train|step_size")
-    for module in ("experiment.py", "sweep.py", "training.py"):
+    modules = ["experiment.py", "training.py", *(f"sweep/{path.name}" for path in (ROOT / "sdl" / "sweep").glob("*.py"))]
+    assert len(modules) >= 4
+    for module in modules:
         tree = ast.parse((ROOT / "sdl" / module).read_text())
         for node in ast.walk(tree):  # docstrings may name examples; the code may not
             body = getattr(node, "body", None)
