@@ -32,8 +32,8 @@ PAIRS = {
         {"integrator": "implicit_midpoint"}, f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}"),
     "jacobi_newton × field without D_dim f": (
         CLASSIFICATION, {"integrator": {"name": "backward_euler", "solver": "jacobi_newton"}},
-        {"integrator": {"solver": "newton"}}, "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable "
-        "(such as a HollowNet); got ResNetField; use solver='fixed_point' or 'newton'"),
+        {"integrator": {"solver": "newton"}}, ("solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable "
+        "(such as a HollowNet); got ResNetField; use solver='fixed_point' or 'newton'")),
     "torchdiffeq adjoint × layered field": (
         CLASSIFICATION, {"gradient": {"mode": "otd", "adjoint_method": "torchdiffeq"}, "integrator": "euler"},
         {"model": {"layered": False}}, "Adjoint(method='torchdiffeq') supports shared parameters only"),
@@ -73,8 +73,8 @@ PAIRS = {
         {"gradient": {"recovery": "checkpoint"}}, "do not fit model.flow: cnf: recovery='reverse' needs a time-reversible method"),
     "one-step map × derivative loss": (
         DYNAMICS, {"model": {"model": "la_sympnet"}}, {"task": {"kind": "dynamics", "loss": "trajectory"}},
-        "task.loss: 'derivative' needs a field; model.model 'la_sympnet' is a one-step map. Use task.loss: trajectory, "
-        "or a field: hnn, separable_hnn, mlp_field"),
+        ("task.loss: 'derivative' needs a field; model.model 'la_sympnet' is a one-step map. Use task.loss: trajectory, "
+         "or a field: hnn, separable_hnn, mlp_field")),
     "HNN × reverse recovery of a method not time-reversible": (
         DYNAMICS, {"integrator": "rk4", "gradient": {"mode": "otd", "recovery": "reverse"}}, {"integrator": "leapfrog"},
         f"do not fit model.model: hnn: recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}"),
