@@ -331,12 +331,12 @@ def test_a_grid_point_on_a_pole_of_r_has_modulus_inf():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(re_range=(1.0, -1.0)), "re_range must be a finite (min, max) with min < max, got (1.0, -1.0)"),
-        (dict(re_range=(1.0, 1.0)), "re_range must be a finite (min, max) with min < max, got (1.0, 1.0)"),
-        (dict(im_range=(0.0, math.inf)), "im_range must be a finite (min, max) with min < max, got (0.0, inf)"),
-        (dict(resolution=1), "resolution must be an int ≥ 2, got 1"),
-        (dict(resolution=5.0), "resolution must be an int ≥ 2, got 5.0"),
-        (dict(resolution=True), "resolution must be an int ≥ 2, got True"),
+        ({"re_range": (1.0, -1.0)}, "re_range must be a finite (min, max) with min < max, got (1.0, -1.0)"),
+        ({"re_range": (1.0, 1.0)}, "re_range must be a finite (min, max) with min < max, got (1.0, 1.0)"),
+        ({"im_range": (0.0, math.inf)}, "im_range must be a finite (min, max) with min < max, got (0.0, inf)"),
+        ({"resolution": 1}, "resolution must be an int ≥ 2, got 1"),
+        ({"resolution": 5.0}, "resolution must be an int ≥ 2, got 5.0"),
+        ({"resolution": True}, "resolution must be an int ≥ 2, got True"),
     ],
 )
 def test_stability_region_refuses_bad_grids(kwargs, message):
