@@ -26,10 +26,10 @@ from .tasks.classification import FIELDS, PLOTS, ClassificationConfig
 from .training import TrainConfig
 
 __all__ = [
-    "FIELDS",
-    "PLOTS",
     "Config",
     "ConfigError",
+    "FIELDS",
+    "PLOTS",
     "apply_overrides",
     "config_from_dict",
     "load_config",

@@ -6,7 +6,7 @@ from torch import nn
 
 import sdl
 from sdl.fields import DimwiseDifferentiable
-from sdl.integrators import TABLEAUS, ConvergenceError, ImplicitRungeKutta
+from sdl.integrators import ConvergenceError, ImplicitRungeKutta, TABLEAUS
 from sdl.integrators.runge_kutta import JacobiNewtonSolver
 from sdl.models.hollow import HollowNet, dimwise_derivative, divergence
 
@@ -72,7 +72,7 @@ def test_higher_order_dimwise_derivatives_in_k_passes():
     t = torch.tensor(-0.4, dtype=F64)
     x = torch.randn(3, dim, dtype=F64)
     _, derivatives = dimwise_derivative(net, t, x, order=3)
-    one_point = lambda xb: net(t, xb)
+    one_point = lambda xb: net(t, xb)  # noqa: E731
     second = torch.func.vmap(torch.func.jacfwd(torch.func.jacrev(one_point)))(x)
     third = torch.func.vmap(torch.func.jacfwd(torch.func.jacfwd(torch.func.jacrev(one_point))))(x)
     i = torch.arange(dim)
