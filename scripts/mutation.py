@@ -52,7 +52,10 @@ def _prepare(target: str) -> Path:
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
     lines = ["[mutmut]", "source_paths=sdl", "only_mutate=", *(f"    {p}" for p in mutate),
-             "pytest_add_cli_args_test_selection=", *(f"    {p}" for p in tests)]
+             "pytest_add_cli_args_test_selection=", *(f"    {p}" for p in tests),
+             # a mutant that loops forever (a bisection that never ends) is a timeout after 3× the tests' own
+             # time, not mutmut's default 15× (minutes per such mutant on 2 shared cores)
+             "timeout_multiplier=3.0"]
     (folder / "setup.cfg").write_text("\n".join(lines) + "\n")
     return folder
 
