@@ -299,6 +299,7 @@ def test_forward_is_the_documented_formula(activation, sigma):
     x = torch.randn(3, 2, 4, dtype=F64)
     t = torch.tensor(0.7, dtype=F64)
     torch.testing.assert_close(net(t, x), _reference_forward(net, t, x, sigma), rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(net(0.7, x), _reference_forward(net, t, x, sigma), rtol=1e-13, atol=1e-14)  # t in x's dtype
 
 
 def test_defaults_parameter_shapes_and_initial_ranges():
@@ -328,6 +329,9 @@ def test_sizes_must_be_integers_of_at_least_one(name):
         HollowNet(0)
     with pytest.raises(ValueError, match=r"^unknown activation 'relu'; valid choices: tanh, softplus, silu$"):
         HollowNet(2, activation="relu")
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match=rf"^order must be an integer ≥ 1; got {bad!r}$"):
+            dimwise_derivative(HollowNet(2), 0.0, torch.randn(3, 2), order=bad)
 
 
 def test_derivatives_keep_their_graph_only_when_asked():
