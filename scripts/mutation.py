@@ -35,7 +35,8 @@ TARGETS = {
     "stability": (["sdl/stability/*"], ["tests/test_stability.py", "tests/test_contractivity.py", "tests/test_certificates.py"]),
     "config": (
         ["sdl/config.py", "sdl/cli.py", "sdl/_validation.py"],
-        ["tests/test_config.py", "tests/test_config_properties.py", "tests/test_cli.py", "tests/test_survivors.py"],
+        ["tests/test_config.py", "tests/test_config_conflicts.py", "tests/test_config_properties.py", "tests/test_cli.py",
+         "tests/test_survivors.py"],
     ),
 }
 KILLED = ("killed", "timeout")
