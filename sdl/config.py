@@ -168,6 +168,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def parse_yaml(text: str, source: str) -> Any:
     """YAML ``text`` as Python values; a syntax error or a duplicate key is a one-line ConfigError
     naming ``source`` (a file, or the option the text came from), line and column."""
+    if not source.isprintable():  # an option's text may hold a newline or a control character: one line still
+        source = repr(source)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as error:

@@ -132,7 +132,7 @@ def test_torchdiffeq_adjoint_is_available_for_comparison():
     field, y0, t = _problem("rk4_38", layered=False)
     dto = _gradients(field, y0, t, "rk4_38", "dto", output="last")
     peer = _gradients(field, y0, t, "rk4_38", Adjoint(method="torchdiffeq"), output="last")
-    assert 0 < _relative_error(dto, peer) < 1e-3
+    assert 0 < _relative_error(dto, peer) < 5e-5  # measured 6.6e-6: its continuous adjoint is O(h⁴) off
 
 
 def test_torchdiffeq_adjoint_refuses_layered_fields():
@@ -215,7 +215,7 @@ def test_otd_equals_dto_for_unusual_but_valid_fields(case):
     if case == "constant adjoint_param, rk4":  # and the continuous adjoint takes the same inputs
         _, continuous = _dto_and_otd_gradients(func, state, t, inputs, method, adjoint_params=params, adjoint_method="rk4")
         for a, b in zip(dto, continuous):
-            torch.testing.assert_close(b, a, rtol=1e-3, atol=0)  # O(h⁴) apart
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=0)  # O(h⁴) apart: measured 1.7e-5
 
 
 @pytest.mark.parametrize("loss_scale", [1.0, 1e-8])
@@ -289,7 +289,8 @@ def test_otd_includes_a_shared_parameter_of_a_layered_field(name, adjoint):
     dto = _gradients(field, y0, t, method, "dto")
     otd = _gradients(field, y0, t, method, adjoint)
     assert otd[-1] is not None and otd[-1].abs().min() > 0  # the scale's gradient
-    tolerance = 1e-3 if adjoint.method is not None else (1e-10 if name in IMPLICIT else 1e-12)  # a continuous adjoint is O(h⁴) off
+    # a continuous adjoint is O(h⁴) off: measured 1.5e-4 (rk4) and 2.3e-4 (gauss_legendre4)
+    tolerance = 1e-3 if adjoint.method is not None else (1e-10 if name in IMPLICIT else 1e-12)
     assert _relative_error(dto, otd) <= tolerance
 
 

@@ -132,6 +132,17 @@ def test_sweep_runs_the_grid_and_writes_one_table(tmp_path, tiny_config):
     assert "integrator=euler" in table and "integrator=rk4" in table
     assert (sweep / "results.csv").is_file() and (sweep / "results.png").stat().st_size > 1000
     assert len([p for p in sweep.iterdir() if p.is_dir()]) == 2
+    # each row holds the accuracies its own run logged last, and the runs differ (not one run copied)
+    with (sweep / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["label"] for row in rows] == ["integrator=euler", "integrator=rk4"]
+    for row in rows:
+        logged = json.loads((tmp_path / row["run"] / "metrics.json").read_text())
+        for key in ("train_accuracy", "val_accuracy"):
+            assert float(row[key]) == logged[key][-1] and 0 < float(row[key]) <= 1
+            assert f"{float(row[key]):.4g}" in table
+    euler, rk4 = (json.loads((tmp_path / row["run"] / "metrics.json").read_text()) for row in rows)
+    assert euler["loss"] != rk4["loss"]
 
 
 def test_list_names_integrators_fields_and_data():

@@ -265,3 +265,91 @@ def test_jacobi_newton_through_odeint():
     jacobi = sdl.odeint(field, y0, t, method="backward_euler", solver="jacobi_newton", tol=1e-13, max_iter=200)
     newton = sdl.odeint(field, y0, t, method="backward_euler", solver="newton", tol=1e-13)
     assert torch.allclose(jacobi, newton, rtol=0, atol=1e-11)
+
+
+# ----- the network itself: its formula, defaults, initialisation and messages -----------------------
+
+
+def _reference_forward(net, t, x, sigma):
+    """f_i = τ([x_i, h_i]) from the docstring's formula, written with plain loops over i and j ≠ i."""
+    d = x.shape[-1]
+    rows = []
+    for i in range(d):
+        pre = sum(x[..., j, None] * net.input_weight[j] for j in range(d) if j != i) + net.dim_offset[i]
+        if net.time_weight is not None:
+            pre = pre + t * net.time_weight
+        h = sigma(pre)
+        for layer in net.conditioner_layers:
+            h = sigma(h @ layer.weight.T + layer.bias)
+        z = sigma(x[..., i, None] * net.self_weight + h @ net.hidden_to_transformer.weight.T + net.hidden_to_transformer.bias)
+        for layer in net.transformer_layers:
+            z = sigma(z @ layer.weight.T + layer.bias)
+        rows.append((z @ net.transformer_out.weight.T + net.transformer_out.bias)[..., 0])
+    return torch.stack(rows, dim=-1)
+
+
+@pytest.mark.parametrize("activation, sigma", [("tanh", torch.tanh), ("silu", nn.functional.silu)])
+def test_forward_is_the_documented_formula(activation, sigma):
+    """A plain-loop transcription of h_i = σ(Σ_{j≠i} x_j w_j + e_i + t w_t) (then the conditioner's
+    layers) and f_i = τ(x_i v + U h_i + b), at depths 3 and 2 with t entering."""
+    torch.manual_seed(0)
+    net = HollowNet(4, hidden=5, conditioner_depth=3, transformer_hidden=6, transformer_depth=2, time_dependent=True,
+                    activation=activation).double()
+    assert len(net.conditioner_layers) == 2 and len(net.transformer_layers) == 1
+    x = torch.randn(3, 2, 4, dtype=F64)
+    t = torch.tensor(0.7, dtype=F64)
+    torch.testing.assert_close(net(t, x), _reference_forward(net, t, x, sigma), rtol=1e-13, atol=1e-14)
+    torch.testing.assert_close(net(0.7, x), _reference_forward(net, t, x, sigma), rtol=1e-13, atol=1e-14)  # t in x's dtype
+
+
+def test_defaults_parameter_shapes_and_initial_ranges():
+    """Defaults k = m = 32, depths 2 and 1, no time, tanh; w_j and e_i ~ U(±d^-1/2), w_t and v ~ U(±1)."""
+    torch.manual_seed(0)
+    d = 16
+    net = HollowNet(d)
+    assert (net.dim, net.time_dependent, net.activation, net.time_weight) == (d, False, "tanh", None)
+    assert net.input_weight.shape == net.dim_offset.shape == (d, 32)
+    assert len(net.conditioner_layers) == 1 and len(net.transformer_layers) == 0
+    assert net.self_weight.shape == (32,) and net.hidden_to_transformer.weight.shape == (32, 32)
+    timed = HollowNet(d, time_dependent=True)
+    assert timed.time_dependent is True and timed.time_weight.shape == (32,)
+    for weight, bound in ((net.input_weight, d**-0.5), (net.dim_offset, d**-0.5), (timed.time_weight, 1.0), (net.self_weight, 1.0)):
+        assert weight.abs().max() <= bound  # inside the range, and spread over it (512 or 32 draws)
+        assert weight.max() > 0.8 * bound and weight.min() < -0.8 * bound
+
+
+@pytest.mark.parametrize("name", ["hidden", "conditioner_depth", "transformer_hidden", "transformer_depth"])
+def test_sizes_must_be_integers_of_at_least_one(name):
+    assert HollowNet(1, **{name: 1}).dim == 1  # the smallest valid sizes
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError) as error:
+            HollowNet(2, **{name: bad})
+        assert str(error.value) == f"{name} must be an integer ≥ 1; got {bad!r}"
+    with pytest.raises(ValueError, match=r"^dim must be an integer ≥ 1; got 0$"):
+        HollowNet(0)
+    with pytest.raises(ValueError, match=r"^unknown activation 'relu'; valid choices: tanh, softplus, silu$"):
+        HollowNet(2, activation="relu")
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match=rf"^order must be an integer ≥ 1; got {bad!r}$"):
+            dimwise_derivative(HollowNet(2), 0.0, torch.randn(3, 2), order=bad)
+
+
+def test_derivatives_keep_their_graph_only_when_asked():
+    """Defaults detach D_dim f (a stage solver needs values only); create_graph=True keeps it, so a loss
+    of the divergence (a CNF's log-density) reaches the parameters."""
+    net = _net(3)
+    x = torch.randn(4, 3, dtype=F64, requires_grad=True)
+    assert not net.value_and_jacobian_diagonal(0.0, x)[1].requires_grad
+    assert not dimwise_derivative(net, 0.0, x)[1][0].requires_grad
+    assert not divergence(net, 0.0, x)[1].requires_grad
+    for diagonal in (net.value_and_jacobian_diagonal(0.0, x, create_graph=True)[1], divergence(net, 0.0, x, create_graph=True)[1]):
+        (grad,) = torch.autograd.grad(diagonal.sum(), net.self_weight)
+        assert grad.abs().max() > 0
+
+
+def test_divergence_sums_over_the_last_axis_of_any_batch():
+    net = _net(4)
+    x = torch.randn(2, 3, 4, dtype=F64)
+    value, div = divergence(net, 0.0, x)
+    assert value.shape == (2, 3, 4) and div.shape == (2, 3)
+    torch.testing.assert_close(div, dimwise_derivative(net, 0.0, x)[1][0].sum(-1), rtol=0, atol=0)

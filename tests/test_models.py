@@ -219,8 +219,11 @@ def test_network_output_shapes(num_classes, shape):
     x = torch.randn(10, 2)
     assert net(x).shape == shape
     assert net.trajectory(x).shape == (6, 10, 4)
-    probs = net.predict_proba(x)
-    assert probs.shape == shape and ((probs >= 0) & (probs <= 1)).all()
+    probs, logits = net.predict_proba(x), net(x)
+    assert probs.shape == shape
+    # η of the logits: the logistic function for 2 classes, softmax over the classes otherwise
+    expected = 1 / (1 + torch.exp(-logits)) if num_classes == 2 else torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True)
+    torch.testing.assert_close(probs, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_hamiltonian_network_with_splitting_method():

@@ -9,7 +9,6 @@ from problems import Pendulum
 import sdl
 from sdl.integrators import TABLEAUS, ImplicitRungeKutta, NewtonSolver, get, names
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 class LayeredLinear(sdl.Layered):
@@ -31,7 +30,6 @@ class LayeredLinear(sdl.Layered):
         return lambda t, z: z @ w.T
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", names())
 def test_output_is_time_first_and_follows_dtype_and_device(name, dtype, device):

@@ -1,11 +1,12 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from sdl.fields import Separable
-from sdl.integrators import TABLEAUS, get, names
+from sdl.integrators import TABLEAUS, ButcherTableau, get, names
 from sdl.stability import (
     energy_error,
     gradient_flow_lipschitz_bounds,
@@ -244,23 +245,129 @@ def _real_boundary(coefficients):
     ],
 )
 def test_stability_disc_radius_values_and_dense_scan(name, expected):
-    """r from the polynomial test against closed forms, and against a dense scan of |R| over the
-    disc: ≤ 1 on 400 × 2000 points of the disc of radius r(1 - 1e-9), > 1 somewhere on the circle of
-    radius r(1 + 1e-6)."""
-    tableau = TABLEAUS[name]
-    r = stability_disc_radius(tableau)
+    """r from the polynomial test against closed forms, and against a dense scan of |R| over the disc."""
+    r = stability_disc_radius(TABLEAUS[name])
     assert r == pytest.approx(expected, rel=1e-13)
+    _assert_largest_disc(TABLEAUS[name], r)
+
+
+def _assert_largest_disc(tableau, r):
+    """|R| ≤ 1 on 400 × 2000 points of the disc {|z + r'| ≤ r'}, r' = r(1 - 1e-9), and > 1 somewhere on
+    the circle of radius r(1 + 1e-6), by more than round-off."""
     theta = np.linspace(0, 2 * np.pi, 2000)
     radii = np.linspace(0, 1, 400)[:, None]
     inside = r * (1 - 1e-9) * (radii * np.exp(1j * theta) - 1)  # every circle of the family up to r
     assert np.abs(tableau.stability_function(inside)).max() <= 1 + 1e-12
     fine = np.linspace(0, 2 * np.pi, 200001)
     outside = r * (1 + 1e-6) * (np.exp(1j * fine) - 1)
-    assert np.abs(tableau.stability_function(outside)).max() > 1 + 1e-9
+    assert np.abs(tableau.stability_function(outside)).max() > 1 + 1e-12  # the contact may be of high order
+
+
+def test_the_disc_of_euler_and_heun_is_exactly_the_unit_disc():
+    """|R| = 1 on the whole circle |z + 1| = 1 for Euler (R = 1 + z): the test q ≥ 0 holds with
+    equality there, and the radius is 1 exactly, not the largest float below it."""
+    assert stability_disc_radius(TABLEAUS["euler"]) == 1.0
+    assert stability_disc_radius(TABLEAUS["heun"]) == 1.0
+
+
+def _explicit(a, b, order=1):
+    return ButcherTableau(a=a, b=b, c=tuple(sum(row) for row in a), order=order)
+
+
+@pytest.mark.parametrize(
+    "tableau, bounds",
+    [
+        # four Euler steps of h/4: R = (1 + z/4)⁴, the region is the disc of radius 4 itself
+        (_explicit(((0, 0, 0, 0), (0.25, 0, 0, 0), (0.25, 0.25, 0, 0), (0.25, 0.25, 0.25, 0)), (0.25,) * 4), (4.0, 4.0)),
+        # R = 1 + z + 3z²/4: a disc smaller than Euler's
+        (_explicit(((0, 0), (1.5, 0)), (0.5, 0.5)), (0.0, 0.99)),
+        # R = 1 + z + 3z²/4 + z³/4: the largest circle touches |R| = 1 off the real axis, where q has an
+        # interior minimum (a test at x = ±1 alone gives 1.317 instead of 1.2230)
+        (_explicit(((0, 0, 0), (1 / 3, 0, 0), (0, 0.75, 0)), (0, 0, 1)), (1.2, 1.25)),
+        # R = 1 + z + z²/10 + z³/500: q < 0 at x = 2, outside [-1, 1] (testing there gives 1.229, not 1.25)
+        (_explicit(((0, 0, 0), (0.02, 0, 0), (0, 0.1, 0)), (0, 0, 1)), (1.24, 1.26)),
+    ],
+    ids=["four_euler_quarter_steps", "small_disc", "touches_off_the_axis", "negative_outside_the_interval"],
+)
+def test_stability_disc_radius_of_methods_unlike_the_registered_ones(tableau, bounds):
+    """Radii above 2 (the doubling phase runs more than once) and below 1 (bisection from [0, 1]), and discs
+    whose circle meets |R| = 1 off the real axis: r within ``bounds`` (low == high: that value to 1e-13)
+    and the largest disc by the dense scan."""
+    r = stability_disc_radius(tableau)
+    low, high = bounds
+    assert r == pytest.approx(low, rel=1e-13) if low == high else low < r < high
+    _assert_largest_disc(tableau, r)
+
+
+@pytest.mark.parametrize(
+    "name, closed_form",
+    [
+        ("euler", lambda z: 1 + z),
+        ("backward_euler", lambda z: 1 / (1 - z)),
+        ("implicit_midpoint", lambda z: (1 + z / 2) / (1 - z / 2)),
+        ("gauss_legendre4", lambda z: (1 + z / 2 + z**2 / 12) / (1 - z / 2 + z**2 / 12)),  # the (2, 2) Padé approximant
+    ],
+)
+def test_stability_region_samples_the_closed_form_stability_function(name, closed_form):
+    """|R| on the grid against the closed forms (not against the library's own stability_function)."""
+    region = stability_region(TABLEAUS[name], (-3.0, 0.5), (-1.0, 2.5), resolution=15)
+    np.testing.assert_array_equal(region.real, np.linspace(-3.0, 0.5, 15))
+    np.testing.assert_array_equal(region.imag, np.linspace(-1.0, 2.5, 15))
+    z = region.real[None, :] + 1j * region.imag[:, None]
+    np.testing.assert_allclose(region.modulus, np.abs(closed_form(z)), rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(region.stable, region.modulus <= 1.0)
+
+
+def test_stability_region_of_a_huge_grid_is_inf_without_warnings():
+    """Overflow of R on a grid far out is |R| = inf, silently (numpy's floating-point warnings are off)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        region = stability_region(TABLEAUS["rk4"], (-1e100, 1e100), (-1e100, 1e100), resolution=3)
+    assert np.isinf(region.modulus[0, 0]) and region.modulus[1, 1] == 1.0
+
+
+def test_stability_region_defaults():
+    region = stability_region(TABLEAUS["rk4"])
+    assert region.modulus.shape == (201, 201)
+    assert (region.real[0], region.real[-1], region.imag[0], region.imag[-1]) == (-5.0, 1.0, -4.0, 4.0)
+
+
+def test_a_grid_point_on_a_pole_of_r_has_modulus_inf():
+    """Backward Euler's R = 1/(1 - z) has its pole at z = 1, a point of this 3 × 3 grid: the batched
+    solve fails there, and every point is evaluated alone (inf at the pole, |R| elsewhere)."""
+    region = stability_region(TABLEAUS["backward_euler"], (0.0, 2.0), (-1.0, 1.0), resolution=3)
+    z = region.real[None, :] + 1j * region.imag[:, None]
+    expected = np.abs(1 / np.where(z == 1, 1.0, 1 - z))
+    expected[1, 1] = np.inf  # z = 1
+    np.testing.assert_allclose(region.modulus, expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"re_range": (1.0, -1.0)}, "re_range must be a finite (min, max) with min < max, got (1.0, -1.0)"),
+        ({"re_range": (1.0, 1.0)}, "re_range must be a finite (min, max) with min < max, got (1.0, 1.0)"),
+        ({"im_range": (0.0, math.inf)}, "im_range must be a finite (min, max) with min < max, got (0.0, inf)"),
+        ({"resolution": 1}, "resolution must be an int ≥ 2, got 1"),
+        ({"resolution": 5.0}, "resolution must be an int ≥ 2, got 5.0"),
+        ({"resolution": True}, "resolution must be an int ≥ 2, got True"),
+    ],
+)
+def test_stability_region_refuses_bad_grids(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        stability_region(TABLEAUS["rk4"], **kwargs)
+    assert str(error.value) == message
+
+
+def test_stability_region_and_disc_radius_name_what_they_got():
+    assert stability_region(TABLEAUS["rk4"], resolution=2).modulus.shape == (2, 2)
+    for function in (stability_region, stability_disc_radius):
+        with pytest.raises(TypeError, match="^tableau must be a sdl.integrators.ButcherTableau, got str$"):
+            function("rk4")
 
 
 def test_stability_disc_radius_needs_an_explicit_tableau():
-    with pytest.raises(ValueError, match="explicit"):
+    with pytest.raises(ValueError, match=r"^stability_disc_radius needs an explicit method \(a polynomial R\); implicit ones may be A-stable$"):
         stability_disc_radius(TABLEAUS["implicit_midpoint"])
     with pytest.raises(TypeError, match="ButcherTableau"):
         stability_disc_radius("rk4")

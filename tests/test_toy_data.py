@@ -64,11 +64,12 @@ def test_default_noise_levels():
     assert torch.equal(make_dataset("swiss_roll", 50).x_train, make_dataset("swiss_roll", 50, noise=0).x_train)
 
 
-def test_float64_is_float32_unrounded():
+def test_float64_is_float32_unrounded(device):
     single, double = make_dataset("donut2d", 300), make_dataset("donut2d", 300, dtype=torch.float64)
     assert double.x_train.dtype == torch.float64
     assert torch.equal(double.x_train.float(), single.x_train)
-    assert make_dataset("donut2d", 10, device="cpu").x_train.device.type == "cpu"
+    on_device = make_dataset("donut2d", 10, device=device)
+    assert on_device.x_train.device.type == on_device.y_train.device.type == device
 
 
 @pytest.mark.parametrize("n", [1000, 1001])
