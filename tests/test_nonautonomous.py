@@ -176,7 +176,7 @@ def test_interpolated_hamiltonian_of_a_trained_field():
     torch.testing.assert_close(constant.hamiltonian(torch.tensor(0.25, dtype=f64), q, p), field.hamiltonian(q, p, layer=2))
     linear = InterpolatedHamiltonian(field, 1.5, "linear")
     before, after = (linear.hamiltonian(torch.tensor(t, dtype=f64), q, p) for t in (0.4 - 1e-9, 0.4 + 1e-9))
-    assert float((before - after).abs().max()) < 1e-7
+    assert float((before - after).detach().abs().max()) < 1e-7
     extended = extended_phase_space(linear)
     big_q, big_p = extended.join(q, torch.zeros(5, dtype=f64)), extended.join(p, torch.zeros(5, dtype=f64))
     errors = []
