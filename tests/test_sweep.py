@@ -84,3 +84,41 @@ def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, 
     assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_pool_that_breaks_between_two_submits_loses_no_job(monkeypatch):
+    """A worker may die after one job finished and before the next is submitted: ``submit`` itself
+    raises. The job stays waiting and runs on a fresh pool; every job is reported exactly once."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from sdl import sweep
+
+    class PoolThatBreaksOnItsSecondSubmit:
+        breaks_left = 1
+
+        def __init__(self, max_workers):
+            self.submits = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, job):
+            self.submits += 1
+            if self.submits == 2 and PoolThatBreaksOnItsSecondSubmit.breaks_left:
+                PoolThatBreaksOnItsSecondSubmit.breaks_left -= 1
+                raise BrokenProcessPool("a child process terminated abruptly")
+            future = Future()
+            future.set_result(fn(job))
+            return future
+
+    monkeypatch.setattr(sweep, "ProcessPoolExecutor", PoolThatBreaksOnItsSecondSubmit)
+    monkeypatch.setattr(sweep, "run_job_safely", lambda job: sweep.JobOutcome(job.label, run=f"runs/{job.label}"))
+    jobs = [sweep.Job(config={}, root=".", label=f"job{i}") for i in range(4)]
+    reports: list[tuple[int, str]] = []
+    sweep.ProcessPoolBackend(workers=2).run(jobs, lambda index, outcome: reports.append((index, outcome.label)))
+    assert PoolThatBreaksOnItsSecondSubmit.breaks_left == 0
+    assert sorted(reports) == [(i, f"job{i}") for i in range(4)]

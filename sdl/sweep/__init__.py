@@ -129,11 +129,16 @@ class ProcessPoolBackend(Backend):
         in flight when it broke (they have no outcome yet)."""
         in_flight: dict[Future, tuple[int, Job]] = {}
         lost: list[tuple[int, Job]] = []
+        broken = False
         with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            while (waiting or in_flight) and not lost:
-                while waiting and len(in_flight) < self.workers:
-                    index, job = waiting.popleft()
-                    in_flight[pool.submit(run_job_safely, job)] = (index, job)
+            while ((waiting and not broken) or in_flight) and not lost:
+                while waiting and not broken and len(in_flight) < self.workers:
+                    try:
+                        future = pool.submit(run_job_safely, waiting[0][1])
+                    except BrokenProcessPool:  # a worker died since the last wait; the job stays waiting
+                        broken = True
+                    else:
+                        in_flight[future] = waiting.popleft()
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     index, job = in_flight.pop(future)
