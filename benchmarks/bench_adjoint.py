@@ -44,7 +44,7 @@ from sdl.integrators import ExplicitRungeKutta, get  # noqa: E402
 from sdl.integrators.base import vjp  # noqa: E402
 from sdl.models import HamiltonianField, ResNetField  # noqa: E402
 
-SECTIONS = ("gradient", "reversal", "memory", "targets", "floor", "budget", "scaling")
+SECTIONS = ("gradient", "reversal", "memory", "targets", "floor", "profile", "budget", "scaling")
 PLOTS = Path(__file__).resolve().parent / "plots"
 
 
@@ -197,6 +197,21 @@ def _measure(config: dict) -> dict:
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
+def _measure_rounds(configs: dict[str, dict], rounds: int) -> dict[str, dict]:
+    """Each configuration in its own process (its allocator alone: a 3.7 GB autograd graph freed
+    and refilled between candidates costs page faults that a fresh process does not pay), the
+    processes interleaved ``rounds`` times so that load on the machine hits every candidate alike:
+    peak memory of the first round, median time over the rounds' medians."""
+    samples: dict[str, list[dict]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, config in configs.items():
+            samples[name].append(_measure(config))
+    return {
+        name: {"peak_growth_mb": runs[0]["peak_growth_mb"], "seconds": float(np.median([r["seconds"] for r in runs]))}
+        for name, runs in samples.items()
+    }
+
+
 MEMORY_CONFIGS = {
     "sdl dto (autograd)": dict(method="rk4", gradient="dto"),
     "sdl otd, store": dict(method="rk4", gradient="otd"),
@@ -209,22 +224,24 @@ MEMORY_CONFIGS = {
 }
 
 
-def memory_table(step_counts: list[int], batch: int) -> tuple[str, dict]:
-    rows, peaks = [], {}
+def memory_table(step_counts: list[int], batch: int) -> str:
+    rows = []
     for name, config in MEMORY_CONFIGS.items():
-        cells = []
-        for steps in step_counts:
-            peaks[name, steps] = _measure({**config, "steps": steps, "batch": batch})["peak_growth_mb"]
-            cells.append(f"{peaks[name, steps]:.0f}")
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        peaks = [_measure({**config, "steps": steps, "batch": batch})["peak_growth_mb"] for steps in step_counts]
+        rows.append(f"| {name} | " + " | ".join(f"{peak:.0f}" for peak in peaks) + " |")
     head = "| configuration | " + " | ".join(f"K = {k}" for k in step_counts) + " |\n|---|" + "---:|" * len(step_counts)
-    return head + "\n" + "\n".join(rows), peaks
+    return head + "\n" + "\n".join(rows)
 
 
 # ---------------------------------------------------------------- training steps, interleaved in one process
 
 
 def training_step_times(steps: int, batch: int, repeats: int, candidates: dict[str, dict], warmup: int) -> dict[str, float]:
+    return compare(_training_steps(steps, batch, candidates), repeats=repeats, warmup=warmup)
+
+
+def _training_steps(steps: int, batch: int, candidates: dict[str, dict]) -> dict:
+    """One training step (forward + backward + Adam) per candidate, on one shared field and batch."""
     torch.manual_seed(0)
     field = ResNetField(16, "tanh")
     z0 = 0.1 * torch.randn(batch, 16)
@@ -249,7 +266,7 @@ def training_step_times(steps: int, batch: int, repeats: int, candidates: dict[s
 
         return step
 
-    return compare({name: train_step(options) for name, options in candidates.items()}, repeats=repeats, warmup=warmup)
+    return {name: train_step(options) for name, options in candidates.items()}
 
 
 TARGET_CANDIDATES = {
@@ -259,6 +276,9 @@ TARGET_CANDIDATES = {
     "sdl otd (binomial c=8)": {"gradient": "otd", "recovery": "binomial", "snapshots": 8},
     "torchdiffeq odeint_adjoint": {"gradient": "torchdiffeq-adjoint"},
 }
+TARGET_PROCESSES = [
+    "sdl dto (autograd)", "sdl otd, store", "sdl otd, binomial c=8", "sdl otd, binomial c=32", "torchdiffeq odeint_adjoint",
+]
 FLOOR_CANDIDATES = {
     "sdl dto": {},
     "sdl otd (store)": {"gradient": "otd"},
@@ -270,20 +290,60 @@ FLOOR_CANDIDATES = {
 }
 
 
+def profile_table(steps: int, batch: int, repeats: int) -> str:
+    """Where a training step's time goes (cProfile, ``repeats`` steps after 2 warm-up steps): the
+    autograd engine's calls and time, the field's operations (linear, tanh), the state updates
+    (torch.add), and the Python code around them."""
+    import cProfile
+    import pstats
+
+    rows = [
+        "| candidate | total (ms/step) | engine calls/step | engine (ms/step) | field linear + tanh (ms/step) | torch.add (ms/step) | rest: Python and other ops (ms/step) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("sdl dto", "sdl otd (store)", "sdl otd (store), record before issue 18"):
+        step = _training_steps(steps, batch, {name: FLOOR_CANDIDATES[name]})[name]
+        for _ in range(2):
+            step()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(repeats):
+            step()
+        profiler.disable()
+        stats = pstats.Stats(profiler).stats  # (file, line, name) -> (primitive calls, calls, own time, cumulative, callers)
+        total = sum(entry[2] for entry in stats.values())
+
+        def own(fragment: str) -> tuple[int, float]:
+            found = [entry for key, entry in stats.items() if fragment in key[2]]
+            return sum(e[1] for e in found), sum(e[2] for e in found)
+
+        engine_calls, engine = own("method 'run_backward'")
+        field = own("torch._C._nn.linear")[1] + own("torch.tanh")[1]
+        add = own("torch.add")[1]
+        per = 1e3 / repeats
+        rows.append(
+            f"| {name} | {total * per:.1f} | {engine_calls / repeats:.0f} | {engine * per:.1f} | {field * per:.1f} | "
+            f"{add * per:.1f} | {(total - engine - field - add) * per:.1f} |"
+        )
+    return "\n".join(rows)
+
+
 # ---------------------------------------------------------------- budget curve and scaling, one process per point
 
 
-def budget_curve(steps: int, batch: int, budgets: list[int], repeats: int, plots: Path) -> str:
+def budget_curve(steps: int, batch: int, budgets: list[int], repeats: int, rounds: int, plots: Path) -> str:
     base = {"method": "rk4", "steps": steps, "batch": batch, "repeats": repeats}
-    dto = _measure({**base, "gradient": "dto"})
-    peer = _measure({**base, "gradient": "torchdiffeq-adjoint"})
+    configs = {"dto": {**base, "gradient": "dto"}, "peer": {**base, "gradient": "torchdiffeq-adjoint"}}
+    configs.update({c: {**base, "gradient": "otd", "options": {"recovery": "binomial", "snapshots": c}} for c in budgets})
+    measured = _measure_rounds(configs, rounds)
+    dto, peer = measured["dto"], measured["peer"]
     rows = [
         "| snapshots c | recomputed steps | peak memory (MB) | time per step (s) | memory / torchdiffeq adjoint | time / sdl dto |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     points = []
     for c in budgets:
-        result = _measure({**base, "gradient": "otd", "options": {"recovery": "binomial", "snapshots": c}})
+        result = measured[c]
         recomputed = advances(steps, c) - first_sweep(steps, c)[-1]
         points.append((c, result["peak_growth_mb"], result["seconds"]))
         rows.append(
@@ -314,6 +374,8 @@ def _plot_budget(points, dto, peer, steps, batch, path: Path) -> None:
     right.axhline(peer["seconds"] / dto["seconds"], color="C1", ls="--", label="torchdiffeq odeint_adjoint")
     right.axhline(1.0, color="C2", ls=":", label="sdl dto")
     right.set(xscale="log", xlabel="snapshots c", ylabel="time per training step / sdl dto")
+    for axis in (left, right):
+        _label_ticks(axis, budgets)
     left.legend(fontsize=7)
     fig.suptitle(f"binomial checkpointing: K = {steps}, N = {batch}, d = 16, float32, 1 thread", fontsize=9)
     fig.tight_layout()
@@ -351,6 +413,14 @@ def scaling(axes: dict[str, tuple[str, list[int]]], base: dict, candidates: list
     return "\n".join(rows)
 
 
+def _label_ticks(axis, values) -> None:
+    """Ticks at the measured values only (log axes otherwise crowd their minor labels)."""
+    from matplotlib.ticker import NullLocator
+
+    axis.set_xticks(list(values), [str(v) for v in values])
+    axis.xaxis.set_minor_locator(NullLocator())
+
+
 def _plot_scaling(results, axes, candidates, path: Path) -> None:
     import matplotlib
 
@@ -365,6 +435,8 @@ def _plot_scaling(results, axes, candidates, path: Path) -> None:
             grid[1, column].plot(values, seconds, "o-", label=name)
         grid[0, column].set(xscale="log", yscale="log", title=f"against {axis}", ylabel="peak memory growth (MB)")
         grid[1, column].set(xscale="log", yscale="log", xlabel=axis, ylabel="time per training step (s)")
+        for row in (0, 1):
+            _label_ticks(grid[row, column], values)
     grid[0, 0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -404,23 +476,28 @@ def main() -> None:
         print("|---|---:|---:|")
         print("\n".join(reversal_errors(reversal_steps)))
 
-    peaks = {}
-    if "memory" in sections or "targets" in sections:
+    if "memory" in sections:
         step_counts = [big_k] if quick else [10, 100, 1000]
         print(f"\n## Peak memory growth during forward + backward (MB; N = {big_n}, d = 16, float32; K = {step_counts})\n")
-        text, peaks = memory_table(step_counts, big_n)
-        print(text)
+        print(memory_table(step_counts, big_n))
 
     if "targets" in sections:
-        print(f"\n## Targets at N = {big_n}, d = 16, K = {big_k}: time per training step (forward + backward + Adam, float32, 1 thread)\n")
+        rounds = 1 if quick else 3
+        print(
+            f"\n## Targets at N = {big_n}, d = 16, K = {big_k}: time per training step (forward + backward + Adam, float32, "
+            f"1 thread), in-process interleaved, and one process per candidate ({rounds} interleaved rounds of 2 steps)\n"
+        )
         medians = training_step_times(big_k, big_n, repeats=2 if quick else 5, candidates=TARGET_CANDIDATES, warmup=1)
         print(table(medians, baseline="sdl dto"))
-        peer = peaks["torchdiffeq odeint_adjoint", big_k]
-        for c in (8, 32):
+        configs = {name: {**MEMORY_CONFIGS[name], "steps": big_k, "batch": big_n, "repeats": 2} for name in TARGET_PROCESSES}
+        separate = _measure_rounds(configs, rounds)
+        print("\n| candidate (own process) | peak memory (MB) | median (s) | memory / torchdiffeq adjoint | time / sdl dto |")
+        print("|---|---:|---:|---:|---:|")
+        dto, peer = separate["sdl dto (autograd)"], separate["torchdiffeq odeint_adjoint"]
+        for name, result in separate.items():
             print(
-                f"\nbinomial c={c}: peak memory {peaks[f'sdl otd, binomial c={c}', big_k]:.0f} MB = "
-                f"{peaks[f'sdl otd, binomial c={c}', big_k] / peer:.2f}x torchdiffeq's adjoint ({peer:.0f} MB); time per "
-                f"step {medians[f'sdl otd (binomial c={c})'] / medians['sdl dto']:.2f}x sdl dto"
+                f"| {name} | {result['peak_growth_mb']:.0f} | {result['seconds']:.2f} | "
+                f"{result['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | {result['seconds'] / dto['seconds']:.2f} |"
             )
 
     if "floor" in sections:
@@ -429,10 +506,15 @@ def main() -> None:
         medians = training_step_times(steps, batch, repeats=3 if quick else 15, candidates=FLOOR_CANDIDATES, warmup=3)
         print(table(medians, baseline="sdl dto"))
 
+    if "profile" in sections:
+        steps, batch = (20, 256) if quick else (100, 1024)
+        print(f"\n## Where a training step's time goes (cProfile; K = {steps}, N = {batch}, d = 16, float32, 1 thread)\n")
+        print(profile_table(steps, batch, repeats=2 if quick else 10))
+
     if "budget" in sections:
         budgets = [2, 30] if quick else [2, 4, 8, 16, 32, 64, 128, 1000]
         print(f"\n## Binomial checkpointing against its budget (K = {big_k}, N = {big_n}, d = 16, float32, 1 thread; one process per row)\n")
-        print(budget_curve(big_k, big_n, budgets, repeats=1 if quick else 3, plots=plots))
+        print(budget_curve(big_k, big_n, budgets, repeats=1, rounds=1 if quick else 2, plots=plots))
 
     if "scaling" in sections:
         axes = (

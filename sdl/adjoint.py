@@ -148,8 +148,6 @@ class _Problem:
         self.is_pair, self.last_only = is_pair, last_only
         self.times, self.steps = grid.times, grid.steps
         self.continuous = get(adjoint.method) if adjoint.method is not None else None
-        # the states "binomial" keeps, and its backward schedule (both cached per K and c)
-        self.snapshot_positions = _binomial.first_sweep(len(self.steps), adjoint.snapshots)
 
     def step(self, func, k: int, y, backward: bool = False):
         h = self.steps[k]
@@ -181,7 +179,7 @@ class _Problem:
                 k, y, _, pullback, leaves = recorded(k, states[k])
                 yield k, y, states[k + 1], pullback, leaves
         elif recovery == "binomial":
-            snapshots = dict(zip(self.snapshot_positions, states))
+            snapshots = dict(zip(self.kept_positions(), states))
             for kind, position, source in _binomial.backward_plan(num_steps, self.adjoint.snapshots):
                 if kind == _binomial.DROP:
                     del snapshots[position]
@@ -212,13 +210,12 @@ class _Problem:
 
     def kept_positions(self) -> Sequence[int]:
         """The k of the states y_k that the backward sweep starts from, as ``recovery`` says."""
-        num_steps, m = len(self.steps), self.adjoint.checkpoint_every
-        return {
-            "store": range(num_steps + 1),
-            "checkpoint": range(0, num_steps + 1, m),
-            "binomial": self.snapshot_positions,
-            "reverse": (num_steps,),
-        }[self.adjoint.recovery]
+        num_steps, recovery = len(self.steps), self.adjoint.recovery
+        if recovery == "binomial":
+            return _binomial.first_sweep(num_steps, self.adjoint.snapshots)  # cached per (K, c), as the plan is
+        if recovery == "checkpoint":
+            return range(0, num_steps + 1, self.adjoint.checkpoint_every)
+        return range(num_steps + 1) if recovery == "store" else (num_steps,)
 
     def stored(self, y0, funcs) -> tuple[list, list]:
         """Forward sweep without a graph: (the states recovery keeps, every output state)."""

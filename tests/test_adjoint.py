@@ -414,3 +414,13 @@ def test_binomial_recovery_keeps_its_snapshots_and_recomputes_the_binomial_count
     assert field.calls == {"no graph": fewest_advances(steps, snapshots) - last_kept, "graph": steps}
     if snapshots == 1 or snapshots >= steps:
         assert field.calls["no graph"] == (435 if snapshots == 1 else 0)
+
+
+@pytest.mark.parametrize("recovery", ["checkpoint", "binomial"])
+def test_a_continuous_adjoint_gets_the_same_states_from_every_recovery(recovery):
+    """The continuous adjoint integrates backward from y_{k+1}, which a recomputing recovery must supply
+    (there is no record to give it): the gradient is store's, bit for bit."""
+    field, y0, t = _problem("rk4", steps=9)
+    store = _gradients(field, y0, t, "rk4", Adjoint(method="midpoint"))
+    other = _gradients(field, y0, t, "rk4", Adjoint(method="midpoint", recovery=recovery, checkpoint_every=4, snapshots=3))
+    assert all(torch.equal(a, b) for a, b in zip(store, other))
