@@ -69,6 +69,7 @@ class GradientConfig:
     adjoint_method: str | None = None
     recovery: str = "store"
     checkpoint_every: int = 10
+    snapshots: int = 32
 
     def __post_init__(self) -> None:
         check_choice("gradient.mode", self.mode, ("dto", "otd"))
@@ -81,7 +82,9 @@ class GradientConfig:
     def adjoint(self) -> Adjoint | str:
         if self.mode == "dto":
             return "dto"
-        return Adjoint(method=self.adjoint_method, recovery=self.recovery, checkpoint_every=self.checkpoint_every)
+        return Adjoint(
+            method=self.adjoint_method, recovery=self.recovery, checkpoint_every=self.checkpoint_every, snapshots=self.snapshots
+        )
 
 
 @dataclass(frozen=True)

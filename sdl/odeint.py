@@ -31,6 +31,7 @@ def odeint(
     adjoint_method: str | None = None,
     recovery: str | None = None,
     checkpoint_every: int | None = None,
+    snapshots: int | None = None,
     adjoint_params: Sequence[Tensor] | None = None,
     **options,
 ) -> Tensor | tuple[Tensor, Tensor]:
@@ -54,8 +55,8 @@ def odeint(
             ``sdl.adjoint``), or an ``sdl.Adjoint``. With the default adjoint, "otd" gives the
             DTO gradient to round-off while keeping no autograd graph of the steps.
         output: "all" (the state at every point of t) or "last" (only y(t[-1])).
-        adjoint_method, recovery, checkpoint_every: fields of the ``Adjoint`` that
-            gradient="otd" builds (defaults: the exact partner, "store", 10).
+        adjoint_method, recovery, checkpoint_every, snapshots: fields of the ``Adjoint`` that
+            gradient="otd" builds (defaults: the exact partner, "store", 10, 32).
         adjoint_params: with "otd", the tensors a func that is not an ``nn.Module`` depends on.
         **options: passed to ``sdl.integrators.get`` (stage solver settings of implicit methods).
 
@@ -79,6 +80,7 @@ def odeint(
         adjoint_method=adjoint_method,
         recovery=recovery,
         checkpoint_every=checkpoint_every,
+        snapshots=snapshots,
         **options,
     )
     if solve.adjoint is None and adjoint_params is not None:

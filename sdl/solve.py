@@ -70,6 +70,7 @@ def resolve_solve(
     adjoint_method: str | None = None,
     recovery: str | None = None,
     checkpoint_every: int | None = None,
+    snapshots: int | None = None,
     **solver_options,
 ) -> Solve:
     """The ``Solve`` of these choices, or a ValueError/TypeError naming what cannot work.
@@ -82,7 +83,7 @@ def resolve_solve(
         field: what the field declares, or None when nothing is known (then the checks that need
             it are left to the first step).
         output: "all" or "last".
-        adjoint_method, recovery, checkpoint_every: the ``Adjoint`` that gradient="otd" builds.
+        adjoint_method, recovery, checkpoint_every, snapshots: the ``Adjoint`` that gradient="otd" builds.
         **solver_options: ``solver``, ``tol``, ``max_iter`` of ``sdl.integrators.get`` (stage solver
             of implicit methods; explicit methods ignore them).
 
@@ -91,7 +92,7 @@ def resolve_solve(
         resolve_solve("verlet", "otd", field=Capabilities.of_type(HamiltonianField, layered=True), recovery="reverse")
     """
     integrator = _integrator(method, solver_options)
-    adjoint = _adjoint(gradient, adjoint_method, recovery, checkpoint_every)
+    adjoint = _adjoint(gradient, adjoint_method, recovery, checkpoint_every, snapshots)
     if output not in OUTPUTS:
         raise ValueError(f"unknown output {output!r}; valid choices: {', '.join(OUTPUTS)}")
     if field is not None and not isinstance(field, Capabilities):
@@ -131,12 +132,12 @@ def _integrator(method: str | Integrator, options: dict) -> Integrator:
     return method
 
 
-def _adjoint(gradient, adjoint_method, recovery, checkpoint_every) -> Adjoint | None:
+def _adjoint(gradient, adjoint_method, recovery, checkpoint_every, snapshots) -> Adjoint | None:
     if isinstance(gradient, Adjoint):
         return gradient
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}, or an sdl.Adjoint")
-    options = {"adjoint_method": adjoint_method, "recovery": recovery, "checkpoint_every": checkpoint_every}
+    options = {"adjoint_method": adjoint_method, "recovery": recovery, "checkpoint_every": checkpoint_every, "snapshots": snapshots}
     given = {k: v for k, v in options.items() if v is not None}
     if gradient == "dto":
         if given:
@@ -170,7 +171,7 @@ def _check_adjoint(adjoint: Adjoint | None, integrator: Integrator, method, fiel
         reversible = [n for n in names() if get(n).time_reversible]
         raise ValueError(
             f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); "
-            f"{method if isinstance(method, str) else type(integrator).__name__!r} is not; reversible methods: {', '.join(reversible)}; or use recovery='store' or 'checkpoint'"
+            f"{method if isinstance(method, str) else type(integrator).__name__!r} is not; reversible methods: {', '.join(reversible)}; or use recovery='store', 'checkpoint' or 'binomial'"
         )
     if adjoint.method != TORCHDIFFEQ:
         return

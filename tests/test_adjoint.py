@@ -7,6 +7,7 @@ from problems import Pendulum
 
 import sdl
 from sdl import Adjoint
+from sdl._binomial import first_sweep
 from sdl.integrators import get, names
 from sdl.models import HamiltonianField, ResNetField
 
@@ -159,7 +160,9 @@ def test_plain_function_needs_adjoint_params():
     "kwargs, error, message",
     [
         (dict(gradient="otd", adjoint_method="rk7"), ValueError, "unknown adjoint method 'rk7'; valid choices: None"),
-        (dict(gradient="otd", recovery="tape"), ValueError, "unknown recovery 'tape'; valid choices: store, checkpoint, reverse"),
+        (dict(gradient="otd", recovery="tape"), ValueError, "unknown recovery 'tape'; valid choices: store, checkpoint, binomial, reverse"),
+        (dict(gradient="otd", recovery="binomial", snapshots=0), ValueError, "snapshots must be a positive int, got 0"),
+        (dict(gradient="otd", recovery="binomial", snapshots=2.5), ValueError, "snapshots must be a positive int, got 2.5"),
         (dict(gradient="otd", checkpoint_every=0), ValueError, "checkpoint_every must be a positive int"),
         (dict(gradient="otd", adjoint_method="torchdiffeq", recovery="reverse"), ValueError, "recovery='reverse' applies to sdl's adjoints"),
         (dict(gradient="dto", recovery="store"), ValueError, "recovery: used only with gradient='otd'"),
@@ -294,8 +297,9 @@ def test_otd_includes_a_shared_parameter_of_a_layered_field(name, adjoint):
     assert _relative_error(dto, otd) <= tolerance
 
 
-_RECOVERIES = [("rk4", "store"), ("rk4", "checkpoint"), ("gauss_legendre4", "store"), ("gauss_legendre4", "reverse"),
-               ("verlet", "store"), ("verlet", "checkpoint"), ("verlet", "reverse")]
+_RECOVERIES = [("rk4", "store"), ("rk4", "checkpoint"), ("rk4", "binomial"), ("gauss_legendre4", "store"),
+               ("gauss_legendre4", "reverse"), ("verlet", "store"), ("verlet", "checkpoint"),
+               ("verlet", "reverse"), ("verlet", "binomial")]
 
 
 @pytest.mark.parametrize("method, recovery", _RECOVERIES)
@@ -306,7 +310,7 @@ def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, 
     torch.manual_seed(0)
     w = torch.randn(3, 3, dtype=F64, requires_grad=True)
     t = torch.linspace(0, 1, 5, dtype=F64)
-    options = {"method": method, "gradient": "otd", "recovery": recovery, "checkpoint_every": 2, "adjoint_params": (w,)}
+    options = {"method": method, "gradient": "otd", "recovery": recovery, "checkpoint_every": 2, "snapshots": 2, "adjoint_params": (w,)}
     if method == "verlet":
         q0, p0 = (torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
 
@@ -332,3 +336,92 @@ def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, 
         torch.autograd.grad(loss, w)  # released now: the kept states went with the graph
     with pytest.raises(RuntimeError, match="gradient='otd' gives first derivatives only"):
         (grad,) = torch.autograd.grad(solve(*inputs)[-1].sum() if method != "verlet" else solve(*inputs)[0].sum(), w, create_graph=True)
+
+
+@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("snapshots", [1, 3, 12])
+def test_binomial_recovery_equals_dto_and_store(name, snapshots):
+    """Each step is recomputed from the same state by the same operations, so binomial checkpointing
+    gives store's gradient bit for bit, and DTO's to round-off, at any budget (1: every state from y_0;
+    12 ≥ K = 9: every state kept)."""
+    field, y0, t = _problem(name, steps=9)
+    method = get(name, tol=1e-14, max_iter=300)
+    binomial = _gradients(field, y0, t, method, "otd", recovery="binomial", snapshots=snapshots)
+    assert all(torch.equal(a, b) for a, b in zip(_gradients(field, y0, t, method, "otd"), binomial))
+    assert _relative_error(_gradients(field, y0, t, method, "dto"), binomial) <= 1e-12
+
+
+class _TimeDependentField(torch.nn.Module):
+    """f(t, z) = tanh(z W + sin(3t) u) on a state z, or (p (1 + ½ sin t), -tanh(q W + u) cos t) on a pair."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(3, 3, dtype=F64))
+        self.shift = torch.nn.Parameter(torch.randn(3, dtype=F64))
+
+    def forward(self, t, y):
+        if isinstance(y, tuple):
+            q, p = y
+            return p * (1 + 0.5 * torch.sin(t)), -torch.tanh(q @ self.weight + self.shift) * torch.cos(t)
+        return torch.tanh(y @ self.weight + torch.sin(3 * t) * self.shift)
+
+
+@pytest.mark.parametrize("name", ["rk4", "heun", "gauss_legendre4", "verlet", "forest_ruth4"])
+@pytest.mark.parametrize("snapshots", [1, 2, 4])
+def test_binomial_recovery_on_a_time_dependent_field(name, snapshots):
+    """Step k recomputed by the schedule sees t_k (and t_k + c_i h), not the time of the step it restarted
+    from; a loss on every output adds the jumps ∂L/∂y_k on the way back. t starts at 0.2, K = 11."""
+    torch.manual_seed(1)
+    field = _TimeDependentField()
+    pair = get(name).partitioned
+    y0 = tuple(torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2)) if pair else torch.randn(4, 3, dtype=F64, requires_grad=True)
+    t = torch.linspace(0.2, 2.4, 12, dtype=F64)
+    method = get(name, tol=1e-14, max_iter=300)
+    dto = _gradients(field, y0, t, method, "dto")
+    assert _relative_error(dto, _gradients(field, y0, t, method, "otd", recovery="binomial", snapshots=snapshots)) <= 1e-12
+
+
+class _CountingEuler(torch.nn.Module):
+    """f(t, z) = tanh(z W), counting its evaluations with and without a graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(3, 3, dtype=F64))
+        self.calls = {"no graph": 0, "graph": 0}
+
+    def forward(self, t, z):
+        self.calls["graph" if torch.is_grad_enabled() else "no graph"] += 1
+        return torch.tanh(z @ self.weight)
+
+
+@pytest.mark.parametrize("snapshots", [1, 2, 3, 5, 30, 40])
+def test_binomial_recovery_keeps_its_snapshots_and_recomputes_the_binomial_count(snapshots):
+    """The memory and time claim without timing: K = 30 Euler steps (one evaluation per step) keep
+    at most c states, and the backward sweep recomputes exactly the fewest steps that c snapshots allow
+    (brute force, tests/test_binomial.py) less those the forward sweep already made, then records each
+    step once: c = 1 recomputes 435 = 30·29/2 steps, c ≥ 30 none."""
+    from test_binomial import fewest_advances
+
+    field, steps = _CountingEuler(), 30
+    z0 = torch.randn(4, 3, dtype=F64, requires_grad=True)
+    t = torch.linspace(0, 1, steps + 1, dtype=F64)
+    z = sdl.odeint(field, z0, t, method="euler", gradient="otd", recovery="binomial", snapshots=snapshots, output="last")
+    kept = len(z.grad_fn.saved_tensors)
+    assert kept == len(first_sweep(steps, snapshots)) <= snapshots
+    assert kept == min(snapshots, steps) if snapshots in (1, 30, 40) else kept >= 2  # c ≥ K: y_0 … y_{K-1}
+    field.calls.update({"no graph": 0, "graph": 0})
+    z.square().sum().backward()
+    last_kept = first_sweep(steps, snapshots)[-1]
+    assert field.calls == {"no graph": fewest_advances(steps, snapshots) - last_kept, "graph": steps}
+    if snapshots == 1 or snapshots >= steps:
+        assert field.calls["no graph"] == (435 if snapshots == 1 else 0)
+
+
+@pytest.mark.parametrize("recovery", ["checkpoint", "binomial"])
+def test_a_continuous_adjoint_gets_the_same_states_from_every_recovery(recovery):
+    """The continuous adjoint integrates backward from y_{k+1}, which a recomputing recovery must supply
+    (there is no record to give it): the gradient is store's, bit for bit."""
+    field, y0, t = _problem("rk4", steps=9)
+    store = _gradients(field, y0, t, "rk4", Adjoint(method="midpoint"))
+    other = _gradients(field, y0, t, "rk4", Adjoint(method="midpoint", recovery=recovery, checkpoint_every=4, snapshots=3))
+    assert all(torch.equal(a, b) for a, b in zip(store, other))

@@ -78,6 +78,7 @@ def test_train_writes_every_promised_file(tmp_path, tiny_config):
         ("train.optimizer=rmsprop", "unknown optimizer 'rmsprop'; valid choices: adam, sgd, lbfgs, gd"),
         # combinations that used to pass validation and crash once the run folder existed
         ("gradient={mode: otd, recovery: reverse}", "recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'heun' is not"),
+        ("gradient={mode: otd, recovery: binomial, snapshots: 0}", "gradient: snapshots must be a positive int, got 0"),
         ("integrator={name: backward_euler, solver: jacobi_newton}", "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable"),
         ("model.momentum=linear", "model.momentum: 'linear' needs a field on (q, p) pairs (model.field: hamiltonian); got 'resnet'"),
         ("task=regression", "task.kind: 'regression' is not valid; valid choices: classification, density"),

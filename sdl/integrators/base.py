@@ -72,12 +72,38 @@ class Integrator(ABC):
     def step(self, func: Callable, t: Tensor, h: float, y: State) -> State:
         """One step of size h from (t, y). ``t`` is a 0-d tensor, ``h`` a float (may be < 0)."""
 
-    @abstractmethod
     def adjoint_record(self, func: Callable, t: Tensor, h: float, y: State) -> tuple[State, Pullback]:
         """Recompute one step from y_n, keeping what its adjoint needs: returns (y_{n+1}, pullback).
 
         ``pullback(λ_{n+1}, params)`` gives λ_n = (∂y_{n+1}/∂y_n)ᵀ λ_{n+1} and
         (∂y_{n+1}/∂θ)ᵀ λ_{n+1} for each tensor in ``params`` (the tensors ``func`` depends on).
-        It is the symplectic partner of the method applied to the costate equation, so it
+        That is the symplectic partner of the method applied to the costate equation, so it
         equals reverse-mode differentiation of the step.
+
+        For an explicit method this record is reverse mode itself: the step is recomputed with
+        an autograd graph from a fresh leaf y_n and pulled back in one call. For a Runge–Kutta
+        tableau, autograd then runs the stages backward in the reverse stage form (Sanz-Serna 2016)
+
+            k̄_i = h b_i λ_{n+1} + h Σ_{j>i} a_ji Z̄_j,   Z̄_i = J(Z_i)ᵀ k̄_i,
+            λ_n = λ_{n+1} + Σ_i Z̄_i,                    θ̄ = Σ_i (∂f/∂θ(Z_i))ᵀ k̄_i,
+
+        which is the partner method ā_ij = b_j - b_j a_ji / b_i without the division (any
+        tableau); for a kick–drift splitting it adjoins the substeps in reverse order, itself a
+        symplectic splitting. One call per step, not one per stage: the engine's fixed cost per
+        call is most of an adjoint step at small widths. The graph lives until the pullback runs.
+        Implicit methods override this (autograd would follow the stage solver's iterations).
         """
+        parts = tuple(y) if isinstance(y, tuple) else (y,)
+        with torch.enable_grad():
+            leaves = tuple(part.detach().requires_grad_() for part in parts)
+            y_next = self.step(func, t, h, leaves if isinstance(y, tuple) else leaves[0])
+        outputs = tuple(y_next) if isinstance(y_next, tuple) else (y_next,)
+
+        def pullback(adjoint, params):
+            cotangents = tuple(adjoint) if isinstance(adjoint, tuple) else (adjoint,)
+            grads = vjp(outputs, (*leaves, *params), cotangents)
+            lam = grads[: len(leaves)]
+            return (tuple(lam) if isinstance(y, tuple) else lam[0]), tuple(grads[len(leaves) :])
+
+        detached = tuple(o.detach() for o in outputs)
+        return (detached if isinstance(y, tuple) else detached[0]), pullback

@@ -42,67 +42,16 @@ class ExplicitRungeKutta(Integrator):
         return self.tableau.order
 
     def step(self, func: Callable, t: Tensor, h: float, y: Tensor) -> Tensor:
-        _, _, k = self._stages(func, t, h, y, leaf_inputs=False)
-        return self._combine(h, y, k)
-
-    def _stages(self, func: Callable, t: Tensor, h: float, y: Tensor, leaf_inputs: bool):
-        """(Y_i, f(Y_i), k_i) for every stage. With ``leaf_inputs`` each Y_i is a fresh leaf, so
-        f(Y_i) carries one small graph per stage and k_i = f(Y_i) detached builds the next Y."""
-        inputs, outputs, k = [], [], []
+        k: list[Tensor] = []
         for c_i, terms in zip(self.tableau.c, self._stage_terms):
             y_i = y
             for j, a_ij in terms:
                 y_i = torch.add(y_i, k[j], alpha=h * a_ij)
-            if leaf_inputs:
-                y_i = y_i.detach().requires_grad_()
-            out = func(t + c_i * h if c_i else t, y_i)
-            inputs.append(y_i)
-            outputs.append(out)
-            k.append(out.detach() if leaf_inputs else out)
-        return inputs, outputs, k
-
-    def _combine(self, h: float, y: Tensor, k: list[Tensor]) -> Tensor:
-        """y + h Σ_i b_i k_i over the nonzero weights."""
+            k.append(func(t + c_i * h if c_i else t, y_i))
         out = y
         for i, b_i in self._weight_terms:
             out = torch.add(out, k[i], alpha=h * b_i)
         return out
-
-    def adjoint_record(self, func, t, h, y):
-        """Reverse stage form, stages s..1 (no division by b_i, so any tableau works):
-
-            k̄_i = h b_i λ_{n+1} + h Σ_{j>i} a_ji Z̄_j,   Z̄_i = J(Z_i)ᵀ k̄_i,
-            λ_n = λ_{n+1} + Σ_i Z̄_i,                    θ̄ = Σ_i (∂f/∂θ(Z_i))ᵀ k̄_i.
-
-        With ā_ij = b_j - b_j a_ji / b_i this is the partner RK method on dλ/dt = -Jᵀλ
-        (Sanz-Serna 2016). The record keeps one small graph per stage.
-        """
-        with torch.enable_grad():
-            stage_inputs, stage_outputs, k = self._stages(func, t, h, y, leaf_inputs=True)
-        y_next = self._combine(h, y, k)
-        a, b = self.tableau.a, self.tableau.b
-
-        def pullback(adjoint, params):
-            stage_adjoints: list[Tensor | None] = [None] * len(b)
-            param_adjoints: list[Tensor | None] = [None] * len(params)
-            for i in reversed(range(len(b))):
-                k_bar = adjoint * (h * b[i]) if b[i] else None
-                for j in range(i + 1, len(b)):
-                    if a[j][i] and stage_adjoints[j] is not None:
-                        term = stage_adjoints[j]
-                        k_bar = term * (h * a[j][i]) if k_bar is None else torch.add(k_bar, term, alpha=h * a[j][i])
-                if k_bar is None:  # the stage reaches neither the output nor a later stage
-                    continue
-                z_bar, *theta_bar = vjp(stage_outputs[i], (stage_inputs[i], *params), k_bar)
-                stage_adjoints[i] = z_bar
-                add_into(param_adjoints, theta_bar)
-            lam = adjoint
-            for z_bar in stage_adjoints:
-                if z_bar is not None:
-                    lam = lam + z_bar
-            return lam, completed(params, param_adjoints)
-
-        return y_next, pullback
 
 
 def _by_sample(x: Tensor, batched: bool) -> Tensor:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..fields import Separable
-from .base import Integrator, add_into, completed, vjp
+from .base import Integrator
 
 __all__ = ["SplittingMethod"]
 
@@ -79,39 +79,6 @@ class SplittingMethod(Integrator):
             else:
                 q = torch.add(q, velocity(time, q, p), alpha=coeff * h)
         return q, p
-
-    def adjoint_record(self, func, t, h, y):
-        """Each substep is adjoined in reverse order. For a kick p ← p + c h F(q):
-        λ_q ← λ_q + c h J_F(q)ᵀ λ_p and θ̄ += c h (∂F/∂θ)ᵀ λ_p; for a drift q ← q + c h V(p):
-        λ_p ← λ_p + c h J_V(p)ᵀ λ_q. The adjoint of a symplectic splitting is itself symplectic.
-        Each substep is differentiated in both q and p, so a callable whose halves are coupled
-        (not separable: then not symplectic either) still gets the gradient of the steps taken."""
-        velocity, force = _halves(func)
-        q, p = y
-        records = []
-        with torch.enable_grad():
-            for kind, coeff, offset in self._substeps:
-                time = t + offset * h if offset else t
-                q_in, p_in = q.detach().requires_grad_(), p.detach().requires_grad_()
-                if kind == "kick":
-                    out = force(time, q_in, p_in)
-                    p = torch.add(p, out.detach(), alpha=coeff * h)
-                else:
-                    out = velocity(time, q_in, p_in)
-                    q = torch.add(q, out.detach(), alpha=coeff * h)
-                records.append((kind, coeff, q_in, p_in, out))
-
-        def pullback(adjoint, params):
-            lam_q, lam_p = adjoint
-            param_adjoints: list[Tensor | None] = [None] * len(params)
-            for kind, coeff, q_in, p_in, out in reversed(records):
-                source = lam_p if kind == "kick" else lam_q
-                q_bar, p_bar, *theta_bar = vjp(out, (q_in, p_in, *params), source * (coeff * h))
-                lam_q, lam_p = lam_q + q_bar, lam_p + p_bar
-                add_into(param_adjoints, theta_bar)
-            return (lam_q, lam_p), completed(params, param_adjoints)
-
-        return (q, p), pullback
 
 
 def _halves(func: Callable) -> tuple[Callable, Callable]:
