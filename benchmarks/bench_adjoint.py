@@ -36,13 +36,13 @@ import torch
 import torchdiffeq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare, table  # noqa: E402
+from _timing import compare, table
 
-import sdl  # noqa: E402
-from sdl._binomial import advances, first_sweep  # noqa: E402
-from sdl.integrators import ExplicitRungeKutta, get  # noqa: E402
-from sdl.integrators.base import vjp  # noqa: E402
-from sdl.models import HamiltonianField, ResNetField  # noqa: E402
+import sdl
+from sdl._binomial import advances, first_sweep
+from sdl.integrators import ExplicitRungeKutta, get
+from sdl.integrators.base import vjp
+from sdl.models import HamiltonianField, ResNetField
 
 SECTIONS = ("gradient", "reversal", "memory", "targets", "floor", "profile", "budget", "scaling")
 PLOTS = Path(__file__).resolve().parent / "plots"
@@ -191,9 +191,7 @@ def _status_mb(key: str) -> float:
 
 
 def _measure(config: dict) -> dict:
-    child = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=True
-    )
+    child = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True, check=True)
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
@@ -277,7 +275,11 @@ TARGET_CANDIDATES = {
     "torchdiffeq odeint_adjoint": {"gradient": "torchdiffeq-adjoint"},
 }
 TARGET_PROCESSES = [
-    "sdl dto (autograd)", "sdl otd, store", "sdl otd, binomial c=8", "sdl otd, binomial c=32", "torchdiffeq odeint_adjoint",
+    "sdl dto (autograd)",
+    "sdl otd, store",
+    "sdl otd, binomial c=8",
+    "sdl otd, binomial c=32",
+    "torchdiffeq odeint_adjoint",
 ]
 FLOOR_CANDIDATES = {
     "sdl dto": {},
@@ -350,7 +352,9 @@ def budget_curve(steps: int, batch: int, budgets: list[int], repeats: int, round
             f"| {c} | {recomputed} | {result['peak_growth_mb']:.0f} | {result['seconds']:.2f} | "
             f"{result['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | {result['seconds'] / dto['seconds']:.2f} |"
         )
-    rows.append(f"| sdl dto | | {dto['peak_growth_mb']:.0f} | {dto['seconds']:.2f} | {dto['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | 1.00 |")
+    rows.append(
+        f"| sdl dto | | {dto['peak_growth_mb']:.0f} | {dto['seconds']:.2f} | {dto['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | 1.00 |"
+    )
     rows.append(
         f"| torchdiffeq odeint_adjoint | | {peer['peak_growth_mb']:.0f} | {peer['seconds']:.2f} | 1.00 | {peer['seconds'] / dto['seconds']:.2f} |"
     )
@@ -395,7 +399,10 @@ SCALING_CANDIDATES = {
 def scaling(axes: dict[str, tuple[str, list[int]]], base: dict, candidates: list[str], plots: Path) -> str:
     """For each axis (K, N, d) and candidate: memory and time at every value, and the exponents p of
     the least-squares fit log y = p log x + c."""
-    rows = ["| axis | values | candidate | memory (MB) | time (s) | memory exponent | time exponent |", "|---|---|---|---|---|---:|---:|"]
+    rows = [
+        "| axis | values | candidate | memory (MB) | time (s) | memory exponent | time exponent |",
+        "|---|---|---|---|---|---:|---:|",
+    ]
     results = {}
     for axis, (key, values) in axes.items():
         for name in candidates:
@@ -464,7 +471,9 @@ def main() -> None:
 
     if "gradient" in sections:
         print("## Gradient error: adjoint vs the same library's autograd (float64, d = 8, 10 steps, relative max)\n")
-        print("| method | weight scale | sdl otd (partner, store) | sdl otd (partner, binomial c=3) | sdl otd (continuous, same method) | torchdiffeq odeint_adjoint |")
+        print(
+            "| method | weight scale | sdl otd (partner, store) | sdl otd (partner, binomial c=3) | sdl otd (continuous, same method) | torchdiffeq odeint_adjoint |"
+        )
         print("|---|---:|---:|---:|---:|---:|")
         for scale in (1.0, 3.0):
             print("\n".join(gradient_errors(scale)))
@@ -502,7 +511,9 @@ def main() -> None:
 
     if "floor" in sections:
         steps, batch = (20, 256) if quick else (100, 1024)
-        print(f"\n## Store recovery against its floor: time per training step (K = {steps}, N = {batch}, d = 16, float32, 1 thread)\n")
+        print(
+            f"\n## Store recovery against its floor: time per training step (K = {steps}, N = {batch}, d = 16, float32, 1 thread)\n"
+        )
         medians = training_step_times(steps, batch, repeats=3 if quick else 15, candidates=FLOOR_CANDIDATES, warmup=3)
         print(table(medians, baseline="sdl dto"))
 
@@ -513,7 +524,9 @@ def main() -> None:
 
     if "budget" in sections:
         budgets = [2, 30] if quick else [2, 4, 8, 16, 32, 64, 128, 1000]
-        print(f"\n## Binomial checkpointing against its budget (K = {big_k}, N = {big_n}, d = 16, float32, 1 thread; one process per row)\n")
+        print(
+            f"\n## Binomial checkpointing against its budget (K = {big_k}, N = {big_n}, d = 16, float32, 1 thread; one process per row)\n"
+        )
         print(budget_curve(big_k, big_n, budgets, repeats=1, rounds=1 if quick else 2, plots=plots))
 
     if "scaling" in sections:
@@ -524,7 +537,9 @@ def main() -> None:
         )
         base = {"steps": 10 if quick else 250, "batch": 64 if quick else 4096, "dim": 16, "repeats": 1 if quick else 3}
         candidates = ["sdl dto", "sdl otd binomial c=32"] if quick else list(SCALING_CANDIDATES)
-        print(f"\n## Scaling (base K = {base['steps']}, N = {base['batch']}, d = 16; one axis varied at a time; one process per point)\n")
+        print(
+            f"\n## Scaling (base K = {base['steps']}, N = {base['batch']}, d = 16; one axis varied at a time; one process per point)\n"
+        )
         print(scaling(axes, base, candidates, plots))
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import foolbox
 import torch
-
 from _timing import compare, table
+
 from sdl.config import load_config
 from sdl.experiment import build
 from sdl.losses import margins
@@ -66,7 +66,10 @@ def _exactness(steps: int, points: int) -> list[str]:
 
 def _digits_models(iterations: int):
     models = {}
-    for name, overrides in {"resnet": ["model.field=resnet", "model.constraint=null", "model.head=linear"], "nonexpansive": []}.items():
+    for name, overrides in {
+        "resnet": ["model.field=resnet", "model.constraint=null", "model.head=linear"],
+        "nonexpansive": [],
+    }.items():
         config = load_config(CONFIG, [*overrides, f"train.iterations={iterations}", "plots=[]"])
         task, model = build(config)
         Trainer(model, task, config.train).run(progress=False)
@@ -85,8 +88,7 @@ def main() -> None:
         args.steps, args.iterations, args.repeats = 5, 10, 1
     torch.set_num_threads(1)
 
-    print("## Exactness on a linear classifier (64 features, 10 classes, float64, "
-          f"{args.steps} steps)\n")
+    print(f"## Exactness on a linear classifier (64 features, 10 classes, float64, {args.steps} steps)\n")
     print("\n".join(_exactness(args.steps, 64 if args.quick else 256)), "\n")
 
     models, x, y = _digits_models(args.iterations)

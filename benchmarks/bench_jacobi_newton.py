@@ -104,10 +104,7 @@ def main() -> None:
     with torch.no_grad():  # torch.func's one-time start-up (about a second) is not the first Newton run's
         sdl.integrators.get("backward_euler", solver="newton").step(field, torch.zeros((), dtype=torch.float64), 1e-3, y0)
 
-    print(
-        f"torch {torch.__version__}, 1 thread, float64; y: ({BATCH}, {DIM}), λ ∈ [1, {max_rate:g}], "
-        f"{STEPS} steps, tol {TOL:g}"
-    )
+    print(f"torch {torch.__version__}, 1 thread, float64; y: ({BATCH}, {DIM}), λ ∈ [1, {max_rate:g}], {STEPS} steps, tol {TOL:g}")
     header = (
         f"{'method':>15} {'h·maxλ':>7} {'solver':>13} | {'iter/step':>9} {'f evals':>8} {'backward':>9} "
         f"{'ms':>9} | {'max|y - y_newton|':>17}"

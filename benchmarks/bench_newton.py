@@ -40,9 +40,9 @@ from types import ModuleType
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare  # noqa: E402
+from _timing import compare
 
-import sdl  # noqa: E402
+import sdl
 
 METHOD = "gauss_legendre4"
 SOLVERS = {"resnet": ("fixed_point", "newton", "newton_dense"), "hollow": ("fixed_point", "jacobi_newton", "newton")}
@@ -50,7 +50,9 @@ SOLVERS = {"resnet": ("fixed_point", "newton", "newton_dense"), "hollow": ("fixe
 
 def _load_older_sdl(root: Path) -> ModuleType:
     """The package root/sdl imported as ``sdl_before`` (its own imports are relative)."""
-    spec = importlib.util.spec_from_file_location("sdl_before", root / "sdl" / "__init__.py", submodule_search_locations=[str(root / "sdl")])
+    spec = importlib.util.spec_from_file_location(
+        "sdl_before", root / "sdl" / "__init__.py", submodule_search_locations=[str(root / "sdl")]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["sdl_before"] = module
     spec.loader.exec_module(module)
@@ -61,7 +63,9 @@ def _integrators(lib: ModuleType) -> dict[str, object]:
     integrators = {name: lib.integrators.get(METHOD, solver=name) for name in ("fixed_point", "newton", "jacobi_newton")}
     newton = lib.integrators.NewtonSolver
     if "per_sample" in {f.name for f in dataclasses.fields(newton)}:
-        integrators["newton_dense"] = lib.integrators.ImplicitRungeKutta(lib.integrators.TABLEAUS[METHOD], newton(per_sample=False))
+        integrators["newton_dense"] = lib.integrators.ImplicitRungeKutta(
+            lib.integrators.TABLEAUS[METHOD], newton(per_sample=False)
+        )
     else:  # before per-sample blocks, "newton" was the dense one
         integrators["newton_dense"] = integrators.pop("newton")
     return integrators

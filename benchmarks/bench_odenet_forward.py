@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare, table  # noqa: E402
+from _timing import compare, table
 
-from sdl.models import ODENet, ResNetField  # noqa: E402
+from sdl.models import ODENet, ResNetField
 
 LAYERS, T_FINAL, N = 15, 1.5, 1000
 

@@ -122,7 +122,9 @@ def _train_step(layer: nn.Module, n: int, input_grad: bool):
 
 
 def bench_training(sizes, min_time) -> None:
-    print(f"\n## Training step (forward + backward + Adam), batch {BATCH}, float32, 1 thread (ms per step, best of 15 interleaved blocks)\n")
+    print(
+        f"\n## Training step (forward + backward + Adam), batch {BATCH}, float32, 1 thread (ms per step, best of 15 interleaved blocks)\n"
+    )
     print("| n | input grad | nn.Linear | P4InvLinear | P4Inv / Linear |")
     print("|---|---|---|---|---|")
     for n in sizes:
@@ -134,10 +136,7 @@ def bench_training(sizes, min_time) -> None:
                 },
                 min_time,
             )
-            print(
-                f"| {n} | {input_grad} | {1e3 * t['linear']:.4f} | {1e3 * t['p4inv']:.4f} "
-                f"| {t['p4inv'] / t['linear']:.2f}× |"
-            )
+            print(f"| {n} | {input_grad} | {1e3 * t['linear']:.4f} | {1e3 * t['p4inv']:.4f} | {t['p4inv'] / t['linear']:.2f}× |")
 
 
 def _errors(layer: P4InvLinear) -> tuple[float, float, bool]:

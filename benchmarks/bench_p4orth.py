@@ -67,12 +67,17 @@ def main() -> None:
     print("| n | " + " | ".join(_candidates(4, torch.float32)) + " | matrix_exp / P4Orth r=1 | cayley / P4Orth r=1 |")
     print("|---:|" + "---:|" * 6)
     for n in sizes:
-        steps = {name: _trainer(module, n, torch.float32, generator) for name, (module, _) in _candidates(n, torch.float32).items()}
+        steps = {
+            name: _trainer(module, n, torch.float32, generator) for name, (module, _) in _candidates(n, torch.float32).items()
+        }
         medians = compare(steps, repeats)
         base = medians["P4OrthLinear r=1"]
         cells = [f"{1e3 * t:.3f}" for t in medians.values()]
-        print(f"| {n} | " + " | ".join(cells) + f" | {medians['orthogonal(matrix_exp)'] / base:.2f} | "
-              f"{medians['orthogonal(cayley)'] / base:.2f} |", flush=True)
+        print(
+            f"| {n} | " + " | ".join(cells) + f" | {medians['orthogonal(matrix_exp)'] / base:.2f} | "
+            f"{medians['orthogonal(cayley)'] / base:.2f} |",
+            flush=True,
+        )
     print(f"\n## Orthogonality drift max |WᵀW - I| after {drift_steps} training steps\n")
     print("| n | dtype | " + " | ".join(_candidates(4, torch.float32)) + " |")
     print("|---:|---|" + "---:|" * 4)

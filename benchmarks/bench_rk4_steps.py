@@ -23,9 +23,9 @@ from torchode.interpolation import ThirdOrderPolynomialInterpolation
 from torchode.single_step_methods.runge_kutta import ButcherTableau, ExplicitRungeKutta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import compare, table  # noqa: E402
+from _timing import compare, table
 
-import sdl  # noqa: E402
+import sdl
 
 
 class TanhField(torch.nn.Module):
@@ -56,7 +56,9 @@ class TorchodeRK4(ExplicitRungeKutta):
     """The classical RK4 tableau in torchode (its registry has euler, heun, dopri5, tsit5)."""
 
     TABLEAU = ButcherTableau.from_lists(
-        c=[0.0, 0.5, 0.5, 1.0], a=[[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], b=[1 / 6, 1 / 3, 1 / 3, 1 / 6],
+        c=[0.0, 0.5, 0.5, 1.0],
+        a=[[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]],
+        b=[1 / 6, 1 / 3, 1 / 3, 1 / 6],
         b_low_order=[1 / 6, 1 / 3, 1 / 3, 1 / 6],  # fixed steps: no error estimate needed
     )
 
@@ -121,9 +123,13 @@ def main() -> None:
 
     medians = compare(candidates, repeats=5 if args.quick else 40)
     print(f"# {args.steps} RK4 steps, batch {args.batch}, d = {args.dim}, float32, 1 thread, forward + backward")
-    print(f"# torch {torch.__version__}, torchdiffeq {getattr(torchdiffeq, '__version__', '?')}, torchode {getattr(torchode, '__version__', '?')}, {platform.processor() or platform.machine()}")
+    print(
+        f"# torch {torch.__version__}, torchdiffeq {getattr(torchdiffeq, '__version__', '?')}, torchode {getattr(torchode, '__version__', '?')}, {platform.processor() or platform.machine()}"
+    )
     print(table(medians, baseline="hand loop"))
-    print(f"\nsdl is {medians['torchdiffeq'] / medians['sdl.odeint']:.2f}x faster than torchdiffeq, {medians['torchode'] / medians['sdl.odeint']:.2f}x faster than torchode")
+    print(
+        f"\nsdl is {medians['torchdiffeq'] / medians['sdl.odeint']:.2f}x faster than torchdiffeq, {medians['torchode'] / medians['sdl.odeint']:.2f}x faster than torchode"
+    )
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from sdl.config import load_config  # noqa: E402
-from sdl.data import sample_density  # noqa: E402
-from sdl.experiment import load_run, run_job  # noqa: E402
-from sdl.tasks.density import _exact_log_prob  # noqa: E402
+from sdl.config import load_config
+from sdl.data import sample_density
+from sdl.experiment import load_run, run_job
+from sdl.tasks.density import _exact_log_prob
 
 LIMIT = 4.5  # plotting window [-LIMIT, LIMIT]²
 
@@ -29,10 +29,17 @@ def run_grid(config_path: Path, overrides: list[str], variants: dict[str, list[s
         results[density] = {}
         for variant, extra in variants.items():
             base = load_config(config_path, overrides)
-            config = load_config(config_path, [
-                *overrides, *extra, f"data.name={density}", f"data.seed={10_000 + index}",
-                f"train.seed={base.train.seed + index}", f"name={base.name}-{density}-{variant}",
-            ])
+            config = load_config(
+                config_path,
+                [
+                    *overrides,
+                    *extra,
+                    f"data.name={density}",
+                    f"data.seed={10_000 + index}",
+                    f"train.seed={base.train.seed + index}",
+                    f"name={base.name}-{density}-{variant}",
+                ],
+            )
             result = run_job(config, folder, progress=False)
             _, _, model = load_run(result.run_dir)
             results[density][variant] = {
@@ -42,8 +49,11 @@ def run_grid(config_path: Path, overrides: list[str], variants: dict[str, list[s
                 "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
                 "run": result.run_dir,
             }
-            print(f"{density:16s} {variant:12s} test NLL {result.metrics['test_nll']:.4f} ± "
-                  f"{result.metrics['test_nll_stderr']:.4f}  ({result.seconds:.1f} s)", flush=True)
+            print(
+                f"{density:16s} {variant:12s} test NLL {result.metrics['test_nll']:.4f} ± "
+                f"{result.metrics['test_nll_stderr']:.4f}  ({result.seconds:.1f} s)",
+                flush=True,
+            )
     return results
 
 
@@ -52,21 +62,27 @@ def table(results: dict, titles: dict[str, str]) -> list[str]:
     lines = ["| density | " + " | ".join(titles.values()) + " |", "|---|" + "---|" * len(variants)]
     for density, row in results.items():
         best = min(row[v]["nll"] for v in variants)
-        cells = [(f"**{row[v]['nll']:.3f}**" if row[v]["nll"] == best else f"{row[v]['nll']:.3f}") + f" ± {row[v]['stderr']:.3f}"
-                 for v in variants]
+        cells = [
+            (f"**{row[v]['nll']:.3f}**" if row[v]["nll"] == best else f"{row[v]['nll']:.3f}") + f" ± {row[v]['stderr']:.3f}"
+            for v in variants
+        ]
         lines.append(f"| {density} | " + " | ".join(cells) + " |")
     first = next(iter(results.values()))
     lines.append("| trainable parameters | " + " | ".join(str(first[v]["parameters"]) for v in variants) + " |")
-    lines.append("| training seconds (all densities) | "
-                 + " | ".join(f"{sum(results[d][v]['seconds'] for d in results):.0f}" for v in variants) + " |")
+    lines.append(
+        "| training seconds (all densities) | "
+        + " | ".join(f"{sum(results[d][v]['seconds'] for d in results):.0f}" for v in variants)
+        + " |"
+    )
     return lines
 
 
 def figure(results: dict, titles: dict[str, str], resolution: int, path: Path) -> None:
     """Samples of each density beside every variant's learned density."""
     densities, variants = list(results), list(titles)
-    fig, axes = plt.subplots(len(densities), 1 + len(variants), figsize=(3.2 * (1 + len(variants)), 3.2 * len(densities)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(densities), 1 + len(variants), figsize=(3.2 * (1 + len(variants)), 3.2 * len(densities)), squeeze=False
+    )
     axis = torch.linspace(-LIMIT, LIMIT, resolution)
     grid = torch.cartesian_prod(axis, axis).flip(-1)  # rows: x2, columns: x1
     for row, density in enumerate(densities):
@@ -78,8 +94,12 @@ def figure(results: dict, titles: dict[str, str], resolution: int, path: Path) -
             model.eval()
             with torch.no_grad():
                 density_grid = torch.cat([_exact_log_prob(model, c.to(task.test)) for c in grid.split(4096)]).exp()
-            axes[row, col].imshow(density_grid.reshape(resolution, resolution).cpu().numpy(), origin="lower",
-                                  extent=(-LIMIT, LIMIT, -LIMIT, LIMIT), cmap="viridis")
+            axes[row, col].imshow(
+                density_grid.reshape(resolution, resolution).cpu().numpy(),
+                origin="lower",
+                extent=(-LIMIT, LIMIT, -LIMIT, LIMIT),
+                cmap="viridis",
+            )
             axes[row, col].set_title(f"{titles[variant]}\ntest NLL {results[density][variant]['nll']:.3f}", fontsize=12)
     for ax in axes.flat:
         ax.set(xlim=(-LIMIT, LIMIT), ylim=(-LIMIT, LIMIT), aspect="equal")

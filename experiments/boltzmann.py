@@ -57,8 +57,16 @@ def main() -> None:
     extra = []
     if args.quick:
         args.seeds, args.steps = 1, 20
-        extra = ["data.chains=8", "data.steps=200", "data.burn_in=100", "data.eval_samples=500", "model.couplings=2",
-                 "model.hidden=16", "data.lattice=4", "plots=[]"]
+        extra = [
+            "data.chains=8",
+            "data.steps=200",
+            "data.burn_in=100",
+            "data.eval_samples=500",
+            "model.couplings=2",
+            "model.hidden=16",
+            "data.lattice=4",
+            "plots=[]",
+        ]
     folder = new_run_dir(args.out, "boltzmann-quick" if args.quick else "boltzmann")
     results: dict = {}
     for system in args.systems:
@@ -78,8 +86,14 @@ def main() -> None:
                 row["ms_per_step"] = 1e3 * result.seconds / config.train.iterations
                 results.setdefault((system, flow), []).append(row)
                 print(f"{system:13s} {flow:22s} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
-    lines = ["# Boltzmann generators: mean ± std over seeds", "", f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}`", "",
-             "| system | flow | ESS | ΔF error (kT) | energy shift (kT) | ms / step |", "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "# Boltzmann generators: mean ± std over seeds",
+        "",
+        f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}`",
+        "",
+        "| system | flow | ESS | ΔF error (kT) | energy shift (kT) | ms / step |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for (system, flow), rows in results.items():
         cells = []
         for key in (*METRICS, "ms_per_step"):

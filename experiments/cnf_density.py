@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 
 import torch
-
 from _density_study import command, figure, run_grid, table
+
 from sdl.data import density_names
 from sdl.experiment import new_run_dir
 
@@ -49,10 +49,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = new_run_dir(args.out, "cnf-density-quick" if args.quick else "cnf-density")
     overrides = [
-        f"train.iterations={args.iterations}", f"train.batch_size={args.batch}", f"train.lr={args.lr}",
-        f"train.log_every={args.iterations}", f"train.seed={args.seed}", f"model.seed={args.seed}",
-        f"model.hidden={args.hidden}", f"model.steps={args.steps}", f"model.t_final={args.t1}",
-        f"integrator={args.method}", f"gradient.mode={args.gradient}", f"data.test_points={args.test_size}", "plots=[]",
+        f"train.iterations={args.iterations}",
+        f"train.batch_size={args.batch}",
+        f"train.lr={args.lr}",
+        f"train.log_every={args.iterations}",
+        f"train.seed={args.seed}",
+        f"model.seed={args.seed}",
+        f"model.hidden={args.hidden}",
+        f"model.steps={args.steps}",
+        f"model.t_final={args.t1}",
+        f"integrator={args.method}",
+        f"gradient.mode={args.gradient}",
+        f"data.test_points={args.test_size}",
+        "plots=[]",
     ]
     variants = {name: [f"model.divergence={name}"] for name in TITLES}
     results = run_grid(CONFIG, overrides, variants, args.densities, folder)

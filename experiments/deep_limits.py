@@ -30,13 +30,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from sdl.config import load_config  # noqa: E402
-from sdl.experiment import build, new_run_dir  # noqa: E402
-from sdl.losses import accuracy  # noqa: E402
-from sdl.training import Trainer  # noqa: E402
+from sdl.config import load_config
+from sdl.experiment import build, new_run_dir
+from sdl.losses import accuracy
+from sdl.training import Trainer
 
 CONFIG = Path(__file__).resolve().parent / "configs" / "smoothness.yaml"
 LAMBDAS = (0.0, 0.1, 1.0)
@@ -97,8 +97,12 @@ def _multilevel(args: tuple[float, int]) -> dict:
     scratch.eval()
     with torch.no_grad():
         from_scratch = task.evaluate(scratch)[1]
-    return {"lambda": weight, "multilevel": {**multilevel, "seconds": seconds},
-            "scratch": {**from_scratch, "seconds": scratch_seconds}, "iterations": iterations}
+    return {
+        "lambda": weight,
+        "multilevel": {**multilevel, "seconds": seconds},
+        "scratch": {**from_scratch, "seconds": scratch_seconds},
+        "iterations": iterations,
+    }
 
 
 def _rate(changes: list[float]) -> float:
@@ -138,22 +142,35 @@ def main() -> None:
         limits, levels = list(limits), list(levels)
     _figure(limits, out / "deep_limits.png")
 
-    lines = [f"Deep limits ({iterations} Adam steps at K = 15): mean |Δ logits| on the validation set.", "",
-             "| λ | θ(t) | K | val accuracy | change from K/2 | change from K = 15 |", "|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        f"Deep limits ({iterations} Adam steps at K = 15): mean |Δ logits| on the validation set.",
+        "",
+        "| λ | θ(t) | K | val accuracy | change from K/2 | change from K = 15 |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for r in limits:
         for kind in INTERPOLATIONS:
             data = r[kind]
             for i, steps in enumerate(data["steps"]):
                 previous = f"{data['successive'][i - 1]:.3g}" if i else ""
-                lines.append(f"| {r['lambda']:g} | {kind} | {steps} | {data['accuracy'][i]:.3f} | {previous} | {data['from_trained'][i]:.3g} |")
+                lines.append(
+                    f"| {r['lambda']:g} | {kind} | {steps} | {data['accuracy'][i]:.3f} | {previous} | {data['from_trained'][i]:.3g} |"
+                )
             lines.append(f"| {r['lambda']:g} | {kind} | rate | | {_rate(data['successive']):.2f} | |")
-    lines += ["", f"Multilevel 15 → 30 → 60 → 120 ({iterations // len(LEVELS)} steps per level) vs K = 120 from scratch "
-              f"({iterations} steps); derivative form, λ_d = λ/100.", "",
-              "| λ | training | train accuracy | val accuracy | wall time (s) |", "|---:|---|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Multilevel 15 → 30 → 60 → 120 ({iterations // len(LEVELS)} steps per level) vs K = 120 from scratch "
+        f"({iterations} steps); derivative form, λ_d = λ/100.",
+        "",
+        "| λ | training | train accuracy | val accuracy | wall time (s) |",
+        "|---:|---|---:|---:|---:|",
+    ]
     for r in levels:
         for name in ("multilevel", "scratch"):
             m = r[name]
-            lines.append(f"| {r['lambda']:g} | {name} | {m['train_accuracy']:.3f} | {m['val_accuracy']:.3f} | {m['seconds']:.1f} |")
+            lines.append(
+                f"| {r['lambda']:g} | {name} | {m['train_accuracy']:.3f} | {m['val_accuracy']:.3f} | {m['seconds']:.1f} |"
+            )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"figures: {out}")

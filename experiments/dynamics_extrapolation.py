@@ -44,8 +44,10 @@ def _row(name: str, task, model, radius: float) -> str:
         predicted = model.rollout(task.exact[0], task.h, task.steps)
     error = (task.energy(predicted) - task.energy(task.exact)).square().mean(0)  # per state
     inside = task.exact[0].norm(dim=-1) <= radius
-    return (f"| {name} | {error.mean():.3g} | {error[inside].mean():.3g} ({int(inside.sum())}) | "
-            f"{error[~inside].mean():.3g} ({int((~inside).sum())}) |")
+    return (
+        f"| {name} | {error.mean():.3g} | {error[inside].mean():.3g} ({int(inside.sum())}) | "
+        f"{error[~inside].mean():.3g} ({int((~inside).sum())}) |"
+    )
 
 
 def main() -> None:

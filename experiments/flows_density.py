@@ -25,8 +25,8 @@ import argparse
 from pathlib import Path
 
 import torch
-
 from _density_study import command, figure, run_grid, table
+
 from sdl.data import density_names
 from sdl.experiment import new_run_dir
 
@@ -55,10 +55,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = new_run_dir(args.out_root, "flows-density-quick" if args.quick else "flows-density")
     overrides = [
-        f"train.iterations={args.steps}", f"train.batch_size={args.batch}", f"train.lr={args.lr}",
-        f"train.log_every={args.steps}", f"train.seed={args.seed}", f"model.seed={args.seed}",
-        f"model.couplings={args.couplings}", f"model.hidden={args.hidden}", f"task.logdet_penalty={args.penalty}",
-        f"data.test_points={args.test_points}", "plots=[]",
+        f"train.iterations={args.steps}",
+        f"train.batch_size={args.batch}",
+        f"train.lr={args.lr}",
+        f"train.log_every={args.steps}",
+        f"train.seed={args.seed}",
+        f"model.seed={args.seed}",
+        f"model.couplings={args.couplings}",
+        f"model.hidden={args.hidden}",
+        f"task.logdet_penalty={args.penalty}",
+        f"data.test_points={args.test_points}",
+        "plots=[]",
     ]
     variants = {mixing: [f"model.mixing={mixing}"] for mixing in TITLES}
     results = run_grid(CONFIG, overrides, variants, args.densities, folder)

@@ -27,16 +27,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-import sdl  # noqa: E402
-from sdl.config import load_config  # noqa: E402
-from sdl.experiment import build, new_run_dir  # noqa: E402
-from sdl.integrators import get  # noqa: E402
-from sdl.models import InterpolatedHamiltonian, ODENet, extended_phase_space  # noqa: E402
-from sdl.stability import per_layer_stability, symplecticity_defect  # noqa: E402
-from sdl.training import Trainer  # noqa: E402
+import sdl
+from sdl.config import load_config
+from sdl.experiment import build, new_run_dir
+from sdl.integrators import get
+from sdl.models import InterpolatedHamiltonian, ODENet, extended_phase_space
+from sdl.stability import per_layer_stability, symplecticity_defect
+from sdl.training import Trainer
 
 CONFIG = Path(__file__).resolve().parent / "configs" / "hamiltonian_verlet.yaml"
 f64 = torch.float64
@@ -103,7 +103,9 @@ def _extended(model: ODENet, x: torch.Tensor, out: Path) -> list[str]:
             return sdl.odeint(field, (big_q, big_p), grid, method=method, output="last")
 
         def step_qp(q, p):
-            big_q, big_p = step(field.join(q, torch.full((len(q),), t0, dtype=f64)), field.join(p, torch.zeros(len(q), dtype=f64)))
+            big_q, big_p = step(
+                field.join(q, torch.full((len(q),), t0, dtype=f64)), field.join(p, torch.zeros(len(q), dtype=f64))
+            )
             return big_q[:, :-1], big_p[:, :-1]
 
         extended_defect = symplecticity_defect(step, *points)
@@ -119,8 +121,10 @@ def _backward_growth(model: ODENet, x: torch.Tensor) -> float:
         qs, ps = model.trajectory(x)
     states = torch.cat([qs, ps], -1)[:-1]
     times = model.time_grid(x).unbind()
-    fields = [lambda z, f=f, t=t: -torch.cat([f.velocity(t, z[:, dim:]), f.force(t, z[:, :dim])], -1)
-              for f, t in zip(model.layer_fields(), times)]
+    fields = [
+        lambda z, f=f, t=t: -torch.cat([f.velocity(t, z[:, dim:]), f.force(t, z[:, :dim])], -1)
+        for f, t in zip(model.layer_fields(), times)
+    ]
     nu = per_layer_stability(fields, states).one_sided_lipschitz
     return float(model.step_size * nu.sum())
 
@@ -128,8 +132,12 @@ def _backward_growth(model: ODENet, x: torch.Tensor) -> float:
 def _reconstruction(model: ODENet, x: torch.Tensor, out: Path, factors: tuple[int, ...]) -> list[str]:
     growth = _backward_growth(model, x)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    lines = [f"∫ν̄ dt = {growth:.3g} (backward field), so exp(∫ν̄) = {math.exp(growth):.3g}", "",
-             "| method | dtype | " + " | ".join(f"K = {15 * f}" for f in factors) + " |", "|---|---|" + "---:|" * len(factors)]
+    lines = [
+        f"∫ν̄ dt = {growth:.3g} (backward field), so exp(∫ν̄) = {math.exp(growth):.3g}",
+        "",
+        "| method | dtype | " + " | ".join(f"K = {15 * f}" for f in factors) + " |",
+        "|---|---|" + "---:|" * len(factors),
+    ]
     colours = {"verlet": "tab:blue", "yoshida4": "tab:green", "rk4": "tab:red"}
     for dtype, style in ((torch.float32, "--"), (torch.float64, "-")):
         for method in ("verlet", "yoshida4", "rk4"):
@@ -149,8 +157,11 @@ def _reconstruction(model: ODENet, x: torch.Tensor, out: Path, factors: tuple[in
             lines.append(f"| {method} | {name} | " + " | ".join(f"{e:.2g}" for e in errors) + " |")
         eps = torch.finfo(dtype).eps
         ax.loglog(steps, [eps * k * math.exp(growth) for k in steps], ":", color="grey")
-    ax.set(xlabel="layers K (same T, θ(t) piecewise constant)", ylabel="max |z^0 - lift(x)| after K steps forward and K back",
-           title="reconstruction of the inputs; dotted: ε K exp(∫ν̄ dt)")
+    ax.set(
+        xlabel="layers K (same T, θ(t) piecewise constant)",
+        ylabel="max |z^0 - lift(x)| after K steps forward and K back",
+        title="reconstruction of the inputs; dotted: ε K exp(∫ν̄ dt)",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "reconstruction.png", dpi=120)

@@ -48,7 +48,11 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
             "baseline MLP field (derivatives)": (config, ["model.model=mlp_field"]),
             "separable HNN (derivatives)": (config, ["model.model=separable_hnn"]),
         }
-        for system, config in (("mass_spring", "hnn_spring.yaml"), ("pendulum", "hnn_pendulum.yaml"), ("two_body", "hnn_two_body.yaml"))
+        for system, config in (
+            ("mass_spring", "hnn_spring.yaml"),
+            ("pendulum", "hnn_pendulum.yaml"),
+            ("two_body", "hnn_two_body.yaml"),
+        )
     },
     **{
         system: {
@@ -56,7 +60,10 @@ STUDIES: dict[str, dict[str, tuple[str, list[str]]]] = {
             "G-SympNet": (config, ["model.model=g_sympnet", "model.layers=5", "model.hidden=30"]),
             "MLP map": (config, ["model.model=mlp_map", "model.layers=2", "model.hidden=30", "model.activation=tanh"]),
         }
-        for system, config in (("pendulum_sympnets", "sympnet_pendulum.yaml"), ("double_pendulum", "sympnet_double_pendulum.yaml"))
+        for system, config in (
+            ("pendulum_sympnets", "sympnet_pendulum.yaml"),
+            ("double_pendulum", "sympnet_double_pendulum.yaml"),
+        )
     },
 }
 # The peer's layout conversion is its own inverse for n = 1 only (its maps are not symplectic for n ≥ 2).
@@ -92,8 +99,17 @@ class _PeerMap(nn.Module):
 
 def run(system: str, label: str, seed: int, overrides: list[str], folder: Path) -> dict:
     file, extra = STUDIES[system][label]
-    config = load_config(CONFIGS / file, [*extra, *overrides, f"data.seed={seed}", f"model.seed={seed}",
-                                           f"train.seed={seed}", f"name={system}-{_slug(label)}-seed{seed}"])
+    config = load_config(
+        CONFIGS / file,
+        [
+            *extra,
+            *overrides,
+            f"data.seed={seed}",
+            f"model.seed={seed}",
+            f"train.seed={seed}",
+            f"name={system}-{_slug(label)}-seed{seed}",
+        ],
+    )
     if label != PEER:
         result = run_job(config, folder, progress=False)
         from sdl.experiment import load_run
@@ -126,7 +142,9 @@ def _cell(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--systems", nargs="+", default=list(STUDIES), choices=list(STUDIES))
-    parser.add_argument("--models", nargs="+", metavar="LABEL", help="only these rows (labels of the table, e.g. 'HNN (derivatives)')")
+    parser.add_argument(
+        "--models", nargs="+", metavar="LABEL", help="only these rows (labels of the table, e.g. 'HNN (derivatives)')"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/learning_dynamics"))
@@ -139,7 +157,14 @@ def main() -> None:
     overrides = []
     if args.quick:
         args.seeds = 1
-        overrides = ["train.iterations=30", "train.log_every=30", "model.hidden=16", "task.long_time=20", "task.rollout_states=3", "plots=[]"]
+        overrides = [
+            "train.iterations=30",
+            "train.log_every=30",
+            "model.hidden=16",
+            "task.long_time=20",
+            "task.rollout_states=3",
+            "plots=[]",
+        ]
         args.systems = [s for s in args.systems if s != "two_body"] or args.systems
     torch.set_num_threads(args.threads)
     peer = importlib.util.find_spec("SympNetsTorch") is not None
@@ -165,8 +190,10 @@ def main() -> None:
             rows = [run(system, label, seed, overrides, folder) for seed in range(args.seeds)]
             cells = {key: _cell([row[key] for row in rows]) for key in COLUMNS}
             published = PUBLISHED.get(system, {}).get(label)
-            lines.append(f"| {system} | {label} | {cells['energy_mse']} | {cells['rollout_mse']} | {cells['energy_error_first']} | "
-                         f"{cells['energy_error_last']} | {'' if published is None else f'{published:.3g}'} | {cells['seconds']} |")
+            lines.append(
+                f"| {system} | {label} | {cells['energy_mse']} | {cells['rollout_mse']} | {cells['energy_error_first']} | "
+                f"{cells['energy_error_last']} | {'' if published is None else f'{published:.3g}'} | {cells['seconds']} |"
+            )
             print(lines[-1], flush=True)
     (folder / "results.md").write_text("\n".join(lines) + "\n")
     print(f"\nwrote {folder / 'results.md'}")

@@ -149,7 +149,10 @@ def main() -> None:
     lines.append("|---|---:|---:|" + "---:|" * len(NETWORKS))
     for name in DATASETS:
         for seed in seeds:
-            vals = [next(r["val"] for r in results if (r["set"], r["network"], r["seed"]) == (name, label, seed)) for label in NETWORKS]
+            vals = [
+                next(r["val"] for r in results if (r["set"], r["network"], r["seed"]) == (name, label, seed))
+                for label in NETWORKS
+            ]
             lines.append(f"| {name} | {seed} | {rule[name, seed]:.3f} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -30,10 +30,10 @@ import sdl
 from sdl import plots
 from sdl.config import load_config
 from sdl.experiment import build, new_run_dir
-from sdl.tasks.classification import layer_states
 from sdl.integrators import TABLEAUS
 from sdl.models import HamiltonianField, parameter_smoothness
 from sdl.stability import energy_error
+from sdl.tasks.classification import layer_states
 from sdl.training import Trainer
 
 CONFIG = Path(__file__).resolve().parent / "configs" / "smoothness.yaml"
@@ -115,13 +115,20 @@ def main() -> None:
     for run, label in zip(runs, labels):
         model.load_state_dict(run["state"])
         suffix = f"lambda{run['lambda']:g}"
-        plots.plot_transitions(layer_states(model, data.x_val), data.y_val, out / f"transitions_{suffix}.png", title=f"spiral2d, {label}")
-        plots.plot_decision_boundary(model.predict_proba, data.x_val, data.y_val, out / f"decision_boundary_{suffix}.png", title=f"spiral2d, {label}")
+        plots.plot_transitions(
+            layer_states(model, data.x_val), data.y_val, out / f"transitions_{suffix}.png", title=f"spiral2d, {label}"
+        )
+        plots.plot_decision_boundary(
+            model.predict_proba, data.x_val, data.y_val, out / f"decision_boundary_{suffix}.png", title=f"spiral2d, {label}"
+        )
     explicit = {name: t for name, t in TABLEAUS.items() if t.explicit}
     plots.plot_stability_region(_distinct_stability_functions(explicit), out / "stability_regions.png")
     _energy_figure(out, 200 if args.quick else 20000)
 
-    lines = ["| λ | R_h(θ) | train accuracy | validation accuracy | max_k ν_k | max_k max Re λ |", "|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| λ | R_h(θ) | train accuracy | validation accuracy | max_k ν_k | max_k max Re λ |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for run in runs:
         history, stats = run["history"], run["stats"]
         lines.append(

@@ -58,7 +58,9 @@ def evaluate(run_dir: Path, steps: int, restarts: int) -> dict:
     bound = lipschitz_bound(model)
     result = {"clean": clean, "lipschitz": bound, "robust": {}, "certified": {}}
     for eps in EPSILONS:
-        result["robust"][eps] = robust_accuracy(model, x, y, eps, steps=steps, restarts=restarts, bounds=(0.0, 1.0), generator=generator)
+        result["robust"][eps] = robust_accuracy(
+            model, x, y, eps, steps=steps, restarts=restarts, bounds=(0.0, 1.0), generator=generator
+        )
         result["certified"][eps] = certified_accuracy(model, x, y, eps, lipschitz=bound)
     result["stability"] = task.analyse(model, config.analysis)
     return result
@@ -82,20 +84,31 @@ def main() -> None:
     results: dict = {name: [] for name in args.models}
     for name in args.models:
         for seed in range(args.seeds):
-            overrides = [*MODELS[name], f"model.seed={seed}", f"data.seed={seed}", f"train.seed={seed}",
-                         f"train.iterations={args.iterations}", f"name=digits-{name}-seed{seed}", "plots=[]"]
+            overrides = [
+                *MODELS[name],
+                f"model.seed={seed}",
+                f"data.seed={seed}",
+                f"train.seed={seed}",
+                f"train.iterations={args.iterations}",
+                f"name=digits-{name}-seed{seed}",
+                "plots=[]",
+            ]
             run = run_job(load_config(CONFIG, overrides), folder, progress=False)
             measured = evaluate(run.run_dir, args.pgd_steps, args.restarts)
             measured["seconds"] = run.seconds
             results[name].append(measured)
-            print(f"{name:14s} seed {seed}: clean {measured['clean']:.3f}, L ≤ {measured['lipschitz']:.3g}, "
-                  f"robust {[round(measured['robust'][e], 3) for e in EPSILONS]}, "
-                  f"certified {[round(measured['certified'][e], 3) for e in EPSILONS]}, {run.seconds:.0f} s", flush=True)
+            print(
+                f"{name:14s} seed {seed}: clean {measured['clean']:.3f}, L ≤ {measured['lipschitz']:.3g}, "
+                f"robust {[round(measured['robust'][e], 3) for e in EPSILONS]}, "
+                f"certified {[round(measured['certified'][e], 3) for e in EPSILONS]}, {run.seconds:.0f} s",
+                flush=True,
+            )
 
     lines = _table(results, args)
     (folder / "results.md").write_text("\n".join(lines) + "\n")
-    (folder / "results.json").write_text(json.dumps({k: [{**r, "stability": r["stability"]} for r in v] for k, v in results.items()},
-                                                    indent=1, default=str))
+    (folder / "results.json").write_text(
+        json.dumps({k: [{**r, "stability": r["stability"]} for r in v] for k, v in results.items()}, indent=1, default=str)
+    )
     _figures(results, folder)
     print("\n".join(lines))
     print(f"wrote {folder}")
@@ -143,7 +156,12 @@ def _figures(results: dict, folder: Path) -> None:
         certified = [np.mean([r["clean"] for r in runs])] + [np.mean([r["certified"][e] for r in runs]) for e in EPSILONS]
         ax.plot(eps, robust, "-o", color=colour, label=f"{name}: PGD")
         ax.plot(eps, certified, "--s", color=colour, label=f"{name}: certified")
-    ax.set(xlabel="ℓ₂ radius ε (pixels in [0, 1])", ylabel="accuracy", ylim=(-0.02, 1.02), title="digits: robust and certified accuracy")
+    ax.set(
+        xlabel="ℓ₂ radius ε (pixels in [0, 1])",
+        ylabel="accuracy",
+        ylim=(-0.02, 1.02),
+        title="digits: robust and certified accuracy",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

@@ -35,8 +35,13 @@ TARGETS = {
     "stability": (["sdl/stability/*"], ["tests/test_stability.py", "tests/test_contractivity.py", "tests/test_certificates.py"]),
     "config": (
         ["sdl/config.py", "sdl/cli.py", "sdl/_validation.py"],
-        ["tests/test_config.py", "tests/test_config_conflicts.py", "tests/test_config_properties.py", "tests/test_cli.py",
-         "tests/test_survivors.py"],
+        [
+            "tests/test_config.py",
+            "tests/test_config_conflicts.py",
+            "tests/test_config_properties.py",
+            "tests/test_cli.py",
+            "tests/test_survivors.py",
+        ],
     ),
 }
 KILLED = ("killed", "timeout")
@@ -52,18 +57,25 @@ def _prepare(target: str) -> Path:
     for name in ("sdl", "tests"):
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
-    lines = ["[mutmut]", "source_paths=sdl", "only_mutate=", *(f"    {p}" for p in mutate),
-             "pytest_add_cli_args_test_selection=", *(f"    {p}" for p in tests),
-             # a mutant that loops forever (a bisection that never ends) is a timeout after 3× the tests' own
-             # time, not mutmut's default 15× (minutes per such mutant on 2 shared cores)
-             "timeout_multiplier=3.0"]
+    lines = [
+        "[mutmut]",
+        "source_paths=sdl",
+        "only_mutate=",
+        *(f"    {p}" for p in mutate),
+        "pytest_add_cli_args_test_selection=",
+        *(f"    {p}" for p in tests),
+        # a mutant that loops forever (a bisection that never ends) is a timeout after 3× the tests' own
+        # time, not mutmut's default 15× (minutes per such mutant on 2 shared cores)
+        "timeout_multiplier=3.0",
+    ]
     (folder / "setup.cfg").write_text("\n".join(lines) + "\n")
     return folder
 
 
 def _statuses(folder: Path) -> Counter:
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=folder,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=folder, capture_output=True, text=True, check=True
+    ).stdout
     return Counter(line.rsplit(": ", 1)[1].strip() for line in out.splitlines() if ": " in line)
 
 
@@ -72,8 +84,14 @@ def run(target: str, jobs: int) -> Counter:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # import the mutated copy, not the tree
     env["OMP_NUM_THREADS"] = "1"
     with open(folder / "mutmut-run.log", "w") as log:
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)], cwd=folder, env=env,
-                       stdout=log, stderr=subprocess.STDOUT, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
+            cwd=folder,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     return _statuses(folder)
 
 
@@ -95,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         counts = run(target, args.jobs)
         total = sum(counts.values())
         score = sum(counts[k] for k in KILLED) / total if total else float("nan")
-        print(f"{target:18s} {total:7d} {counts['killed']:7d} {counts['timeout']:7d} {counts['survived']:8d} "
-              f"{counts['no tests']:8d} {score:6.1%}", flush=True)
+        print(
+            f"{target:18s} {total:7d} {counts['killed']:7d} {counts['timeout']:7d} {counts['survived']:8d} "
+            f"{counts['no tests']:8d} {score:6.1%}",
+            flush=True,
+        )
         if set(counts) - {*KILLED, "survived", "no tests"}:
             print(f"  other outcomes: {dict(counts)}; see {SCRATCH / target / 'mutmut-run.log'}")
     return 0

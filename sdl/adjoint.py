@@ -41,7 +41,7 @@ from .fields import layer_count
 from .integrators import ExplicitRungeKutta, Integrator, get, names
 from .integrators.base import vjp
 
-__all__ = ["Adjoint", "RECOVERIES"]
+__all__ = ["RECOVERIES", "Adjoint"]
 
 RECOVERIES = ("store", "checkpoint", "binomial", "reverse")
 TORCHDIFFEQ = "torchdiffeq"
@@ -71,8 +71,7 @@ class Adjoint:
         valid = _explicit_rk_names() + [TORCHDIFFEQ]
         if self.method is not None and self.method not in valid:
             raise ValueError(
-                f"unknown adjoint method {self.method!r}; valid choices: None (the exact symplectic partner), "
-                f"{', '.join(valid)}"
+                f"unknown adjoint method {self.method!r}; valid choices: None (the exact symplectic partner), {', '.join(valid)}"
             )
         if self.recovery not in RECOVERIES:
             raise ValueError(f"unknown recovery {self.recovery!r}; valid choices: {', '.join(RECOVERIES)}")
@@ -151,7 +150,9 @@ class _Problem:
 
     def step(self, func, k: int, y, backward: bool = False):
         h = self.steps[k]
-        return self.integrator.step(func, self.times[k + 1], -h, y) if backward else self.integrator.step(func, self.times[k], h, y)
+        return (
+            self.integrator.step(func, self.times[k + 1], -h, y) if backward else self.integrator.step(func, self.times[k], h, y)
+        )
 
     def advance(self, funcs, start: int, stop: int, y):
         """y_stop from y_start, without a graph."""

@@ -1,13 +1,13 @@
 """The ``sdl`` command: train, analyse, sweep and list. Exit codes: 0 success, 2 user error, 1 failure.
 
-    sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
-    sdl analyse RUN_DIR
-    sdl refine RUN_DIR [--factor 2] [--interpolation constant|linear] [--runs DIR]
-    sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local|ray] [--address HOST:PORT]
-    sdl sweep --resume SWEEP_DIR [--jobs N] [--backend local|ray]
-    sdl tune CONFIG --space KEY=KIND:V1,V2 [--space ...] [--spec FILE] [--metric M] [--mode min|max] [--samples N]
-    sdl list
-    sdl --version
+sdl train CONFIG [--set KEY=VALUE ...] [--runs DIR] [--resume RUN_DIR]
+sdl analyse RUN_DIR
+sdl refine RUN_DIR [--factor 2] [--interpolation constant|linear] [--runs DIR]
+sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local|ray] [--address HOST:PORT]
+sdl sweep --resume SWEEP_DIR [--jobs N] [--backend local|ray]
+sdl tune CONFIG --space KEY=KIND:V1,V2 [--space ...] [--spec FILE] [--metric M] [--mode min|max] [--samples N]
+sdl list
+sdl --version
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ USER_ERROR, FAILURE, INTERRUPTED = 2, 1, 130
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sdl", description="Structure-preserving deep learning: train ODE-networks from configs.")
+    parser = argparse.ArgumentParser(
+        prog="sdl", description="Structure-preserving deep learning: train ODE-networks from configs."
+    )
     parser.add_argument("--version", action="version", version=f"sdl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -57,8 +59,13 @@ def _parser() -> argparse.ArgumentParser:
 
     tune = commands.add_parser("tune", help="hyperparameter search with Ray Tune (pip install 'sdl[ray]')")
     tune.add_argument("config")
-    tune.add_argument("--space", action="append", default=[], metavar="KEY=KIND:V1,V2",
-                      help="KIND: choice, uniform, loguniform (V1,V2 = low,high) or grid, e.g. train.lr=loguniform:1e-4,1e-1")
+    tune.add_argument(
+        "--space",
+        action="append",
+        default=[],
+        metavar="KEY=KIND:V1,V2",
+        help="KIND: choice, uniform, loguniform (V1,V2 = low,high) or grid, e.g. train.lr=loguniform:1e-4,1e-1",
+    )
     tune.add_argument("--spec", metavar="FILE", help="YAML with a 'space:' block (KEY: {KIND: [values]}), metric, mode, samples")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     tune.add_argument("--metric", help="the logged metric to optimise, e.g. val_accuracy")
@@ -75,11 +82,19 @@ def _parser() -> argparse.ArgumentParser:
 def _add_backend_options(command: argparse.ArgumentParser, backend: bool = True) -> None:
     from .sweep import BACKENDS
 
-    command.add_argument("--jobs", type=int, default=None,
-                         help="parallel jobs (default 2; 1 runs them in this process; with --address: the cluster's CPUs)")
+    command.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="parallel jobs (default 2; 1 runs them in this process; with --address: the cluster's CPUs)",
+    )
     if backend:
-        command.add_argument("--backend", default="local", choices=BACKENDS,
-                             help="what runs the jobs: local processes (default) or Ray (pip install 'sdl[ray]')")
+        command.add_argument(
+            "--backend",
+            default="local",
+            choices=BACKENDS,
+            help="what runs the jobs: local processes (default) or Ray (pip install 'sdl[ray]')",
+        )
     command.add_argument("--address", metavar="HOST:PORT", help="join this Ray cluster (default: a private instance on loopback)")
     command.add_argument("--verbose", action="store_true", help="show Ray's own logs")
 
@@ -176,14 +191,19 @@ def _sweep(args) -> int:
     def progress(index, outcome) -> None:
         finished_so_far[0] += 1
         where = f" on node {outcome.node}" if outcome.node else ""
-        print(f"sdl sweep: {finished_so_far[0]}/{len(jobs)} {jobs[index].label}: {outcome.note or 'done'}{where}",
-              file=sys.stderr, flush=True)
+        print(
+            f"sdl sweep: {finished_so_far[0]}/{len(jobs)} {jobs[index].label}: {outcome.note or 'done'}{where}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         finished_outcomes = run_sweep(out, jobs, runner, outcomes, progress)
     except KeyboardInterrupt:
-        print(f"sdl sweep: interrupted; the finished jobs are in {out}/results.csv; "
-              f"run the others with: sdl sweep --resume {out}", file=sys.stderr)
+        print(
+            f"sdl sweep: interrupted; the finished jobs are in {out}/results.csv; run the others with: sdl sweep --resume {out}",
+            file=sys.stderr,
+        )
         return INTERRUPTED
     lines = write_table(out, finished_outcomes)
     finished = [o for o in finished_outcomes if o.ok]
@@ -256,7 +276,12 @@ def _list() -> int:
     print("integrators:")
     for name in names():
         method = get(name)
-        traits = [f"order {method.order}", "symplectic" if method.symplectic else "", "needs (q, p)" if method.partitioned else "", "reversible" if method.time_reversible else ""]
+        traits = [
+            f"order {method.order}",
+            "symplectic" if method.symplectic else "",
+            "needs (q, p)" if method.partitioned else "",
+            "reversible" if method.time_reversible else "",
+        ]
         print(f"  {name:20s} {', '.join(t for t in traits if t)}")
     print("tasks:")
     print("  " + ", ".join(TASKS))

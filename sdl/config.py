@@ -26,10 +26,10 @@ from .tasks.classification import FIELDS, PLOTS, ClassificationConfig
 from .training import TrainConfig
 
 __all__ = [
-    "Config",
-    "ConfigError",
     "FIELDS",
     "PLOTS",
+    "Config",
+    "ConfigError",
     "apply_overrides",
     "config_from_dict",
     "load_config",
@@ -130,8 +130,10 @@ class Config:
             if value is None:
                 object.__setattr__(self, section, schema())
             elif not isinstance(value, schema):
-                raise ConfigError(f"{section}: a {type(value).__name__} does not describe the {self.task.kind} task's "
-                                  f"{section}; expected {schema.__name__}")
+                raise ConfigError(
+                    f"{section}: a {type(value).__name__} does not describe the {self.task.kind} task's "
+                    f"{section}; expected {schema.__name__}"
+                )
         if self.plots is None:
             object.__setattr__(self, "plots", self.task.plots_for(self))
         for plot in self.plots:

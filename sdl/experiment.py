@@ -125,8 +125,13 @@ def _write_config(run_dir: Path, config: Config, extra: dict | None = None) -> N
     write_atomic(run_dir / "config.yaml", lambda p: p.write_text(text))
 
 
-def run_job(config: Config, root: str | Path = "runs", resume_from: str | Path | None = None, progress: bool = True,
-            on_log: Callable[[Path, dict[str, float]], None] | None = None) -> JobResult:
+def run_job(
+    config: Config,
+    root: str | Path = "runs",
+    resume_from: str | Path | None = None,
+    progress: bool = True,
+    on_log: Callable[[Path, dict[str, float]], None] | None = None,
+) -> JobResult:
     """Train as ``config`` says into a new run folder and return the result; with ``resume_from``,
     continue that run's checkpoint to ``config.train.iterations``. ``on_log(run_dir, metrics)`` hears
     the latest metrics (and "iteration") after each logged evaluation, once its checkpoint and
@@ -196,13 +201,20 @@ def _check_resumable(previous: Config, config: Config) -> None:
     """A resumed run continues the same model on the same data, with the same loss and optimizer."""
     if previous.task != config.task:
         raise ConfigError(f"cannot change on resume: task {previous.task} → {config.task}; start a new run to change it")
-    pairs = [(f"{section}.{key}", old, getattr(getattr(config, section), key))
-             for section in ("data", "model") for key, old in dataclasses.asdict(getattr(previous, section)).items()]
-    pairs += [(f"train.{key}", getattr(previous.train, key), getattr(config.train, key)) for key in ("optimizer", "loss", "margin")]
+    pairs = [
+        (f"{section}.{key}", old, getattr(getattr(config, section), key))
+        for section in ("data", "model")
+        for key, old in dataclasses.asdict(getattr(previous, section)).items()
+    ]
+    pairs += [
+        (f"train.{key}", getattr(previous.train, key), getattr(config.train, key)) for key in ("optimizer", "loss", "margin")
+    ]
     changed = [f"{key} {old!r} → {new!r}" for key, old, new in pairs if old != new]
     if changed:
-        raise ConfigError(f"cannot change on resume: {', '.join(changed)}; the data, model, loss and optimizer "
-                          f"stay those of the run (start a new run to change them)")
+        raise ConfigError(
+            f"cannot change on resume: {', '.join(changed)}; the data, model, loss and optimizer "
+            f"stay those of the run (start a new run to change them)"
+        )
 
 
 def _load_checkpoint(run_dir: Path) -> dict:
@@ -249,7 +261,9 @@ def load_run(run_dir: str | Path) -> tuple[Config, Task, nn.Module]:
     try:
         model.load_state_dict(_load_checkpoint(run_dir)["model"])
     except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"checkpoint.pt in {str(run_dir)!r} does not fit the model of its config.yaml: {_one_line(error)}") from None
+        raise ConfigError(
+            f"checkpoint.pt in {str(run_dir)!r} does not fit the model of its config.yaml: {_one_line(error)}"
+        ) from None
     return config, task, model
 
 
@@ -285,7 +299,9 @@ def refine_run(run_dir: str | Path, factor: int = 2, interpolation: str = "const
     config, task, model = load_run(run_dir)
     # by capability, not by class: the runner names no model (tests/test_tasks.py)
     if not callable(getattr(model, "refine", None)) or "steps" not in {f.name for f in dataclasses.fields(config.model)}:
-        raise ConfigError(f"refine needs a run of an ODE-network with model.steps (task classification); {str(run_dir)!r} has a {type(model).__name__}")
+        raise ConfigError(
+            f"refine needs a run of an ODE-network with model.steps (task classification); {str(run_dir)!r} has a {type(model).__name__}"
+        )
     if interpolation not in INTERPOLATIONS:
         raise ConfigError(f"--interpolation {interpolation!r}: valid choices: {', '.join(INTERPOLATIONS)}")
     try:
@@ -293,13 +309,22 @@ def refine_run(run_dir: str | Path, factor: int = 2, interpolation: str = "const
     except (TypeError, ValueError) as error:
         raise ConfigError(f"refine: {error}") from None
     steps = refined.num_steps
-    new_config = dataclasses.replace(config, name=safe_name(f"{config.name}-K{steps}"), model=dataclasses.replace(config.model, steps=steps))
+    new_config = dataclasses.replace(
+        config, name=safe_name(f"{config.name}-K{steps}"), model=dataclasses.replace(config.model, steps=steps)
+    )
     out = new_run_dir(run_dir.parent if root is None else root, new_config.name)
-    _write_config(out, new_config, {"refined_from": str(run_dir), "refinement": {"factor": factor, "interpolation": interpolation}})
+    _write_config(
+        out, new_config, {"refined_from": str(run_dir), "refinement": {"factor": factor, "interpolation": interpolation}}
+    )
     _save_checkpoint(out, Trainer(refined, task, new_config.train))
     model.eval(), refined.eval()
     with torch.no_grad():
-        record = {"factor": factor, "interpolation": interpolation, "steps": [model.num_steps, steps],
-                  "before": task.evaluate(model)[1], "after": task.evaluate(refined)[1]}
+        record = {
+            "factor": factor,
+            "interpolation": interpolation,
+            "steps": [model.num_steps, steps],
+            "before": task.evaluate(model)[1],
+            "after": task.evaluate(refined)[1],
+        }
     write_atomic(out / "refinement.json", lambda p: p.write_text(json.dumps(record, indent=1)))
     return out

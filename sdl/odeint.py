@@ -236,4 +236,3 @@ class _FlatDimwiseField(DimwiseDifferentiable):
     def value_and_jacobian_diagonal(self, t: Tensor, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         value, diagonal = self.func.value_and_jacobian_diagonal(t, self.flat.unjoin(y), create_graph=create_graph)
         return self.flat.join(*value), self.flat.join(*diagonal)
-

@@ -23,18 +23,18 @@ from .stability import stability_region
 
 __all__ = [
     "plot_decision_boundary",
+    "plot_density",
     "plot_energy",
     "plot_energy_error",
     "plot_energy_samples",
     "plot_ess",
     "plot_hamiltonian_contours",
-    "plot_phase_portrait",
     "plot_history",
     "plot_layer_stability",
     "plot_parameters",
+    "plot_phase_portrait",
     "plot_reaction_coordinate",
     "plot_stability_region",
-    "plot_density",
     "plot_sweep",
     "plot_transitions",
 ]
@@ -154,9 +154,7 @@ def plot_transitions(
     """
     states, labels = _numpy(layer_states), _numpy(labels)
     if states.ndim != 3 or states.shape[2] < 2 or labels.shape != (states.shape[1],):
-        raise ValueError(
-            f"layer_states must be (K + 1, N, d ≥ 2) and labels (N,), got {states.shape} and {labels.shape}"
-        )
+        raise ValueError(f"layer_states must be (K + 1, N, d ≥ 2) and labels (N,), got {states.shape} and {labels.shape}")
     count = states.shape[0]
     if layers is None:
         layers = range(count) if count <= _MAX_TRANSITION_PANELS else np.linspace(0, count - 1, _MAX_TRANSITION_PANELS)
@@ -171,7 +169,7 @@ def plot_transitions(
         _scatter_classes(ax, states[k, :, :2], labels, size=9)
         ax.set(xlim=limits, ylim=limits, aspect="equal", title=f"layer {k}" if k else "input (layer 0)")
         ax.tick_params(labelsize=7)
-    for ax in axes[len(layers):]:
+    for ax in axes[len(layers) :]:
         ax.set_visible(False)
     axes[0].legend(loc="upper left", fontsize=7, markerscale=2, framealpha=0.9)
     if title:
@@ -406,7 +404,10 @@ def plot_phase_portrait(exact, predicted, n: int, path: str | Path, *, title: st
             ax.plot(predicted[:, s, i], predicted[:, s, n + i], color=colour, lw=0.9, ls="--")
         ax.set(xlabel=f"q{i + 1}" if n > 1 else "q", ylabel=f"p{i + 1}" if n > 1 else "p")
         ax.grid(alpha=0.3)
-    legend = [Line2D([], [], color="0.4", lw=2.2, alpha=0.35, label="true"), Line2D([], [], color="0.4", lw=0.9, ls="--", label="learned")]
+    legend = [
+        Line2D([], [], color="0.4", lw=2.2, alpha=0.35, label="true"),
+        Line2D([], [], color="0.4", lw=0.9, ls="--", label="learned"),
+    ]
     fig.axes[0].legend(handles=legend, fontsize=8)
     if title:
         fig.suptitle(title)
@@ -510,12 +511,20 @@ def _padded_box(points: np.ndarray) -> tuple[float, float, float, float]:
 def _scatter_classes(ax, points: np.ndarray, labels: np.ndarray, size: float) -> None:
     for i, label in enumerate(np.unique(labels)):
         chosen = labels == label
-        ax.scatter(points[chosen, 0], points[chosen, 1], s=size, color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
-                   edgecolors="white", linewidths=0.3, label=f"class {label:g}")
+        ax.scatter(
+            points[chosen, 0],
+            points[chosen, 1],
+            s=size,
+            color=_CLASS_COLOURS[i % len(_CLASS_COLOURS)],
+            edgecolors="white",
+            linewidths=0.3,
+            label=f"class {label:g}",
+        )
 
 
-def plot_energy_samples(axes_x, axes_y, energy, samples: Mapping[str, object], path: str | Path, *,
-                        title: str | None = None, levels: int = 25) -> Figure:
+def plot_energy_samples(
+    axes_x, axes_y, energy, samples: Mapping[str, object], path: str | Path, *, title: str | None = None, levels: int = 25
+) -> Figure:
     """Samples of a 2-D system over the contours of its energy, one panel per named sample set.
 
     Args:
@@ -537,8 +546,17 @@ def plot_energy_samples(axes_x, axes_y, energy, samples: Mapping[str, object], p
     return _save(fig, path)
 
 
-def plot_reaction_coordinate(reference, flow, log_weights, dividing_value: float, path: str | Path, *,
-                             title: str | None = None, bins: int = 80, label: str = "reaction coordinate") -> Figure:
+def plot_reaction_coordinate(
+    reference,
+    flow,
+    log_weights,
+    dividing_value: float,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    bins: int = 80,
+    label: str = "reaction coordinate",
+) -> Figure:
     """Histograms along the reaction coordinate r: reference samples of p, the flow's raw samples,
     and the same samples reweighted by w = exp(log_weights); the dividing value r* as a line.
     Free energy -log(density) on a second panel, where the wells are visible.

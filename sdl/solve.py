@@ -137,7 +137,12 @@ def _adjoint(gradient, adjoint_method, recovery, checkpoint_every, snapshots) ->
         return gradient
     if gradient not in GRADIENTS:
         raise ValueError(f"unknown gradient {gradient!r}; valid choices: {', '.join(GRADIENTS)}, or an sdl.Adjoint")
-    options = {"adjoint_method": adjoint_method, "recovery": recovery, "checkpoint_every": checkpoint_every, "snapshots": snapshots}
+    options = {
+        "adjoint_method": adjoint_method,
+        "recovery": recovery,
+        "checkpoint_every": checkpoint_every,
+        "snapshots": snapshots,
+    }
     given = {k: v for k, v in options.items() if v is not None}
     if gradient == "dto":
         if given:
@@ -183,9 +188,7 @@ def _check_adjoint(adjoint: Adjoint | None, integrator: Integrator, method, fiel
             "stage at t_k + c h = t_{k+1} belongs to"
         )
     if method not in _TORCHDIFFEQ_NAMES:
-        raise ValueError(
-            f"torchdiffeq has no fixed-grid method equal to {method!r}; use one of: {', '.join(_TORCHDIFFEQ_NAMES)}"
-        )
+        raise ValueError(f"torchdiffeq has no fixed-grid method equal to {method!r}; use one of: {', '.join(_TORCHDIFFEQ_NAMES)}")
 
 
 @dataclass(frozen=True, eq=False)

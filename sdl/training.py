@@ -21,10 +21,10 @@ from .losses import LOSSES, accuracy, loss_value
 from .models.vector_fields import SMOOTHNESS_FORMS
 
 __all__ = [
-    "BacktrackingGD",
     "LOSSES",
     "OPTIMIZERS",
     "SCHEDULES",
+    "BacktrackingGD",
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
@@ -66,9 +66,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.smoothness_form not in SMOOTHNESS_FORMS:
-            raise ValueError(
-                f"unknown smoothness_form {self.smoothness_form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}"
-            )
+            raise ValueError(f"unknown smoothness_form {self.smoothness_form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -84,8 +82,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
         if self.weight_decay > 0 and self.optimizer not in _DECAYING_OPTIMIZERS:
             raise ValueError(
-                f"weight_decay={self.weight_decay!r} needs optimizer {' or '.join(_DECAYING_OPTIMIZERS)}, "
-                f"got {self.optimizer!r}"
+                f"weight_decay={self.weight_decay!r} needs optimizer {' or '.join(_DECAYING_OPTIMIZERS)}, got {self.optimizer!r}"
             )
         if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
             raise ValueError(f"batch_size must be a positive int or None (full batch), got {self.batch_size!r}")
@@ -100,7 +97,9 @@ class BacktrackingGD(torch.optim.Optimizer):
     so the closure must skip ``backward()`` when E has no graph (``Trainer``'s does).
     """
 
-    def __init__(self, params, lr: float = 1.0, shrink: float = 0.5, c: float = 1e-4, grow: float = 2.0, max_backtracks: int = 40):
+    def __init__(
+        self, params, lr: float = 1.0, shrink: float = 0.5, c: float = 1e-4, grow: float = 2.0, max_backtracks: int = 40
+    ):
         super().__init__(params, dict(lr=lr, shrink=shrink, c=c, grow=grow, max_backtracks=max_backtracks))
 
     @torch.no_grad()
@@ -207,8 +206,7 @@ class Trainer:
         self.model, self.config = model, config
         self.optimizer = _optimizer(config.optimizer, model.parameters(), config.lr, config.weight_decay)
         self.schedule = (
-            torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine(config.iterations))
-            if config.schedule == "cosine" else None
+            torch.optim.lr_scheduler.LambdaLR(self.optimizer, _cosine(config.iterations)) if config.schedule == "cosine" else None
         )
         self.schedulers = self.task.schedulers(model, self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed)

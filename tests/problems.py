@@ -25,9 +25,7 @@ class Pendulum(Separable):
 
 def pendulum_reference(q0: float, p0: float, t_end: float) -> tuple[float, float]:
     """(q, p)(t_end) by scipy's DOP853 at rtol = atol = 1e-13."""
-    sol = solve_ivp(
-        lambda t, y: [y[1], -np.sin(y[0])], (0.0, t_end), [q0, p0], method="DOP853", rtol=1e-13, atol=1e-13
-    )
+    sol = solve_ivp(lambda t, y: [y[1], -np.sin(y[0])], (0.0, t_end), [q0, p0], method="DOP853", rtol=1e-13, atol=1e-13)
     return float(sol.y[0, -1]), float(sol.y[1, -1])
 
 

@@ -69,7 +69,9 @@ def test_pair_state_through_a_runge_kutta_method():
     t = torch.linspace(0, 2, 9, dtype=F64)
     grads = []
     for gradient in ("dto", "otd"):
-        q, p = sdl.odeint(Pendulum(), (q0, p0), t, method="rk4", gradient=gradient, adjoint_params=None if gradient == "dto" else ())
+        q, p = sdl.odeint(
+            Pendulum(), (q0, p0), t, method="rk4", gradient=gradient, adjoint_params=None if gradient == "dto" else ()
+        )
         grads.append(torch.autograd.grad((q[-1] ** 2).sum() + p.sum(), (q0, p0)))
     assert _relative_error(*grads) <= 1e-13
 
@@ -106,7 +108,9 @@ def test_backward_stepping_error_at_1000_steps_is_small():
 
 def test_backward_stepping_is_refused_for_irreversible_methods():
     field, y0, t = _problem("rk4")
-    with pytest.raises(ValueError, match=r"recovery='reverse' needs a time-reversible method .* reversible methods: implicit_midpoint"):
+    with pytest.raises(
+        ValueError, match=r"recovery='reverse' needs a time-reversible method .* reversible methods: implicit_midpoint"
+    ):
         sdl.odeint(field, y0, t, method="rk4", gradient="otd", recovery="reverse")
 
 
@@ -160,11 +164,19 @@ def test_plain_function_needs_adjoint_params():
     "kwargs, error, message",
     [
         (dict(gradient="otd", adjoint_method="rk7"), ValueError, "unknown adjoint method 'rk7'; valid choices: None"),
-        (dict(gradient="otd", recovery="tape"), ValueError, "unknown recovery 'tape'; valid choices: store, checkpoint, binomial, reverse"),
+        (
+            dict(gradient="otd", recovery="tape"),
+            ValueError,
+            "unknown recovery 'tape'; valid choices: store, checkpoint, binomial, reverse",
+        ),
         (dict(gradient="otd", recovery="binomial", snapshots=0), ValueError, "snapshots must be a positive int, got 0"),
         (dict(gradient="otd", recovery="binomial", snapshots=2.5), ValueError, "snapshots must be a positive int, got 2.5"),
         (dict(gradient="otd", checkpoint_every=0), ValueError, "checkpoint_every must be a positive int"),
-        (dict(gradient="otd", adjoint_method="torchdiffeq", recovery="reverse"), ValueError, "recovery='reverse' applies to sdl's adjoints"),
+        (
+            dict(gradient="otd", adjoint_method="torchdiffeq", recovery="reverse"),
+            ValueError,
+            "recovery='reverse' applies to sdl's adjoints",
+        ),
         (dict(gradient="dto", recovery="store"), ValueError, "recovery: used only with gradient='otd'"),
         (dict(output="first"), ValueError, "unknown output 'first'; valid choices: all, last"),
     ],
@@ -194,7 +206,13 @@ def _dto_and_otd_gradients(func, y0, t, inputs, method, **otd_options):
 
 @pytest.mark.parametrize(
     "case",
-    ["coupled callable, verlet", "constant field, rk4", "constant field, implicit_midpoint", "free fall, verlet", "constant adjoint_param, rk4"],
+    [
+        "coupled callable, verlet",
+        "constant field, rk4",
+        "constant field, implicit_midpoint",
+        "free fall, verlet",
+        "constant adjoint_param, rk4",
+    ],
 )
 def test_otd_equals_dto_for_unusual_but_valid_fields(case):
     """Coupled halves under a splitting (differentiated in both q and p), outputs without a graph
@@ -229,7 +247,9 @@ def test_implicit_adjoint_is_exact_at_any_loss_scale(loss_scale):
     grads = []
     for gradient in ("dto", "otd"):
         start = y0.clone().requires_grad_()
-        y = sdl.odeint(field, start, t, method=get("implicit_midpoint", tol=1e-14, max_iter=200), gradient=gradient, output="last")
+        y = sdl.odeint(
+            field, start, t, method=get("implicit_midpoint", tol=1e-14, max_iter=200), gradient=gradient, output="last"
+        )
         grads.append(torch.autograd.grad(loss_scale * y.square().sum(), [start, *field.parameters()]))
     assert _relative_error(*grads) < 1e-11
 
@@ -253,7 +273,9 @@ def test_implicit_adjoint_accepts_fields_that_count_their_calls():
     grads = []
     for gradient in ("dto", "otd"):
         start = y0.clone().requires_grad_()
-        y = sdl.odeint(field, start, t, method=get("implicit_midpoint", tol=1e-14, max_iter=200), gradient=gradient, output="last")
+        y = sdl.odeint(
+            field, start, t, method=get("implicit_midpoint", tol=1e-14, max_iter=200), gradient=gradient, output="last"
+        )
         grads.append(torch.autograd.grad(y.sum(), [start, *field.parameters()]))
     assert field.calls > 0
     assert _relative_error(*grads) < 1e-11
@@ -297,9 +319,17 @@ def test_otd_includes_a_shared_parameter_of_a_layered_field(name, adjoint):
     assert _relative_error(dto, otd) <= tolerance
 
 
-_RECOVERIES = [("rk4", "store"), ("rk4", "checkpoint"), ("rk4", "binomial"), ("gauss_legendre4", "store"),
-               ("gauss_legendre4", "reverse"), ("verlet", "store"), ("verlet", "checkpoint"),
-               ("verlet", "reverse"), ("verlet", "binomial")]
+_RECOVERIES = [
+    ("rk4", "store"),
+    ("rk4", "checkpoint"),
+    ("rk4", "binomial"),
+    ("gauss_legendre4", "store"),
+    ("gauss_legendre4", "reverse"),
+    ("verlet", "store"),
+    ("verlet", "checkpoint"),
+    ("verlet", "reverse"),
+    ("verlet", "binomial"),
+]
 
 
 @pytest.mark.parametrize("method, recovery", _RECOVERIES)
@@ -310,7 +340,14 @@ def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, 
     torch.manual_seed(0)
     w = torch.randn(3, 3, dtype=F64, requires_grad=True)
     t = torch.linspace(0, 1, 5, dtype=F64)
-    options = {"method": method, "gradient": "otd", "recovery": recovery, "checkpoint_every": 2, "snapshots": 2, "adjoint_params": (w,)}
+    options = {
+        "method": method,
+        "gradient": "otd",
+        "recovery": recovery,
+        "checkpoint_every": 2,
+        "snapshots": 2,
+        "adjoint_params": (w,),
+    }
     if method == "verlet":
         q0, p0 = (torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
 
@@ -335,7 +372,9 @@ def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, 
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         torch.autograd.grad(loss, w)  # released now: the kept states went with the graph
     with pytest.raises(RuntimeError, match="gradient='otd' gives first derivatives only"):
-        (grad,) = torch.autograd.grad(solve(*inputs)[-1].sum() if method != "verlet" else solve(*inputs)[0].sum(), w, create_graph=True)
+        (grad,) = torch.autograd.grad(
+            solve(*inputs)[-1].sum() if method != "verlet" else solve(*inputs)[0].sum(), w, create_graph=True
+        )
 
 
 @pytest.mark.parametrize("name", names())
@@ -374,7 +413,11 @@ def test_binomial_recovery_on_a_time_dependent_field(name, snapshots):
     torch.manual_seed(1)
     field = _TimeDependentField()
     pair = get(name).partitioned
-    y0 = tuple(torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2)) if pair else torch.randn(4, 3, dtype=F64, requires_grad=True)
+    y0 = (
+        tuple(torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
+        if pair
+        else torch.randn(4, 3, dtype=F64, requires_grad=True)
+    )
     t = torch.linspace(0.2, 2.4, 12, dtype=F64)
     method = get(name, tol=1e-14, max_iter=300)
     dto = _gradients(field, y0, t, method, "dto")

@@ -1,13 +1,13 @@
 """Binomial checkpointing: the schedule attains the fewest recomputed steps within its snapshot budget."""
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
 from sdl._binomial import DROP, STORE, advances, backward_plan, first_sweep
 
 
-@lru_cache(maxsize=None)
+@cache
 def fewest_advances(steps: int, snapshots: int) -> int:
     """Brute force over every first snapshot position: advance j steps, keep y_j, reverse the right part
     with one snapshot fewer and then the left part with all of them; with one snapshot, every state

@@ -39,7 +39,9 @@ def test_ess_and_free_energy_equal_hand_computed_values():
     assert effective_sample_size(torch.zeros(7, dtype=torch.float64)) == pytest.approx(1.0, abs=1e-15)
     log_w = torch.log(torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64))
     assert effective_sample_size(log_w) == pytest.approx(100 / (4 * 30), rel=1e-14)
-    assert effective_sample_size(torch.tensor([0.0, -math.inf, -math.inf], dtype=torch.float64)) == pytest.approx(1 / 3, rel=1e-14)
+    assert effective_sample_size(torch.tensor([0.0, -math.inf, -math.inf], dtype=torch.float64)) == pytest.approx(
+        1 / 3, rel=1e-14
+    )
     assert effective_sample_size(torch.full((3,), -math.inf)) == 0.0
     in_b = torch.tensor([False, False, True, True])
     assert free_energy_difference(log_w, in_b) == pytest.approx(-math.log(7 / 3), rel=1e-14)

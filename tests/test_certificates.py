@@ -27,13 +27,18 @@ from sdl.stability import (
     step_lipschitz_bound,
 )
 
-
 F64 = torch.float64
 
 MODELS = {
-    "resnet_rk4_linear_lift": lambda: ODENet(ResNetField(4, "tanh", num_layers=3, init_scale=2.0), in_dim=3, num_classes=3, lift="linear"),
-    "gradient_flow_euler_binary": lambda: ODENet(GradientFlowField(3, "relu", num_layers=4, init_scale=3.0), method="euler", in_dim=2),
-    "antisymmetric_ssprk3": lambda: ODENet(AntisymmetricField(4, "tanh", num_layers=3, gamma=0.1), method="ssprk3", in_dim=4, num_classes=4),
+    "resnet_rk4_linear_lift": lambda: ODENet(
+        ResNetField(4, "tanh", num_layers=3, init_scale=2.0), in_dim=3, num_classes=3, lift="linear"
+    ),
+    "gradient_flow_euler_binary": lambda: ODENet(
+        GradientFlowField(3, "relu", num_layers=4, init_scale=3.0), method="euler", in_dim=2
+    ),
+    "antisymmetric_ssprk3": lambda: ODENet(
+        AntisymmetricField(4, "tanh", num_layers=3, gamma=0.1), method="ssprk3", in_dim=4, num_classes=4
+    ),
     "nonexpansive_rk4_orthogonal": lambda: ODENet(
         GradientFlowField(4, "tanh", num_layers=4, width=6, init_scale=6.0),
         in_dim=3,
@@ -43,10 +48,18 @@ MODELS = {
         constraint="nonexpansive",
     ),
     "nonexpansive_step_heun_spectral": lambda: ODENet(
-        GradientFlowField(4, "relu", num_layers=3, init_scale=6.0), method="heun", in_dim=6, lift="spectral", constraint="nonexpansive_step"
+        GradientFlowField(4, "relu", num_layers=3, init_scale=6.0),
+        method="heun",
+        in_dim=6,
+        lift="spectral",
+        constraint="nonexpansive_step",
     ),
     "switching_euler": lambda: ODENet(
-        SwitchingField(3, leaky_relu(0.5), num_layers=4, init_scale=2.0), method="euler", in_dim=3, num_classes=3, constraint="switching"
+        SwitchingField(3, leaky_relu(0.5), num_layers=4, init_scale=2.0),
+        method="euler",
+        in_dim=3,
+        num_classes=3,
+        constraint="switching",
     ),
     "gradient_flow_kutta3_unconstrained": lambda: ODENet(
         GradientFlowField(3, "softplus", num_layers=2, init_scale=2.0), method="kutta3", in_dim=3, num_classes=3
@@ -140,7 +153,9 @@ def test_bound_reads_exact_norms_of_spectrally_normalised_layers():
     """A spectral_norm head trained a little has ‖W‖₂ > 1; the certificate multiplies by that exact
     value (here the only factor above 1: a pad lift and non-expansive steps)."""
     torch.manual_seed(0)
-    model = ODENet(GradientFlowField(6, num_layers=2, init_scale=5.0), in_dim=6, num_classes=4, head="spectral", constraint="nonexpansive")
+    model = ODENet(
+        GradientFlowField(6, num_layers=2, init_scale=5.0), in_dim=6, num_classes=4, head="spectral", constraint="nonexpansive"
+    )
     model = model.double()
     x, y = torch.randn(64, 6, dtype=F64), torch.randint(0, 4, (64,))
     fit(model, x, y, steps=30, lr=0.05)
@@ -151,7 +166,9 @@ def test_bound_reads_exact_norms_of_spectrally_normalised_layers():
 
 def test_a_float32_model_is_certified_through_its_float64_twin_without_side_effects():
     torch.manual_seed(0)
-    model = ODENet(GradientFlowField(4, num_layers=3, init_scale=5.0), in_dim=4, constraint="nonexpansive", constraint_norm="power")
+    model = ODENet(
+        GradientFlowField(4, num_layers=3, init_scale=5.0), in_dim=4, constraint="nonexpansive", constraint_norm="power"
+    )
     model.train()
     estimate = model.field.parametrizations.weight[0].norm.u.clone()
     bound = lipschitz_bound(model)
@@ -197,7 +214,9 @@ def test_certified_radius_formula(num_classes):
     torch.testing.assert_close(radius, expected, rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("name", ["nonexpansive_rk4_orthogonal", "switching_euler", "resnet_rk4_linear_lift", "gradient_flow_euler_binary"])
+@pytest.mark.parametrize(
+    "name", ["nonexpansive_rk4_orthogonal", "switching_euler", "resnet_rk4_linear_lift", "gradient_flow_euler_binary"]
+)
 def test_no_attack_within_the_certified_radius_changes_a_prediction(name):
     """PGD at 0.999 × each point's certified radius (targeted, restarts) flips no prediction; at
     ε = 2 it flips some (the attack works on this model); and certified accuracy ≤ robust accuracy

@@ -77,10 +77,19 @@ def test_train_writes_every_promised_file(tmp_path, tiny_config):
         ("integrator=verlet", "'verlet' is a splitting method for (q, p) states and needs model.field: hamiltonian"),
         ("train.optimizer=rmsprop", "unknown optimizer 'rmsprop'; valid choices: adam, sgd, lbfgs, gd"),
         # combinations that used to pass validation and crash once the run folder existed
-        ("gradient={mode: otd, recovery: reverse}", "recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'heun' is not"),
+        (
+            "gradient={mode: otd, recovery: reverse}",
+            "recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'heun' is not",
+        ),
         ("gradient={mode: otd, recovery: binomial, snapshots: 0}", "gradient: snapshots must be a positive int, got 0"),
-        ("integrator={name: backward_euler, solver: jacobi_newton}", "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable"),
-        ("model.momentum=linear", "model.momentum: 'linear' needs a field on (q, p) pairs (model.field: hamiltonian); got 'resnet'"),
+        (
+            "integrator={name: backward_euler, solver: jacobi_newton}",
+            "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable",
+        ),
+        (
+            "model.momentum=linear",
+            "model.momentum: 'linear' needs a field on (q, p) pairs (model.field: hamiltonian); got 'resnet'",
+        ),
         ("task=regression", "task.kind: 'regression' is not valid; valid choices: classification, density"),
     ],
 )
@@ -99,10 +108,23 @@ def test_missing_config_file_is_a_user_error(tmp_path):
 
 def test_resume_equals_uninterrupted(tmp_path, tiny_config):
     straight = _sdl("train", str(tiny_config), "--runs", "a", "--no-progress", "--set", "plots=[]", cwd=tmp_path)
-    half = _sdl("train", str(tiny_config), "--runs", "b", "--no-progress", "--set", "plots=[]", "--set", "train.iterations=10", cwd=tmp_path)
+    half = _sdl(
+        "train",
+        str(tiny_config),
+        "--runs",
+        "b",
+        "--no-progress",
+        "--set",
+        "plots=[]",
+        "--set",
+        "train.iterations=10",
+        cwd=tmp_path,
+    )
     assert straight.returncode == 0 and half.returncode == 0
     half_run = _only_run(tmp_path / "b")
-    resumed = _sdl("train", "--resume", str(half_run), "--runs", "c", "--no-progress", "--set", "train.iterations=20", cwd=tmp_path)
+    resumed = _sdl(
+        "train", "--resume", str(half_run), "--runs", "c", "--no-progress", "--set", "train.iterations=20", cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     full = torch.load(_only_run(tmp_path / "a") / "checkpoint.pt", weights_only=True)
     cont = torch.load(_only_run(tmp_path / "c") / "checkpoint.pt", weights_only=True)
@@ -126,7 +148,19 @@ def test_analyse_writes_diagnostics(tmp_path, tiny_config):
 
 
 def test_sweep_runs_the_grid_and_writes_one_table(tmp_path, tiny_config):
-    result = _sdl("sweep", str(tiny_config), "--grid", "integrator=euler,rk4", "--set", "plots=[]", "--runs", "runs", "--jobs", "2", cwd=tmp_path)
+    result = _sdl(
+        "sweep",
+        str(tiny_config),
+        "--grid",
+        "integrator=euler,rk4",
+        "--set",
+        "plots=[]",
+        "--runs",
+        "runs",
+        "--jobs",
+        "2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     (sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
     table = (sweep / "results.md").read_text()
@@ -149,8 +183,18 @@ def test_sweep_runs_the_grid_and_writes_one_table(tmp_path, tiny_config):
 def test_list_names_integrators_fields_and_data():
     result = _sdl("list", cwd=".")
     assert result.returncode == 0
-    for word in ("verlet", "order 2, symplectic, needs (q, p), reversible", "gradient_flow", "spiral2d", "softplus",
-                 "density", "nonexpansive", "antisymmetric", "digits", "two_moons"):
+    for word in (
+        "verlet",
+        "order 2, symplectic, needs (q, p), reversible",
+        "gradient_flow",
+        "spiral2d",
+        "softplus",
+        "density",
+        "nonexpansive",
+        "antisymmetric",
+        "digits",
+        "two_moons",
+    ):
         assert word in result.stdout
 
 
@@ -180,7 +224,9 @@ def test_every_shipped_experiment_config_is_valid():
 def test_config_errors_name_key_and_choices(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {field: spline}\n")
-    with pytest.raises(ConfigError, match="model.field: 'spline' is not valid; valid choices: resnet, gradient_flow, hamiltonian"):
+    with pytest.raises(
+        ConfigError, match="model.field: 'spline' is not valid; valid choices: resnet, gradient_flow, hamiltonian"
+    ):
         load_config(path)
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping of keys at the top level"):
@@ -190,8 +236,21 @@ def test_config_errors_name_key_and_choices(tmp_path):
 @pytest.fixture
 def short_run(tmp_path, tiny_config):
     """A finished 4-iteration run in tmp_path/first; returns its folder."""
-    code = cli.main(["train", str(tiny_config), "--runs", str(tmp_path / "first"), "--no-progress",
-                     "--set", "plots=[]", "--set", "train.iterations=4", "--set", "train.log_every=2"])
+    code = cli.main(
+        [
+            "train",
+            str(tiny_config),
+            "--runs",
+            str(tmp_path / "first"),
+            "--no-progress",
+            "--set",
+            "plots=[]",
+            "--set",
+            "train.iterations=4",
+            "--set",
+            "train.log_every=2",
+        ]
+    )
     assert code == 0
     return _only_run(tmp_path / "first")
 
@@ -205,8 +264,25 @@ def _user_error(capsys, argv, message):
 
 
 def test_resume_applies_the_new_learning_rate_and_weight_decay(tmp_path, short_run):
-    assert cli.main(["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"), "--no-progress",
-                     "--set", "train.iterations=6", "--set", "train.lr=0.001", "--set", "train.weight_decay=0.1"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--resume",
+                str(short_run),
+                "--runs",
+                str(tmp_path / "next"),
+                "--no-progress",
+                "--set",
+                "train.iterations=6",
+                "--set",
+                "train.lr=0.001",
+                "--set",
+                "train.weight_decay=0.1",
+            ]
+        )
+        == 0
+    )
     state = torch.load(_only_run(tmp_path / "next") / "checkpoint.pt", weights_only=True)
     assert {(g["lr"], g["weight_decay"]) for g in state["optimizer"]["param_groups"]} == {(0.001, 0.1)}
 
@@ -221,8 +297,11 @@ def test_resume_applies_the_new_learning_rate_and_weight_decay(tmp_path, short_r
     ],
 )
 def test_resume_refuses_changes_it_cannot_apply(tmp_path, short_run, capsys, override, message):
-    _user_error(capsys, ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"),
-                         "--set", "train.iterations=6", "--set", override], message)
+    _user_error(
+        capsys,
+        ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"), "--set", "train.iterations=6", "--set", override],
+        message,
+    )
     assert not (tmp_path / "next").exists()
 
 
@@ -234,13 +313,33 @@ def test_a_run_saved_with_cuda_or_an_old_style_name_opens_on_this_machine(tmp_pa
     (short_run / "config.yaml").write_text(yaml.safe_dump(config))
     if not torch.cuda.is_available():
         assert cli.main(["analyse", str(short_run)]) == 0
-    assert cli.main(["train", "--resume", str(short_run), "--runs", str(tmp_path / "next"), "--no-progress",
-                     "--set", "train.iterations=6", "--set", "device=cpu", "--set", "name=my_run"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "--resume",
+                str(short_run),
+                "--runs",
+                str(tmp_path / "next"),
+                "--no-progress",
+                "--set",
+                "train.iterations=6",
+                "--set",
+                "device=cpu",
+                "--set",
+                "name=my_run",
+            ]
+        )
+        == 0
+    )
 
 
 def test_resuming_a_finished_run_is_refused(tmp_path, short_run, capsys):
-    _user_error(capsys, ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next")],
-                "the run is already at iteration 4 ≥ train.iterations=4; raise it with --set train.iterations=N, N > 4")
+    _user_error(
+        capsys,
+        ["train", "--resume", str(short_run), "--runs", str(tmp_path / "next")],
+        "the run is already at iteration 4 ≥ train.iterations=4; raise it with --set train.iterations=N, N > 4",
+    )
     assert not (tmp_path / "next").exists()
 
 
@@ -259,14 +358,19 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_a_user_error(short_run, ca
     config = yaml.safe_load((short_run / "config.yaml").read_text())
     config["model"]["width"] = 4
     (short_run / "config.yaml").write_text(yaml.safe_dump(config))
-    _user_error(capsys, ["analyse", str(short_run)], f"checkpoint.pt in {str(short_run)!r} does not fit the model of its config.yaml")
+    _user_error(
+        capsys, ["analyse", str(short_run)], f"checkpoint.pt in {str(short_run)!r} does not fit the model of its config.yaml"
+    )
     assert not list(short_run.glob("analysis-*"))
 
 
 def test_run_names_stay_inside_runs(tmp_path, tiny_config, capsys):
     for name in ("../escape", "a/b", "''"):
-        _user_error(capsys, ["train", str(tiny_config), "--runs", str(tmp_path / "runs"), "--set", f"name={name}"],
-                    "is not a valid run name")
+        _user_error(
+            capsys,
+            ["train", str(tiny_config), "--runs", str(tmp_path / "runs"), "--set", f"name={name}"],
+            "is not a valid run name",
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
 
 
@@ -280,8 +384,20 @@ def test_duplicate_keys_are_refused(tmp_path, tiny_config, capsys):
     duplicate = tmp_path / "dup.yaml"
     duplicate.write_text(tiny_config.read_text() + "name: again\n")
     _user_error(capsys, ["train", str(duplicate), "--runs", str(tmp_path / "runs")], "duplicate key 'name'")
-    _user_error(capsys, ["sweep", str(tiny_config), "--runs", str(tmp_path / "runs"), "--grid", "integrator=euler,rk4",
-                         "--grid", "integrator=heun"], "--grid 'integrator=heun': integrator is already a grid axis")
+    _user_error(
+        capsys,
+        [
+            "sweep",
+            str(tiny_config),
+            "--runs",
+            str(tmp_path / "runs"),
+            "--grid",
+            "integrator=euler,rk4",
+            "--grid",
+            "integrator=heun",
+        ],
+        "--grid 'integrator=heun': integrator is already a grid axis",
+    )
     assert not (tmp_path / "runs").exists()
 
 
@@ -294,8 +410,22 @@ def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, monkey
         return original(self)
 
     monkeypatch.setattr(Trainer, "step", step)
-    code = cli.main(["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--set", "plots=[]", "--set", "train.iterations=2",
-                     "--runs", str(tmp_path / "runs"), "--jobs", "1"])
+    code = cli.main(
+        [
+            "sweep",
+            str(tiny_config),
+            "--grid",
+            "train.lr=0.05,0.01",
+            "--set",
+            "plots=[]",
+            "--set",
+            "train.iterations=2",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--jobs",
+            "1",
+        ]
+    )
     assert code == 1
     (sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
     rows = (sweep / "results.csv").read_text()
@@ -316,8 +446,22 @@ def test_a_worker_that_dies_is_a_row_and_the_finished_jobs_are_kept(tmp_path, ti
         return original(self)
 
     monkeypatch.setattr(Trainer, "step", step)
-    code = cli.main(["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01,0.02", "--set", "plots=[]",
-                     "--set", "train.iterations=2", "--runs", str(tmp_path / "runs"), "--jobs", "2"])
+    code = cli.main(
+        [
+            "sweep",
+            str(tiny_config),
+            "--grid",
+            "train.lr=0.05,0.01,0.02",
+            "--set",
+            "plots=[]",
+            "--set",
+            "train.iterations=2",
+            "--runs",
+            str(tmp_path / "runs"),
+            "--jobs",
+            "2",
+        ]
+    )
     assert code == 1
     (sweep,) = (tmp_path / "runs").glob("sweep-tiny-*")
     with (sweep / "results.csv").open() as handle:
@@ -336,8 +480,12 @@ def test_the_non_expansive_digits_config_trains_and_is_certified(tmp_path):
     from sdl.stability import lipschitz_bound
 
     config = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "digits_robust.yaml"
-    assert cli.main(["train", str(config), "--runs", str(tmp_path), "--no-progress", "--set", "train.iterations=3",
-                     "--set", "plots=[]"]) == 0
+    assert (
+        cli.main(
+            ["train", str(config), "--runs", str(tmp_path), "--no-progress", "--set", "train.iterations=3", "--set", "plots=[]"]
+        )
+        == 0
+    )
     _, task, model = load_run(_only_run(tmp_path))
     assert task.data.x_train.shape[1] == 64 and model.num_classes == 10
     assert lipschitz_bound(model) == pytest.approx(1.0, abs=1e-6)
@@ -355,6 +503,10 @@ def test_refine_writes_a_new_run_that_resumes_at_twice_the_depth(tmp_path, short
     assert torch.equal(state["model"]["field.weight"], old["model"]["field.weight"].repeat_interleave(2, 0))
     record = json.loads((refined / "refinement.json").read_text())
     assert record["steps"] == [3, 6] and set(record["before"]) == set(record["after"]) == {"train_accuracy", "val_accuracy"}
-    assert cli.main(["train", "--resume", str(refined), "--runs", str(tmp_path / "more"), "--no-progress",
-                     "--set", "train.iterations=2"]) == 0  # multilevel: training goes on at 6 layers
+    assert (
+        cli.main(
+            ["train", "--resume", str(refined), "--runs", str(tmp_path / "more"), "--no-progress", "--set", "train.iterations=2"]
+        )
+        == 0
+    )  # multilevel: training goes on at 6 layers
     _user_error(capsys, ["refine", str(short_run), "--interpolation", "cubic"], "valid choices: constant, linear")

@@ -25,65 +25,129 @@ REVERSIBLE = "reversible methods: implicit_midpoint, gauss_legendre4, verlet, le
 # (base, the conflicting keys, a change of the other key that resolves it, words of the message)
 PAIRS = {
     "splitting method × field on single states": (
-        CLASSIFICATION, {"integrator": "verlet"}, {"model": {"field": "hamiltonian"}},
-        "'verlet' is a splitting method for (q, p) states and needs model.field: hamiltonian (got 'resnet')"),
+        CLASSIFICATION,
+        {"integrator": "verlet"},
+        {"model": {"field": "hamiltonian"}},
+        "'verlet' is a splitting method for (q, p) states and needs model.field: hamiltonian (got 'resnet')",
+    ),
     "reverse recovery × method not time-reversible": (
-        CLASSIFICATION, {"gradient": {"mode": "otd", "recovery": "reverse"}, "integrator": "rk4"},
-        {"integrator": "implicit_midpoint"}, f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}"),
+        CLASSIFICATION,
+        {"gradient": {"mode": "otd", "recovery": "reverse"}, "integrator": "rk4"},
+        {"integrator": "implicit_midpoint"},
+        f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}",
+    ),
     "jacobi_newton × field without D_dim f": (
-        CLASSIFICATION, {"integrator": {"name": "backward_euler", "solver": "jacobi_newton"}},
-        {"integrator": {"solver": "newton"}}, ("solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable "
-        "(such as a HollowNet); got ResNetField; use solver='fixed_point' or 'newton'")),
+        CLASSIFICATION,
+        {"integrator": {"name": "backward_euler", "solver": "jacobi_newton"}},
+        {"integrator": {"solver": "newton"}},
+        (
+            "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable "
+            "(such as a HollowNet); got ResNetField; use solver='fixed_point' or 'newton'"
+        ),
+    ),
     "torchdiffeq adjoint × layered field": (
-        CLASSIFICATION, {"gradient": {"mode": "otd", "adjoint_method": "torchdiffeq"}, "integrator": "euler"},
-        {"model": {"layered": False}}, "Adjoint(method='torchdiffeq') supports shared parameters only"),
+        CLASSIFICATION,
+        {"gradient": {"mode": "otd", "adjoint_method": "torchdiffeq"}, "integrator": "euler"},
+        {"model": {"layered": False}},
+        "Adjoint(method='torchdiffeq') supports shared parameters only",
+    ),
     "torchdiffeq adjoint × method torchdiffeq lacks": (
-        CLASSIFICATION, {"gradient": {"mode": "otd", "adjoint_method": "torchdiffeq"}, "integrator": "rk4", "model": {"layered": False}},
-        {"integrator": "rk4_38"}, "torchdiffeq has no fixed-grid method equal to 'rk4'; use one of: euler, midpoint, rk4_38"),
+        CLASSIFICATION,
+        {"gradient": {"mode": "otd", "adjoint_method": "torchdiffeq"}, "integrator": "rk4", "model": {"layered": False}},
+        {"integrator": "rk4_38"},
+        "torchdiffeq has no fixed-grid method equal to 'rk4'; use one of: euler, midpoint, rk4_38",
+    ),
     "torchdiffeq adjoint × checkpoint recovery": (
-        CLASSIFICATION, {"gradient": {"mode": "otd", "adjoint_method": "torchdiffeq", "recovery": "checkpoint"}, "integrator": "euler",
-                         "model": {"layered": False}},
-        {"gradient": {"recovery": "store"}}, "recovery='checkpoint' applies to sdl's adjoints"),
+        CLASSIFICATION,
+        {
+            "gradient": {"mode": "otd", "adjoint_method": "torchdiffeq", "recovery": "checkpoint"},
+            "integrator": "euler",
+            "model": {"layered": False},
+        },
+        {"gradient": {"recovery": "store"}},
+        "recovery='checkpoint' applies to sdl's adjoints",
+    ),
     "linear momentum × field on single states": (
-        CLASSIFICATION, {"model": {"momentum": "linear", "field": "gradient_flow"}}, {"model": {"field": "hamiltonian"}, "integrator": "verlet"},
-        "model.momentum: 'linear' needs a field on (q, p) pairs (model.field: hamiltonian); got 'gradient_flow'"),
+        CLASSIFICATION,
+        {"model": {"momentum": "linear", "field": "gradient_flow"}},
+        {"model": {"field": "hamiltonian"}, "integrator": "verlet"},
+        "model.momentum: 'linear' needs a field on (q, p) pairs (model.field: hamiltonian); got 'gradient_flow'",
+    ),
     "constraint × field": (
-        CLASSIFICATION, {"model": {"constraint": "nonexpansive"}}, {"model": {"field": "gradient_flow"}, "integrator": "euler"},
-        "model: constraint='nonexpansive' needs a GradientFlowField, got ResNetField"),
+        CLASSIFICATION,
+        {"model": {"constraint": "nonexpansive"}},
+        {"model": {"field": "gradient_flow"}, "integrator": "euler"},
+        "model: constraint='nonexpansive' needs a GradientFlowField, got ResNetField",
+    ),
     "constraint × method with no contractivity disc": (
-        CLASSIFICATION, {"model": {"field": "gradient_flow", "constraint": "nonexpansive"}, "integrator": "midpoint"},
-        {"integrator": "euler"}, "this method's contractivity radius is 0"),
+        CLASSIFICATION,
+        {"model": {"field": "gradient_flow", "constraint": "nonexpansive"}, "integrator": "midpoint"},
+        {"integrator": "euler"},
+        "this method's contractivity radius is 0",
+    ),
     "padding lift × width below the data's dimension": (
-        CLASSIFICATION, {"data": {"name": "digits"}}, {"model": {"lift": "linear"}},
-        "model.width: 2 is less than the data's dimension 64, which model.lift: pad needs; raise it or use model.lift: linear"),
+        CLASSIFICATION,
+        {"data": {"name": "digits"}},
+        {"model": {"lift": "linear"}},
+        "model.width: 2 is less than the data's dimension 64, which model.lift: pad needs; raise it or use model.lift: linear",
+    ),
     "plane plots × data with more than 2 features": (
-        CLASSIFICATION, {"data": {"name": "digits"}, "model": {"width": 64}, "plots": ["transitions"]}, {"plots": ["history"]},
-        "plots: transitions draw points of the plane, and digits has 64 features"),
+        CLASSIFICATION,
+        {"data": {"name": "digits"}, "model": {"width": 64}, "plots": ["transitions"]},
+        {"plots": ["history"]},
+        "plots: transitions draw points of the plane, and digits has 64 features",
+    ),
     "weight decay × optimizer without a step size": (
-        CLASSIFICATION, {"train": {"optimizer": "lbfgs", "weight_decay": 0.1}}, {"train": {"optimizer": "adam"}},
-        "weight_decay=0.1 needs optimizer adam or sgd, got 'lbfgs'"),
+        CLASSIFICATION,
+        {"train": {"optimizer": "lbfgs", "weight_decay": 0.1}},
+        {"train": {"optimizer": "adam"}},
+        "weight_decay=0.1 needs optimizer adam or sgd, got 'lbfgs'",
+    ),
     "density × full batch": (
-        DENSITY, {"train": {"batch_size": None}}, {"train": {"batch_size": 8}},
-        "train.batch_size: None (full batch) has no meaning for a density"),
+        DENSITY,
+        {"train": {"batch_size": None}},
+        {"train": {"batch_size": 8}},
+        "train.batch_size: None (full batch) has no meaning for a density",
+    ),
     "CNF × splitting method": (
-        DENSITY, {"model": {"flow": "cnf"}, "integrator": "verlet"}, {"integrator": "rk4"},
-        "integrator.name: 'verlet' needs (q, p) states; a CNF needs a Runge–Kutta method"),
+        DENSITY,
+        {"model": {"flow": "cnf"}, "integrator": "verlet"},
+        {"integrator": "rk4"},
+        "integrator.name: 'verlet' needs (q, p) states; a CNF needs a Runge–Kutta method",
+    ),
     "CNF × reverse recovery of a method not time-reversible": (
-        DENSITY, {"model": {"flow": "cnf"}, "integrator": "rk4", "gradient": {"mode": "otd", "recovery": "reverse"}},
-        {"gradient": {"recovery": "checkpoint"}}, "do not fit model.flow: cnf: recovery='reverse' needs a time-reversible method"),
+        DENSITY,
+        {"model": {"flow": "cnf"}, "integrator": "rk4", "gradient": {"mode": "otd", "recovery": "reverse"}},
+        {"gradient": {"recovery": "checkpoint"}},
+        "do not fit model.flow: cnf: recovery='reverse' needs a time-reversible method",
+    ),
     "one-step map × derivative loss": (
-        DYNAMICS, {"model": {"model": "la_sympnet"}}, {"task": {"kind": "dynamics", "loss": "trajectory"}},
-        ("task.loss: 'derivative' needs a field; model.model 'la_sympnet' is a one-step map. Use task.loss: trajectory, "
-         "or a field: hnn, separable_hnn, mlp_field")),
+        DYNAMICS,
+        {"model": {"model": "la_sympnet"}},
+        {"task": {"kind": "dynamics", "loss": "trajectory"}},
+        (
+            "task.loss: 'derivative' needs a field; model.model 'la_sympnet' is a one-step map. Use task.loss: trajectory, "
+            "or a field: hnn, separable_hnn, mlp_field"
+        ),
+    ),
     "HNN × reverse recovery of a method not time-reversible": (
-        DYNAMICS, {"integrator": "rk4", "gradient": {"mode": "otd", "recovery": "reverse"}}, {"integrator": "leapfrog"},
-        f"do not fit model.model: hnn: recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}"),
+        DYNAMICS,
+        {"integrator": "rk4", "gradient": {"mode": "otd", "recovery": "reverse"}},
+        {"integrator": "leapfrog"},
+        f"do not fit model.model: hnn: recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}",
+    ),
     "HNN × jacobi_newton": (
-        DYNAMICS, {"integrator": {"name": "backward_euler", "solver": "jacobi_newton"}}, {"integrator": {"solver": "fixed_point"}},
-        "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable (such as a HollowNet); got HNN"),
+        DYNAMICS,
+        {"integrator": {"name": "backward_euler", "solver": "jacobi_newton"}},
+        {"integrator": {"solver": "fixed_point"}},
+        "solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable (such as a HollowNet); got HNN",
+    ),
     "recipe × system": (
-        DYNAMICS, {"data": {"system": "mass_spring", "recipe": "sympnets"}}, {"data": {"system": "pendulum_sympnets"}},
-        "data.recipe (of mass_spring): 'sympnets' is not valid; valid choices: hnn"),
+        DYNAMICS,
+        {"data": {"system": "mass_spring", "recipe": "sympnets"}},
+        {"data": {"system": "pendulum_sympnets"}},
+        "data.recipe (of mass_spring): 'sympnets' is not valid; valid choices: hnn",
+    ),
 }
 
 

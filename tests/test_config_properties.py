@@ -25,21 +25,62 @@ from sdl.tasks import TASKS
 from sdl.training import LOSSES, OPTIMIZERS, SCHEDULES
 
 # Valid words of every kind, so that generated configs reach the checks behind the first one.
-WORDS = sorted({*names(), *FIELDS, *RECOVERIES, "dto", "otd", *DTYPES, *DEVICES, *TASKS, *OPTIMIZERS, *LOSSES,
-                *SCHEDULES, *dataset_names(), *density_names(), *system_names(), *activation_names(), "linear",
-                "pad", "newton", "jacobi_newton", "fixed_point", "torchdiffeq", "trajectory", "derivative", "hnn"})
+WORDS = sorted(
+    {
+        *names(),
+        *FIELDS,
+        *RECOVERIES,
+        "dto",
+        "otd",
+        *DTYPES,
+        *DEVICES,
+        *TASKS,
+        *OPTIMIZERS,
+        *LOSSES,
+        *SCHEDULES,
+        *dataset_names(),
+        *density_names(),
+        *system_names(),
+        *activation_names(),
+        "linear",
+        "pad",
+        "newton",
+        "jacobi_newton",
+        "fixed_point",
+        "torchdiffeq",
+        "trajectory",
+        "derivative",
+        "hnn",
+    }
+)
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
-SECTION_KEYS = sorted({f.name for task in TASKS.values() for schema in (task, task.data_config, task.model_config)
-                       for f in dataclasses.fields(schema)}
-                      | {f.name for section in ("integrator", "gradient", "train", "analysis")
-                         for f in dataclasses.fields(type(getattr(Config(), section)))})
+SECTION_KEYS = sorted(
+    {
+        f.name
+        for task in TASKS.values()
+        for schema in (task, task.data_config, task.model_config)
+        for f in dataclasses.fields(schema)
+    }
+    | {
+        f.name
+        for section in ("integrator", "gradient", "train", "analysis")
+        for f in dataclasses.fields(type(getattr(Config(), section)))
+    }
+)
 
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.sampled_from(WORDS), st.text(max_size=6),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from(WORDS),
+    st.text(max_size=6),
 )
-VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(SECTION_KEYS), inner, max_size=3),
-                      max_leaves=6)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(SECTION_KEYS), inner, max_size=3),
+    max_leaves=6,
+)
 SECTION = st.one_of(VALUES, st.dictionaries(st.sampled_from(SECTION_KEYS + ["bogus"]), VALUES, max_size=4))
 RAW = st.dictionaries(st.sampled_from(sorted(SECTIONS) + ["bogus"]), SECTION, max_size=5)
 
@@ -64,8 +105,15 @@ def test_every_raw_config_loads_or_is_a_one_line_config_error(raw):
 
 
 @SETTINGS
-@given(st.lists(st.tuples(st.sampled_from([f"{s}.{k}" for s in SECTIONS for k in SECTION_KEYS[:12]] + list(SECTIONS) + ["", "a..b"]),
-                          st.one_of(st.sampled_from(WORDS), st.text(max_size=8), st.integers(-2, 9).map(str))), max_size=4))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([f"{s}.{k}" for s in SECTIONS for k in SECTION_KEYS[:12]] + list(SECTIONS) + ["", "a..b"]),
+            st.one_of(st.sampled_from(WORDS), st.text(max_size=8), st.integers(-2, 9).map(str)),
+        ),
+        max_size=4,
+    )
+)
 @example([("model.activation", "'\n")])  # found by this test: the message quoted the override's newline
 def test_every_override_applies_or_is_a_one_line_config_error(pairs):
     overrides = [f"{key}={value}" for key, value in pairs]

@@ -16,7 +16,12 @@ CONTRACTIVE = [n for n, t in TABLEAUS.items() if t.explicit and contractivity_ra
 def _flow_ratios(model, n=2000, spread=3.0):
     """‖z^K(x₁) - z^K(x₂)‖ / ‖x₁ - x₂‖ over random pairs, far apart and close (pad lift: z⁰ = x)."""
     x1 = spread * torch.randn(n, model.in_dim, dtype=F64)
-    x2 = torch.cat([spread * torch.randn(n // 2, model.in_dim, dtype=F64), x1[n // 2 :] + 1e-4 * torch.randn(n // 2, model.in_dim, dtype=F64)])
+    x2 = torch.cat(
+        [
+            spread * torch.randn(n // 2, model.in_dim, dtype=F64),
+            x1[n // 2 :] + 1e-4 * torch.randn(n // 2, model.in_dim, dtype=F64),
+        ]
+    )
     with torch.no_grad():
         z1, z2 = model.trajectory(x1)[-1], model.trajectory(x2)[-1]
     return (z1 - z2).norm(dim=-1) / (x1 - x2).norm(dim=-1)
@@ -66,12 +71,19 @@ def test_the_same_network_without_the_rule_expands():
     assert _flow_ratios(model.double()).max() > 1.5
 
 
-@pytest.mark.parametrize("constraint, norm", [("nonexpansive", "exact"), ("nonexpansive", "power"), ("nonexpansive_step", "exact")])
+@pytest.mark.parametrize(
+    "constraint, norm", [("nonexpansive", "exact"), ("nonexpansive", "power"), ("nonexpansive_step", "exact")]
+)
 def test_the_rule_holds_after_training_steps(constraint, norm):
     """After large optimiser steps, in eval mode (exact norms), h_k L_σ ‖A_k‖₂² ≤ 2r on every layer."""
     torch.manual_seed(0)
     model = ODENet(
-        GradientFlowField(4, "tanh", num_layers=3), method="ssprk3", in_dim=4, num_classes=3, constraint=constraint, constraint_norm=norm
+        GradientFlowField(4, "tanh", num_layers=3),
+        method="ssprk3",
+        in_dim=4,
+        num_classes=3,
+        constraint=constraint,
+        constraint_norm=norm,
     ).double()
     x, y = torch.randn(64, 4, dtype=F64), torch.randint(0, 3, (64,))
     fit(model, x, y, steps=10, lr=0.5)
@@ -146,7 +158,9 @@ def test_switching_pairs_are_non_expansive_empirically_and_by_their_bound():
     random pairs of points, and so is the product of its two step bounds; the expansive steps are
     not switched off and do expand."""
     torch.manual_seed(2)
-    model = ODENet(SwitchingField(3, leaky_relu(0.5), num_layers=6, init_scale=3.0), method="euler", in_dim=3, constraint="switching")
+    model = ODENet(
+        SwitchingField(3, leaky_relu(0.5), num_layers=6, init_scale=3.0), method="euler", in_dim=3, constraint="switching"
+    )
     model = model.double()
     with torch.no_grad():
         model.field.weight[1::2] = 2 * torch.linalg.qr(torch.randn(3, 3, 3, dtype=F64))[0]
@@ -167,7 +181,8 @@ def test_switching_pairs_are_non_expansive_empirically_and_by_their_bound():
 
 
 @pytest.mark.parametrize(
-    "lift, head, in_dim", [("orthogonal", "orthogonal", 2), ("orthogonal", "orthogonal", 7), ("pad", "orthogonal", 2), ("orthogonal", "linear", 7)]
+    "lift, head, in_dim",
+    [("orthogonal", "orthogonal", 2), ("orthogonal", "orthogonal", 7), ("pad", "orthogonal", 2), ("orthogonal", "linear", 7)],
 )
 def test_orthogonal_lifts_and_heads_keep_unit_norm_while_training(lift, head, in_dim):
     """‖W‖₂ = 1 (within 1e-6) after optimiser steps, for d_in < dim (orthonormal columns) and
@@ -217,7 +232,11 @@ def test_step_sizes_and_time_grid():
 def test_a_constrained_network_round_trips_through_its_state_dict():
     torch.manual_seed(0)
     build = lambda: ODENet(  # noqa: E731
-        GradientFlowField(3, num_layers=3, init_scale=5.0), in_dim=3, constraint="nonexpansive", constraint_norm="power", head="spectral"
+        GradientFlowField(3, num_layers=3, init_scale=5.0),
+        in_dim=3,
+        constraint="nonexpansive",
+        constraint_norm="power",
+        head="spectral",
     ).double()
     model = build()
     model(torch.randn(8, 3, dtype=F64))  # advance the power iterations
@@ -235,15 +254,40 @@ def test_constraints_are_listed_with_a_description():
 @pytest.mark.parametrize(
     "field, kwargs, error, message",
     [
-        (GradientFlowField(3, num_layers=2), {"constraint": "lipschitz"}, ValueError, "unknown constraint 'lipschitz'; valid choices: nonexpansive"),
-        (GradientFlowField(3, num_layers=2), {"constraint": "nonexpansive", "method": "midpoint"}, ValueError, "contractivity radius is 0"),
-        (GradientFlowField(3, num_layers=2), {"constraint": "nonexpansive", "method": "gauss_legendre4"}, ValueError, "explicit Runge–Kutta"),
+        (
+            GradientFlowField(3, num_layers=2),
+            {"constraint": "lipschitz"},
+            ValueError,
+            "unknown constraint 'lipschitz'; valid choices: nonexpansive",
+        ),
+        (
+            GradientFlowField(3, num_layers=2),
+            {"constraint": "nonexpansive", "method": "midpoint"},
+            ValueError,
+            "contractivity radius is 0",
+        ),
+        (
+            GradientFlowField(3, num_layers=2),
+            {"constraint": "nonexpansive", "method": "gauss_legendre4"},
+            ValueError,
+            "explicit Runge–Kutta",
+        ),
         (ResNetField(3, num_layers=2), {"constraint": "nonexpansive"}, TypeError, "needs a GradientFlowField"),
-        (GradientFlowField(3, num_layers=2), {"constraint": "nonexpansive", "constraint_norm": "svd"}, ValueError, "unknown constraint_norm"),
+        (
+            GradientFlowField(3, num_layers=2),
+            {"constraint": "nonexpansive", "constraint_norm": "svd"},
+            ValueError,
+            "unknown constraint_norm",
+        ),
         (GradientFlowField(3, num_layers=2), {"constraint": "switching", "method": "euler"}, TypeError, "needs a SwitchingField"),
         (SwitchingField(3, "tanh", num_layers=2), {"constraint": "switching", "method": "euler"}, ValueError, "0 < m ≤ σ'"),
         (SwitchingField(3, num_layers=2), {"constraint": "switching", "method": "rk4"}, ValueError, "explicit Euler"),
-        (GradientFlowField(3, num_layers=2), {"head": "unit"}, ValueError, "unknown head 'unit'; valid choices: linear, orthogonal, spectral"),
+        (
+            GradientFlowField(3, num_layers=2),
+            {"head": "unit"},
+            ValueError,
+            "unknown head 'unit'; valid choices: linear, orthogonal, spectral",
+        ),
     ],
 )
 def test_constraints_that_cannot_hold_fail_at_construction(field, kwargs, error, message):

@@ -13,7 +13,7 @@ from sdl.config import ConfigError, config_from_dict
 from sdl.experiment import analyse_run, build, load_run, run_job
 from sdl.fields import PairField
 from sdl.solve import resolve_solve
-from sdl.tasks.dynamics import FieldFlow, MapFlow
+from sdl.tasks.dynamics import FieldFlow
 from sdl.training import Trainer
 
 
@@ -30,8 +30,13 @@ class ExactField(nn.Module, PairField):
 
 
 def _config(**sections):
-    raw = {"task": {"kind": "dynamics"}, "dtype": "float64", "plots": [],
-           "model": {"hidden": 16}, "train": {"iterations": 20, "log_every": 10, "lr": 1e-3}}
+    raw = {
+        "task": {"kind": "dynamics"},
+        "dtype": "float64",
+        "plots": [],
+        "model": {"hidden": 16},
+        "train": {"iterations": 20, "log_every": 10, "lr": 1e-3},
+    }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return config_from_dict(raw)
@@ -95,18 +100,31 @@ def test_the_hnn_evaluation_states_and_the_sympnets_single_start():
     assert sympnets.exact.shape[1] == 1 and sympnets.h == pytest.approx(0.1)  # one start, (q, p) = (1, 0)
 
 
-@pytest.mark.parametrize("raw,message", [
-    ({"model": {"model": "la_sympnet"}}, "task.loss: 'derivative' needs a field; model.model 'la_sympnet' is a one-step map"),
-    ({"data": {"system": "double_pendulum", "recipe": "hnn"}}, "data.recipe (of double_pendulum): 'hnn' is not valid; valid choices: sympnets"),
-    ({"data": {"system": "spring"}}, "data.system: 'spring' is not valid; valid choices: mass_spring, pendulum"),
-    ({"model": {"model": "transformer"}}, "model.model: 'transformer' is not valid; valid choices: hnn, separable_hnn, mlp_field, la_sympnet"),
-    ({"task": {"loss": "energy"}}, "task.loss: 'energy' is not valid; valid choices: derivative, trajectory"),
-    ({"task": {"horizon": 0}}, "task.horizon: 0 must be ≥ 1"),
-    ({"model": {"model": "hnn"}, "integrator": "implicit_midpoint", "gradient": {"mode": "otd", "recovery": "reverse"}},
-     None),  # runs: implicit midpoint is time-reversible
-    ({"model": {"model": "mlp_field"}, "integrator": "euler", "gradient": {"mode": "otd", "recovery": "reverse"}},
-     "integrator and gradient do not fit model.model: mlp_field: recovery='reverse' needs a time-reversible method"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"model": {"model": "la_sympnet"}}, "task.loss: 'derivative' needs a field; model.model 'la_sympnet' is a one-step map"),
+        (
+            {"data": {"system": "double_pendulum", "recipe": "hnn"}},
+            "data.recipe (of double_pendulum): 'hnn' is not valid; valid choices: sympnets",
+        ),
+        ({"data": {"system": "spring"}}, "data.system: 'spring' is not valid; valid choices: mass_spring, pendulum"),
+        (
+            {"model": {"model": "transformer"}},
+            "model.model: 'transformer' is not valid; valid choices: hnn, separable_hnn, mlp_field, la_sympnet",
+        ),
+        ({"task": {"loss": "energy"}}, "task.loss: 'energy' is not valid; valid choices: derivative, trajectory"),
+        ({"task": {"horizon": 0}}, "task.horizon: 0 must be ≥ 1"),
+        (
+            {"model": {"model": "hnn"}, "integrator": "implicit_midpoint", "gradient": {"mode": "otd", "recovery": "reverse"}},
+            None,
+        ),  # runs: implicit midpoint is time-reversible
+        (
+            {"model": {"model": "mlp_field"}, "integrator": "euler", "gradient": {"mode": "otd", "recovery": "reverse"}},
+            "integrator and gradient do not fit model.model: mlp_field: recovery='reverse' needs a time-reversible method",
+        ),
+    ],
+)
 def test_configs_that_cannot_run_are_refused_by_name(raw, message):
     if message is None:
         _config(**raw)
@@ -122,14 +140,26 @@ def test_a_horizon_longer_than_the_trajectories_is_refused_and_leaves_no_run_fol
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("model,loss,integrator", [
-    ("hnn", "derivative", "rk4"), ("separable_hnn", "trajectory", "verlet"), ("mlp_field", "trajectory", "rk4"),
-    ("la_sympnet", "trajectory", "rk4"), ("g_sympnet", "trajectory", "rk4"), ("mlp_map", "trajectory", "rk4"),
-])
+@pytest.mark.parametrize(
+    "model,loss,integrator",
+    [
+        ("hnn", "derivative", "rk4"),
+        ("separable_hnn", "trajectory", "verlet"),
+        ("mlp_field", "trajectory", "rk4"),
+        ("la_sympnet", "trajectory", "rk4"),
+        ("g_sympnet", "trajectory", "rk4"),
+        ("mlp_map", "trajectory", "rk4"),
+    ],
+)
 def test_every_model_learns(model, loss, integrator):
     lr = 3e-2 if model == "g_sympnet" else 3e-3  # its gradient modules start at 0.01 N(0, 1): small gradients
-    config = _config(task={"loss": loss}, model={"model": model, "layers": 2}, integrator=integrator,
-                     data={"noise": 0.0}, train={"iterations": 60, "log_every": 60, "lr": lr})
+    config = _config(
+        task={"loss": loss},
+        model={"model": model, "layers": 2},
+        integrator=integrator,
+        data={"noise": 0.0},
+        train={"iterations": 60, "log_every": 60, "lr": lr},
+    )
     task, net = build(config)
     trainer = Trainer(net, task, config.train)
     before = trainer.evaluate()["test_loss"]
@@ -138,8 +168,11 @@ def test_every_model_learns(model, loss, integrator):
 
 
 def test_a_run_keeps_its_data_resumes_and_analyses(tmp_path, monkeypatch):
-    config = _config(task={"loss": "trajectory", "long_time": 50.0}, model={"model": "g_sympnet"},
-                     plots=["history", "phase", "energy", "hamiltonian"])
+    config = _config(
+        task={"loss": "trajectory", "long_time": 50.0},
+        model={"model": "g_sympnet"},
+        plots=["history", "phase", "energy", "hamiltonian"],
+    )
     first = run_job(config, tmp_path, progress=False)
     cached = list((first.run_dir / "data").iterdir())
     assert [p.name for p in cached] == ["mass_spring-hnn-seed0-noise0.1.npz"]
@@ -185,8 +218,13 @@ def test_the_extrapolation_script_splits_the_evaluation_states_by_radius(tmp_pat
 
     root = Path(__file__).resolve().parents[1]
     run = run_job(_config(train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
-    out = subprocess.run([sys.executable, str(root / "experiments" / "dynamics_extrapolation.py"), str(run)],
-                         env={**__import__("os").environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(root / "experiments" / "dynamics_extrapolation.py"), str(run)],
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     row = out.stdout.strip().splitlines()[-1]
     inside, outside = (int(cell.split("(")[1].rstrip(") ")) for cell in row.split("|")[3:5])
@@ -200,8 +238,10 @@ def test_the_extrapolation_script_scores_the_mean_field_of_an_ensemble(tmp_path)
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    runs = [run_job(_config(model={"seed": seed}, train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
-            for seed in (0, 1)]
+    runs = [
+        run_job(_config(model={"seed": seed}, train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
+        for seed in (0, 1)
+    ]
     script = [sys.executable, str(root / "experiments" / "dynamics_extrapolation.py"), "--ensemble"]
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run([*script, *map(str, runs), str(runs[0])], env=env, capture_output=True, text=True, timeout=300)
@@ -223,8 +263,13 @@ def test_the_energy_windows_script_prints_one_row_per_window(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     run = run_job(_config(train={"iterations": 5, "log_every": 5}), tmp_path, progress=False).run_dir
-    out = subprocess.run([sys.executable, str(root / "experiments" / "energy_windows.py"), str(run), "--time", "30", "--windows", "4"],
-                         env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, str(root / "experiments" / "energy_windows.py"), str(run), "--time", "30", "--windows", "4"],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "–" in line]
     assert len(rows) == 4 and rows[0].startswith("| 0–") and rows[-1].split("|")[1].strip().endswith("30")

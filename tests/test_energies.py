@@ -59,8 +59,9 @@ def test_quadrature_agrees_with_a_fine_grid_sum():
     for energy in (DoubleWell(), MullerBrown()):
         free_energy, p_b = state_free_energy_quadrature(energy)
         (x_low, x_high), (y_low, y_high) = energy.box
-        grid = torch.cartesian_prod(torch.linspace(x_low, x_high, 1501, dtype=torch.float64),
-                                    torch.linspace(y_low, y_high, 1501, dtype=torch.float64))
+        grid = torch.cartesian_prod(
+            torch.linspace(x_low, x_high, 1501, dtype=torch.float64), torch.linspace(y_low, y_high, 1501, dtype=torch.float64)
+        )
         u = energy.energy(grid)
         weight = torch.exp(-(u - u.min()))
         grid_p_b = float(weight[energy.in_state_b(grid)].sum() / weight.sum())

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 import sdl
-from sdl.fields import AnalyticJacobian, Capabilities, DimwiseDifferentiable, Layered, LipschitzBounded, PairField, Separable, layer_count
+from sdl.fields import (
+    AnalyticJacobian,
+    Capabilities,
+    DimwiseDifferentiable,
+    Layered,
+    LipschitzBounded,
+    PairField,
+    Separable,
+    layer_count,
+)
 from sdl.models import GradientFlowField, HamiltonianField, HollowNet, ResNetField
 
 
@@ -45,7 +54,9 @@ def test_capabilities_of_a_field(field, expected):
 
 
 def test_capabilities_of_a_field_type_need_no_instance():
-    assert Capabilities.of_type(HamiltonianField, layered=True) == Capabilities("HamiltonianField", pair=True, separable=True, layered=True)
+    assert Capabilities.of_type(HamiltonianField, layered=True) == Capabilities(
+        "HamiltonianField", pair=True, separable=True, layered=True
+    )
     assert Capabilities.of_type(HollowNet) == Capabilities("HollowNet", dimwise_differentiable=True)
     with pytest.raises(ValueError, match="layered=True needs a sdl.fields.Layered field type; HollowNet is not"):
         Capabilities.of_type(HollowNet, layered=True)

@@ -9,7 +9,6 @@ from sdl.models.hnn import HNN, MLPField, SeparableHNN, mlp
 from sdl.stability import symplecticity_defect
 
 
-
 @pytest.fixture(autouse=True)
 def _float64():
     """Exactness is claimed in float64: every module and tensor of these tests is float64, and the

@@ -6,7 +6,7 @@ from torch import nn
 
 import sdl
 from sdl.fields import DimwiseDifferentiable
-from sdl.integrators import ConvergenceError, ImplicitRungeKutta, TABLEAUS
+from sdl.integrators import TABLEAUS, ConvergenceError, ImplicitRungeKutta
 from sdl.integrators.runge_kutta import JacobiNewtonSolver
 from sdl.models.hollow import HollowNet, dimwise_derivative, divergence
 
@@ -94,9 +94,7 @@ def test_parameter_and_input_gradients_through_value_and_divergence_are_the_true
     grads = torch.autograd.grad(loss, params)
 
     value_ref = net(t, x)
-    trace = sum(
-        torch.autograd.grad(value_ref[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(dim)
-    )
+    trace = sum(torch.autograd.grad(value_ref[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(dim))
     loss_ref = (weights * value_ref).sum() + (trace**2).sum()
     grads_ref = torch.autograd.grad(loss_ref, params)
     for g, g_ref in zip(grads, grads_ref):
@@ -220,7 +218,9 @@ def test_jacobi_newton_needs_a_dimwise_differentiable_field():
         JacobiNewtonSolver().solve(lambda k: k, torch.zeros(1, 3))
     with pytest.raises(TypeError, match="DimwiseDifferentiable"):
         y0 = torch.randn(3, requires_grad=True)
-        sdl.odeint(_PlainField(), y0, torch.linspace(0, 0.2, 3), method="backward_euler", gradient="otd", solver="jacobi_newton").sum().backward()
+        sdl.odeint(
+            _PlainField(), y0, torch.linspace(0, 0.2, 3), method="backward_euler", gradient="otd", solver="jacobi_newton"
+        ).sum().backward()
 
 
 @pytest.mark.parametrize("method", ["backward_euler", "gauss_legendre4"])
@@ -251,7 +251,9 @@ def test_jacobi_newton_adjoint_solves_a_diagonal_stiff_field_in_three_iterations
     field, h, steps = _DiagonalField(), 0.1, 4
     y0 = torch.randn(2, 3, dtype=F64, requires_grad=True)
     t = torch.arange(steps + 1, dtype=F64) * h
-    y_last = sdl.odeint(field, y0, t, method="gauss_legendre4", gradient="otd", output="last", solver="jacobi_newton", tol=1e-14, max_iter=3)
+    y_last = sdl.odeint(
+        field, y0, t, method="gauss_legendre4", gradient="otd", output="last", solver="jacobi_newton", tol=1e-14, max_iter=3
+    )
     (grad,) = torch.autograd.grad(y_last.sum(), y0)
     growth = torch.from_numpy(TABLEAUS["gauss_legendre4"].stability_function((-h * field.rates).numpy())).real
     torch.testing.assert_close(grad, (growth**steps).expand_as(grad), rtol=1e-12, atol=1e-14)
@@ -293,8 +295,9 @@ def test_forward_is_the_documented_formula(activation, sigma):
     """A plain-loop transcription of h_i = σ(Σ_{j≠i} x_j w_j + e_i + t w_t) (then the conditioner's
     layers) and f_i = τ(x_i v + U h_i + b), at depths 3 and 2 with t entering."""
     torch.manual_seed(0)
-    net = HollowNet(4, hidden=5, conditioner_depth=3, transformer_hidden=6, transformer_depth=2, time_dependent=True,
-                    activation=activation).double()
+    net = HollowNet(
+        4, hidden=5, conditioner_depth=3, transformer_hidden=6, transformer_depth=2, time_dependent=True, activation=activation
+    ).double()
     assert len(net.conditioner_layers) == 2 and len(net.transformer_layers) == 1
     x = torch.randn(3, 2, 4, dtype=F64)
     t = torch.tensor(0.7, dtype=F64)
@@ -313,7 +316,12 @@ def test_defaults_parameter_shapes_and_initial_ranges():
     assert net.self_weight.shape == (32,) and net.hidden_to_transformer.weight.shape == (32, 32)
     timed = HollowNet(d, time_dependent=True)
     assert timed.time_dependent is True and timed.time_weight.shape == (32,)
-    for weight, bound in ((net.input_weight, d**-0.5), (net.dim_offset, d**-0.5), (timed.time_weight, 1.0), (net.self_weight, 1.0)):
+    for weight, bound in (
+        (net.input_weight, d**-0.5),
+        (net.dim_offset, d**-0.5),
+        (timed.time_weight, 1.0),
+        (net.self_weight, 1.0),
+    ):
         assert weight.abs().max() <= bound  # inside the range, and spread over it (512 or 32 draws)
         assert weight.max() > 0.8 * bound and weight.min() < -0.8 * bound
 
@@ -342,7 +350,10 @@ def test_derivatives_keep_their_graph_only_when_asked():
     assert not net.value_and_jacobian_diagonal(0.0, x)[1].requires_grad
     assert not dimwise_derivative(net, 0.0, x)[1][0].requires_grad
     assert not divergence(net, 0.0, x)[1].requires_grad
-    for diagonal in (net.value_and_jacobian_diagonal(0.0, x, create_graph=True)[1], divergence(net, 0.0, x, create_graph=True)[1]):
+    for diagonal in (
+        net.value_and_jacobian_diagonal(0.0, x, create_graph=True)[1],
+        divergence(net, 0.0, x, create_graph=True)[1],
+    ):
         (grad,) = torch.autograd.grad(diagonal.sum(), net.self_weight)
         assert grad.abs().max() > 0
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from problems import Pendulum, cos_growth, cos_growth_exact, logistic, logistic_exact, pendulum_reference
 from scipy.integrate import solve_ivp
 from torch import nn
-from problems import Pendulum, cos_growth, cos_growth_exact, logistic, logistic_exact, pendulum_reference
 
 import sdl
 from sdl.integrators import TABLEAUS, ConvergenceError, ImplicitRungeKutta, NewtonSolver, get, names
@@ -164,8 +164,9 @@ def test_newton_stage_solver_handles_stiff_problems():
     np.testing.assert_allclose(y[:, 0].numpy(), direct, rtol=0, atol=1e-13)  # measured 4e-16
     # against scipy's Radau solution: Gauss–Legendre is A- but not L-stable, so at h·1000 = 100 the transient
     # only shrinks by R(-100) ≈ 0.887 per step (0.30 left at t = 1); at h·1000 = 10 (R = 0.30) it is gone
-    exact = solve_ivp(lambda s, v: -1000.0 * (v - np.cos(s)), (0, 1), [0.0], method="Radau", rtol=1e-12, atol=1e-14,
-                      t_eval=t.numpy()).y[0]
+    exact = solve_ivp(
+        lambda s, v: -1000.0 * (v - np.cos(s)), (0, 1), [0.0], method="Radau", rtol=1e-12, atol=1e-14, t_eval=t.numpy()
+    ).y[0]
     assert abs(y[-1, 0].item() - exact[-1]) > 0.25
     fine = sdl.odeint(stiff, y0, torch.linspace(0, 1, 101, dtype=F64), method="gauss_legendre4", solver="newton", tol=1e-13)
     errors = np.abs(fine[::10, 0].numpy() - exact)
@@ -240,7 +241,11 @@ def test_stage_iteration_synchronises_with_the_host_once_per_iteration(monkeypat
 
     for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
         original = getattr(torch.Tensor, name)
-        monkeypatch.setattr(torch.Tensor, name, lambda self, *args, _original=original: syncs.__setitem__(0, syncs[0] + 1) or _original(self, *args))
+        monkeypatch.setattr(
+            torch.Tensor,
+            name,
+            lambda self, *args, _original=original: syncs.__setitem__(0, syncs[0] + 1) or _original(self, *args),
+        )
     stepper = get("gauss_legendre4", tol=1e-12)
     stepper.step(field, torch.tensor(0.0, dtype=F64), 0.1, torch.randn(50, 2, dtype=F64))
     iterations = (calls[0] - 1) // stepper.tableau.stages  # one call for the start k_i = f(t, y)

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import sdl
-from sdl.stability import jacobians
 from sdl.models import (
     AntisymmetricField,
     GradientFlowField,
@@ -20,6 +19,7 @@ from sdl.models import (
     leaky_relu,
     parameter_smoothness,
 )
+from sdl.stability import jacobians
 
 F64 = torch.float64
 
@@ -249,7 +249,9 @@ def test_forward_reads_only_the_last_state_and_adjoint_training_equals_autograd(
         logits = net(x)
         assert requested[-1] == "last"
         torch.testing.assert_close(logits, net.classify(net.trajectory(x)[0][-1]), rtol=0, atol=1e-14)
-        grads.append(torch.autograd.grad(torch.nn.functional.binary_cross_entropy_with_logits(logits, y.double()), list(net.parameters())))
+        grads.append(
+            torch.autograd.grad(torch.nn.functional.binary_cross_entropy_with_logits(logits, y.double()), list(net.parameters()))
+        )
     for g_dto, g_otd in zip(*grads):
         torch.testing.assert_close(g_otd, g_dto, rtol=1e-12, atol=1e-14)
 

@@ -181,7 +181,9 @@ def test_interpolated_hamiltonian_of_a_trained_field():
     big_q, big_p = extended.join(q, torch.zeros(5, dtype=f64)), extended.join(p, torch.zeros(5, dtype=f64))
     errors = []
     for steps in (60, 120):  # grid points on the centres s_k = (k + ½) 0.1, where θ(t) has kinks
-        qs, ps = sdl.odeint(extended, (big_q, big_p), torch.linspace(0, 1.5, steps + 1, dtype=f64), method="verlet", output="last")
+        qs, ps = sdl.odeint(
+            extended, (big_q, big_p), torch.linspace(0, 1.5, steps + 1, dtype=f64), method="verlet", output="last"
+        )
         errors.append(float((extended.energy(qs, ps) - extended.energy(big_q, big_p)).abs().max()))
     assert 1.7 < math.log2(errors[0] / errors[1]) < 2.3, errors  # second order through the kinks too
     with pytest.raises(ValueError, match="needs a layered HamiltonianField"):

@@ -10,7 +10,6 @@ import sdl
 from sdl.integrators import TABLEAUS, ImplicitRungeKutta, NewtonSolver, get, names
 
 
-
 class LayeredLinear(sdl.Layered):
     """f_k(t, z) = z @ W_kᵀ: one weight per step."""
 
@@ -197,7 +196,10 @@ def test_integer_state_is_rejected():
 def test_unknown_or_misplaced_options_are_rejected():
     decay = lambda t, y: -y  # noqa: E731
     y0, t = torch.ones(2), torch.linspace(0, 1, 3)
-    with pytest.raises(TypeError, match="unexpected keyword argument.s. rtol; its extra options are the stage-solver settings solver, tol, max_iter"):
+    with pytest.raises(
+        TypeError,
+        match="unexpected keyword argument.s. rtol; its extra options are the stage-solver settings solver, tol, max_iter",
+    ):
         sdl.odeint(decay, y0, t, rtol=1e-3)
     with pytest.raises(TypeError, match="tol configure a method given by name; got an ImplicitRungeKutta instance"):
         sdl.odeint(decay, y0, t, method=get("backward_euler"), tol=1e-8)
@@ -206,6 +208,7 @@ def test_unknown_or_misplaced_options_are_rejected():
 
 def test_fields_that_differentiate_internally_work():
     """f = -∇U computed by autograd inside the field (a Hamiltonian-network pattern)."""
+
     def force(t, y):
         return -torch.autograd.grad((1 - torch.cos(y)).sum(), y, create_graph=True)[0]
 
@@ -230,13 +233,21 @@ def test_implicit_stage_tolerance_is_relative_at_every_scale(method):
 
 
 def test_implicit_steps_accept_an_empty_batch():
-    y = sdl.odeint(lambda t, y: -y, torch.ones(0, 3, dtype=torch.float64), torch.linspace(0, 1, 3, dtype=torch.float64), method="backward_euler")
+    y = sdl.odeint(
+        lambda t, y: -y,
+        torch.ones(0, 3, dtype=torch.float64),
+        torch.linspace(0, 1, 3, dtype=torch.float64),
+        method="backward_euler",
+    )
     assert y.shape == (3, 0, 3)
 
 
 @pytest.mark.parametrize(
     "options, message",
-    [(dict(max_iter=0), "max_iter must be a positive int, got 0"), (dict(tol=-1.0), "tol must be None .* or a finite number > 0, got -1.0")],
+    [
+        (dict(max_iter=0), "max_iter must be a positive int, got 0"),
+        (dict(tol=-1.0), "tol must be None .* or a finite number > 0, got -1.0"),
+    ],
 )
 def test_bad_stage_solver_options_are_rejected(options, message):
     with pytest.raises(ValueError, match=message):

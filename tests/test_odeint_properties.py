@@ -23,7 +23,9 @@ DTYPES = mostly(st.sampled_from(FLOATING), st.sampled_from([torch.float16, torch
 SHAPES = st.lists(st.integers(0, 3), max_size=3).map(tuple)
 FLOATS = st.floats(-3.0, 3.0) | st.sampled_from([math.nan, math.inf, 0.0])
 GRIDS = mostly(
-    st.integers(2, 5).flatmap(lambda n: st.sampled_from([torch.linspace(0.0, 1.0, n).tolist(), torch.linspace(1.0, -0.5, n).tolist()])),
+    st.integers(2, 5).flatmap(
+        lambda n: st.sampled_from([torch.linspace(0.0, 1.0, n).tolist(), torch.linspace(1.0, -0.5, n).tolist()])
+    ),
     st.one_of(st.lists(FLOATS, max_size=5), st.just([[0.0, 1.0]])),
 )
 OPTIONAL = {  # None: not passed
@@ -63,8 +65,10 @@ def problems(draw):
     dtype = draw(DTYPES)
     parts = {"single": 1, "pair": 2, "triple": 3}[pair]
     shape = draw(SHAPES)  # q and p of one shape, as the spring needs (other shapes: func's output is refused)
-    states = [torch.ones(draw(mostly(st.just(shape), SHAPES)), dtype=dtype if i == 0 else draw(mostly(st.just(dtype), DTYPES)))
-              for i in range(parts)]
+    states = [
+        torch.ones(draw(mostly(st.just(shape), SHAPES)), dtype=dtype if i == 0 else draw(mostly(st.just(dtype), DTYPES)))
+        for i in range(parts)
+    ]
     y0 = states[0] if pair == "single" else tuple(states)
     gradient = draw(mostly(st.sampled_from(["dto", "otd"]), st.just("autograd")))
     options = {k: v for k, s in OPTIONAL.items() if (v := draw(s)) is not None and (gradient != "dto" or k == "output")}
@@ -80,8 +84,15 @@ def problems(draw):
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(problems())
-@example({"func": Decay(), "y0": torch.tensor(1.0, dtype=torch.float64), "t": [1.0, -0.5], "method": "backward_euler",
-          "gradient": "dto"})  # a fixed-point iteration contracting by 0.75: no convergence in 100 iterations
+@example(
+    {
+        "func": Decay(),
+        "y0": torch.tensor(1.0, dtype=torch.float64),
+        "t": [1.0, -0.5],
+        "method": "backward_euler",
+        "gradient": "dto",
+    }
+)  # a fixed-point iteration contracting by 0.75: no convergence in 100 iterations
 def test_every_generated_input_integrates_or_raises_a_documented_error(problem):
     kwargs = dict(problem)
     func, y0, t = kwargs.pop("func"), kwargs.pop("y0"), kwargs.pop("t")

@@ -42,8 +42,6 @@ def test_forward_inverse_logdet_match_dense_algebra_float64(init):
     torch.testing.assert_close(logdet_inverse, -logdet, rtol=0, atol=1e-12)
 
 
-
-
 def test_forward_inverse_roundtrip_and_merge_float32(device):
     n = 16
     layer = _perturbed(n, dtype=torch.float32, init="reverse").to(device)

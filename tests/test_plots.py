@@ -43,8 +43,9 @@ def test_plot_layer_stability_single_and_several_runs(tmp_path):
     fig = plot_layer_stability(torch.tensor(eigen), nu, tmp_path / "one.png")
     _check_png(fig, tmp_path / "one.png")
     assert len(fig.axes) == 1
-    fig = plot_layer_stability([eigen, eigen / 2, eigen / 4], [nu, nu / 2, nu / 4], tmp_path / "three.png",
-                               labels=["λ = 0", "λ = 0.1", "λ = 1"])
+    fig = plot_layer_stability(
+        [eigen, eigen / 2, eigen / 4], [nu, nu / 2, nu / 4], tmp_path / "three.png", labels=["λ = 0", "λ = 0.1", "λ = 1"]
+    )
     _check_png(fig, tmp_path / "three.png", min_width=1000)
     assert [ax.get_title() for ax in fig.axes] == ["λ = 0", "λ = 0.1", "λ = 1"]
     with pytest.raises(ValueError, match="labels"):

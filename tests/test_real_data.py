@@ -31,10 +31,13 @@ def test_tabular_sets_are_standardised_on_the_training_split():
     torch.testing.assert_close(data.x_train.std(0, unbiased=False), torch.ones(13, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"noise": 0.1}, "noise must be None for the real data set 'digits'"),
-    ({"n": 5}, "n must be at least the number of classes of digits (10), got 5"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"noise": 0.1}, "noise must be None for the real data set 'digits'"),
+        ({"n": 5}, "n must be at least the number of classes of digits (10), got 5"),
+    ],
+)
 def test_bad_arguments_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make_dataset("digits", **kwargs)

@@ -108,7 +108,9 @@ def test_reverse_recovery_of_a_method_that_is_not_time_reversible_is_refused_at_
 
 
 def test_jacobi_newton_for_a_field_without_dimwise_derivatives_is_refused_at_resolution():
-    with pytest.raises(TypeError, match="solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable .*; got ResNetField"):
+    with pytest.raises(
+        TypeError, match="solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable .*; got ResNetField"
+    ):
         ODENet(ResNetField(2, num_layers=3), method="backward_euler", solver="jacobi_newton")
     with pytest.raises(TypeError, match="got HamiltonianField"):
         resolve_solve("gauss_legendre4", solver="jacobi_newton", field=Capabilities.of_type(HamiltonianField))
@@ -135,7 +137,9 @@ def test_stage_solver_options_for_an_integrator_instance_are_refused_alike_every
 
 
 def test_a_field_on_pairs_needs_a_pair_state():
-    with pytest.raises(TypeError, match="HamiltonianField acts on pairs .q, p. .it is an sdl.PairField.; got a single tensor state"):
+    with pytest.raises(
+        TypeError, match="HamiltonianField acts on pairs .q, p. .it is an sdl.PairField.; got a single tensor state"
+    ):
         sdl.odeint(HamiltonianField(2), torch.ones(3, 2), torch.linspace(0, 1, 3))
 
 
@@ -151,13 +155,34 @@ def test_the_torchdiffeq_adjoint_is_checked_at_resolution():
 @pytest.mark.parametrize(
     "field_type, layered, method, options, error, message",
     [
-        (ResNetField, True, "verlet", {}, ValueError, "'verlet' is a splitting method for .q, p. states and needs a field on pairs such as HamiltonianField; got ResNetField"),
+        (
+            ResNetField,
+            True,
+            "verlet",
+            {},
+            ValueError,
+            "'verlet' is a splitting method for .q, p. states and needs a field on pairs such as HamiltonianField; got ResNetField",
+        ),
         (GradientFlowField, False, "leapfrog", {}, ValueError, "got GradientFlowField"),
         (HamiltonianField, True, "rk4", {"recovery": "reverse"}, ValueError, "recovery='reverse' needs a time-reversible method"),
         (ResNetField, True, "gauss_legendre4", {"solver": "jacobi_newton"}, TypeError, "got ResNetField"),
-        (ResNetField, True, "rk4", {"gradient": "magic"}, ValueError, "unknown gradient 'magic'; valid choices: dto, otd, or an sdl.Adjoint"),
+        (
+            ResNetField,
+            True,
+            "rk4",
+            {"gradient": "magic"},
+            ValueError,
+            "unknown gradient 'magic'; valid choices: dto, otd, or an sdl.Adjoint",
+        ),
         (ResNetField, True, "rk9", {}, ValueError, "unknown integrator 'rk9'; valid names"),
-        (ResNetField, True, "rk4", {"adjoint_method": "rk4"}, ValueError, "adjoint_method: used only with gradient='otd'; got gradient='dto'"),
+        (
+            ResNetField,
+            True,
+            "rk4",
+            {"adjoint_method": "rk4"},
+            ValueError,
+            "adjoint_method: used only with gradient='otd'; got gradient='dto'",
+        ),
     ],
 )
 def test_a_config_can_check_a_solve_from_field_types_alone(field_type, layered, method, options, error, message):
@@ -168,10 +193,16 @@ def test_a_config_can_check_a_solve_from_field_types_alone(field_type, layered, 
 
 @pytest.mark.parametrize(
     "field_type, method, gradient",
-    [(HamiltonianField, "verlet", Adjoint(recovery="reverse")), (ResNetField, "gauss_legendre4", "otd"), (HollowNet, "backward_euler", "dto")],
+    [
+        (HamiltonianField, "verlet", Adjoint(recovery="reverse")),
+        (ResNetField, "gauss_legendre4", "otd"),
+        (HollowNet, "backward_euler", "dto"),
+    ],
 )
 def test_a_config_accepts_what_can_run(field_type, method, gradient):
-    solve = resolve_solve(method, gradient, field=Capabilities.of_type(field_type, layered=field_type is not HollowNet), solver="newton")
+    solve = resolve_solve(
+        method, gradient, field=Capabilities.of_type(field_type, layered=field_type is not HollowNet), solver="newton"
+    )
     assert isinstance(solve, Solve) and solve.pair == (field_type is HamiltonianField)
 
 

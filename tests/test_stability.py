@@ -367,7 +367,9 @@ def test_stability_region_and_disc_radius_name_what_they_got():
 
 
 def test_stability_disc_radius_needs_an_explicit_tableau():
-    with pytest.raises(ValueError, match=r"^stability_disc_radius needs an explicit method \(a polynomial R\); implicit ones may be A-stable$"):
+    with pytest.raises(
+        ValueError, match=r"^stability_disc_radius needs an explicit method \(a polynomial R\); implicit ones may be A-stable$"
+    ):
         stability_disc_radius(TABLEAUS["implicit_midpoint"])
     with pytest.raises(TypeError, match="ButcherTableau"):
         stability_disc_radius("rk4")

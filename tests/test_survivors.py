@@ -99,11 +99,14 @@ def test_a_time_dependent_hollownet_depends_on_time():
     assert not torch.allclose(diagonal_a, diagonal_b)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.iterations=true", "train.iterations: True must be int, got bool"),
-    ("model.steps=2.0", "model.steps: 2.0 must be int, got float"),
-    ("train.lr=true", "train.lr: True must be float"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.iterations=true", "train.iterations: True must be int, got bool"),
+        ("model.steps=2.0", "model.steps: 2.0 must be int, got float"),
+        ("train.lr=true", "train.lr: True must be float"),
+    ],
+)
 def test_config_types_are_strict(tmp_path, capsys, override, message):
     """Bug: the type check accepts bool for int (`--set train.iterations=true` trained one iteration)."""
     config = tmp_path / "c.yaml"

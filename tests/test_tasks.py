@@ -47,31 +47,58 @@ def test_the_task_section_is_a_tagged_union_that_picks_the_data_and_model_schema
     plain = config_from_dict({})
     assert plain.task.kind == "classification" and plain.data.name == "spiral2d" and "decision_boundary" in plain.plots
     density = config_from_dict({"task": "density", "train": {"batch_size": 32}})
-    assert isinstance(density.task, DensityConfig) and density.data.name == "two_moons" and density.plots == ("history", "density")
+    assert (
+        isinstance(density.task, DensityConfig) and density.data.name == "two_moons" and density.plots == ("history", "density")
+    )
     assert config_from_dict(density.to_dict()) == density  # a written config reads back the same
     for raw, message in [
-        ({"task": {"kind": "regression"}}, "task.kind: 'regression' is not valid; valid choices: classification, density, dynamics, boltzmann"),
+        (
+            {"task": {"kind": "regression"}},
+            "task.kind: 'regression' is not valid; valid choices: classification, density, dynamics, boltzmann",
+        ),
         ({"task": "density", "data": {"name": "spiral2d"}, "train": {"batch_size": 8}}, "data.name: 'spiral2d' is not valid"),
-        ({"task": "density", "model": {"field": "resnet"}, "train": {"batch_size": 8}}, "model.field: unknown key; valid keys of model: flow"),
+        (
+            {"task": "density", "model": {"field": "resnet"}, "train": {"batch_size": 8}},
+            "model.field: unknown key; valid keys of model: flow",
+        ),
         ({"task": "density"}, "train.batch_size: None (full batch) has no meaning for a density"),
         ({"task": {"kind": "density", "merge_every": 0}, "train": {"batch_size": 8}}, "task.merge_every: 0 must be ≥ 1"),
-        ({"task": "density", "plots": ["transitions"], "train": {"batch_size": 8}}, "plots: 'transitions' is not valid; valid choices: history, density"),
+        (
+            {"task": "density", "plots": ["transitions"], "train": {"batch_size": 8}},
+            "plots: 'transitions' is not valid; valid choices: history, density",
+        ),
         ({"model": {"momentum": "linear"}}, "model.momentum: 'linear' needs a field on (q, p) pairs"),
-        ({"task": "density", "model": {"flow": "cnf"}, "gradient": {"mode": "otd", "recovery": "reverse"}, "train": {"batch_size": 8}},
-         "integrator and gradient do not fit model.flow: cnf: recovery='reverse' needs a time-reversible method"),
-        ({"task": "density", "model": {"flow": "cnf"}, "integrator": "verlet", "train": {"batch_size": 8}},
-         "integrator.name: 'verlet' needs (q, p) states; a CNF needs a Runge–Kutta method"),
+        (
+            {
+                "task": "density",
+                "model": {"flow": "cnf"},
+                "gradient": {"mode": "otd", "recovery": "reverse"},
+                "train": {"batch_size": 8},
+            },
+            "integrator and gradient do not fit model.flow: cnf: recovery='reverse' needs a time-reversible method",
+        ),
+        (
+            {"task": "density", "model": {"flow": "cnf"}, "integrator": "verlet", "train": {"batch_size": 8}},
+            "integrator.name: 'verlet' needs (q, p) states; a CNF needs a Runge–Kutta method",
+        ),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             config_from_dict(raw)
 
 
 def test_a_cnf_with_jacobi_newton_and_the_adjoint_runs_from_a_config(tmp_path):
-    config = config_from_dict({
-        "task": "density", "data": {"test_points": 64}, "model": {"flow": "cnf", "hidden": 8, "steps": 2},
-        "integrator": {"name": "gauss_legendre4", "solver": "jacobi_newton"}, "gradient": {"mode": "otd"},
-        "train": {"iterations": 2, "batch_size": 32, "log_every": 2}, "plots": [], "dtype": "float64",
-    })
+    config = config_from_dict(
+        {
+            "task": "density",
+            "data": {"test_points": 64},
+            "model": {"flow": "cnf", "hidden": 8, "steps": 2},
+            "integrator": {"name": "gauss_legendre4", "solver": "jacobi_newton"},
+            "gradient": {"mode": "otd"},
+            "train": {"iterations": 2, "batch_size": 32, "log_every": 2},
+            "plots": [],
+            "dtype": "float64",
+        }
+    )
     result = run_job(config, tmp_path, progress=False)
     assert math.isfinite(result.metrics["test_nll"])
 

@@ -128,8 +128,12 @@ def test_swiss_roll_arms():
         points = data.x_train[data.y_train == label]
         theta = 4 * math.pi * (points.norm(dim=1) - offset)  # r = offset + θ/(4π)
         assert theta.min() >= -1e-12 and theta.max() <= 4 * math.pi
-        torch.testing.assert_close(points, (theta / (4 * math.pi) + offset)[:, None] * torch.stack(
-            [torch.cos(theta), torch.sin(theta)], 1), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            points,
+            (theta / (4 * math.pi) + offset)[:, None] * torch.stack([torch.cos(theta), torch.sin(theta)], 1),
+            rtol=0,
+            atol=1e-12,
+        )
 
 
 def test_double_circles_rings_alternate():

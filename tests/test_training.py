@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from sdl.data import make_dataset
-from sdl.models import ODENet, ResNetField, parameter_smoothness
 from sdl.losses import margins
+from sdl.models import ODENet, ResNetField, parameter_smoothness
 from sdl.training import TrainConfig, Trainer, TrainingDiverged, loss_value
 
 

@@ -112,8 +112,9 @@ class DoubleWell(Energy):
 
     def __post_init__(self) -> None:
         # r* = the local maximum of ¼ a x⁴ - ½ b x² + c x: the root of a x³ - b x + c nearest 0.
-        roots = torch.linalg.eigvals(torch.tensor([[0.0, self.b / self.a, -self.c / self.a], [1.0, 0.0, 0.0],
-                                                   [0.0, 1.0, 0.0]], dtype=torch.float64))
+        roots = torch.linalg.eigvals(
+            torch.tensor([[0.0, self.b / self.a, -self.c / self.a], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+        )
         real = [float(r.real) for r in roots if abs(float(r.imag)) < 1e-9]
         object.__setattr__(self, "dividing_value", min(real, key=abs))
 
@@ -134,7 +135,8 @@ class DoubleWell(Energy):
     def initial_states(self, n: int, generator: torch.Generator) -> Tensor:
         wells = torch.tensor([-2.5, 2.4], dtype=torch.float64)[torch.arange(n) % 2]
         return torch.stack([wells, torch.zeros(n, dtype=torch.float64)], -1) + 0.1 * torch.randn(
-            n, 2, generator=generator, dtype=torch.float64)
+            n, 2, generator=generator, dtype=torch.float64
+        )
 
 
 _MB_A = (-200.0, -100.0, -170.0, 15.0)
@@ -198,8 +200,9 @@ class Phi4(Energy):
 
     def __post_init__(self) -> None:
         if isinstance(self.lattice, bool) or not isinstance(self.lattice, int) or self.lattice < 3:
-            raise ValueError(f"phi4 lattice: L must be an int ≥ 3 (d = L², e.g. 4, 8, 16 for d = 16, 64, 256), "
-                             f"got {self.lattice!r}")
+            raise ValueError(
+                f"phi4 lattice: L must be an int ≥ 3 (d = L², e.g. 4, 8, 16 for d = 16, 64, 256), got {self.lattice!r}"
+            )
         for key in ("kappa", "lam", "h"):
             if not math.isfinite(getattr(self, key)):
                 raise ValueError(f"phi4 {key} must be finite, got {getattr(self, key)!r}")
@@ -324,14 +327,21 @@ def sample_mcmc(
     x = energy.initial_states(k * chains, generator).reshape(k, chains, energy.dim)
     u, force = energy.energy(x), energy.force(x)
     epsilon = step_size * ladder.sqrt()
-    kept, accepted, swaps, swap_tries = [], torch.zeros(k, dtype=torch.float64), torch.zeros(max(k - 1, 0), dtype=torch.float64), torch.zeros(max(k - 1, 0), dtype=torch.float64)
+    kept, accepted, swaps, swap_tries = (
+        [],
+        torch.zeros(k, dtype=torch.float64),
+        torch.zeros(max(k - 1, 0), dtype=torch.float64),
+        torch.zeros(max(k - 1, 0), dtype=torch.float64),
+    )
     for sweep in range(burn_in + steps):
         eps = epsilon[:, None, None]
         mean_x = x + 0.5 * eps**2 * force / temperature[..., None]
         y = mean_x + eps * torch.randn(x.shape, generator=generator, dtype=torch.float64)
         u_y, force_y = energy.energy(y), energy.force(y)
         mean_y = y + 0.5 * eps**2 * force_y / temperature[..., None]
-        log_ratio = (u - u_y) / temperature + ((y - mean_x).square().sum(-1) - (x - mean_y).square().sum(-1)) / (2 * eps[..., 0]**2)
+        log_ratio = (u - u_y) / temperature + ((y - mean_x).square().sum(-1) - (x - mean_y).square().sum(-1)) / (
+            2 * eps[..., 0] ** 2
+        )
         accept = torch.rand(log_ratio.shape, generator=generator, dtype=torch.float64).log() < log_ratio
         x = torch.where(accept[..., None], y, x)
         u = torch.where(accept, u_y, u)
@@ -358,8 +368,10 @@ def sample_mcmc(
         if sweep >= burn_in and (sweep - burn_in) % thin == thin - 1:
             kept.append(x[0].clone())
     return MCMCResult(
-        samples=torch.stack(kept), acceptance=accepted / steps,
-        swap_acceptance=swaps / swap_tries.clamp(min=1), step_sizes=epsilon,
+        samples=torch.stack(kept),
+        acceptance=accepted / steps,
+        swap_acceptance=swaps / swap_tries.clamp(min=1),
+        step_sizes=epsilon,
     )
 
 
@@ -377,8 +389,9 @@ def state_free_energy_quadrature(energy: Energy, nodes: int = 400) -> tuple[floa
     if energy.dim != 2 or energy.box is None:
         raise ValueError(f"quadrature needs a 2-D energy with a box, got {energy.name} with d = {energy.dim}")
     (x_low, x_high), (y_low, y_high) = energy.box
-    grid = torch.cartesian_prod(torch.linspace(x_low, x_high, 401, dtype=torch.float64),
-                                torch.linspace(y_low, y_high, 401, dtype=torch.float64))
+    grid = torch.cartesian_prod(
+        torch.linspace(x_low, x_high, 401, dtype=torch.float64), torch.linspace(y_low, y_high, 401, dtype=torch.float64)
+    )
     shift = float(energy.energy(grid).min())  # exp(-(u - min u)) stays in range
     points, weights = (torch.from_numpy(a) for a in np.polynomial.legendre.leggauss(nodes))
     w1, w2 = energy.reaction_weights

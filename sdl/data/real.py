@@ -63,4 +63,3 @@ def real_arrays(name: str, n: int | None, seed: int) -> tuple[np.ndarray, np.nda
         x_train, _, y_train, _ = train_test_split(x_train, y_train, train_size=n, stratify=y_train, random_state=seed)
     x_train, x_val = spec.scale(x_train, x_val)
     return x_train, y_train, x_val, y_val
-

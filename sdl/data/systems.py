@@ -200,8 +200,13 @@ class System(ABC):
             return np.concatenate([dq, dp], axis=-1).ravel()
 
         solution = solve_ivp(
-            right_hand_side, (t[0], t[-1]), x0.ravel(), method="DOP853", t_eval=t,
-            rtol=max(rtol / shrink, _SMALLEST_RTOL), atol=atol / shrink,
+            right_hand_side,
+            (t[0], t[-1]),
+            x0.ravel(),
+            method="DOP853",
+            t_eval=t,
+            rtol=max(rtol / shrink, _SMALLEST_RTOL),
+            atol=atol / shrink,
         )
         if not solution.success:
             raise ValueError(f"solve_ivp failed for {self.name}: {solution.message}")
@@ -459,21 +464,45 @@ _SYMPNETS_PENDULUM = _Continuation(
 # (system name, recipe name) -> recipe; a system's first recipe is its default.
 _RECIPE_TABLE: dict[tuple[str, str], _Recipe] = {
     ("mass_spring", "hnn"): _Ensemble(
-        "mass_spring", noise=0.1, initial=_on_circles(0.1, 1.0), count=50, span=3.0, points=30,
-        train=slice(0, 25), test=slice(25, 50), evaluation=_away_from_the_axes,
+        "mass_spring",
+        noise=0.1,
+        initial=_on_circles(0.1, 1.0),
+        count=50,
+        span=3.0,
+        points=30,
+        train=slice(0, 25),
+        test=slice(25, 50),
+        evaluation=_away_from_the_axes,
     ),
     ("pendulum", "hnn"): _Ensemble(
-        "pendulum", noise=0.1, initial=_on_circles(1.3, 2.3), count=50, span=3.0, points=45,
-        train=slice(0, 25), test=slice(25, 50), evaluation=_away_from_the_axes,
+        "pendulum",
+        noise=0.1,
+        initial=_on_circles(1.3, 2.3),
+        count=50,
+        span=3.0,
+        points=45,
+        train=slice(0, 25),
+        test=slice(25, 50),
+        evaluation=_away_from_the_axes,
     ),
     ("pendulum_sympnets", "sympnets"): _SYMPNETS_PENDULUM,
     ("two_body", "hnn"): _Ensemble(
-        "two_body", noise=0.0, initial=_near_circular_orbits, count=1000, span=20.0, points=50,
-        train=slice(200, 1000), test=slice(0, 200),
+        "two_body",
+        noise=0.0,
+        initial=_near_circular_orbits,
+        count=1000,
+        span=20.0,
+        points=50,
+        train=slice(200, 1000),
+        test=slice(0, 200),
     ),
     ("double_pendulum", "sympnets"): _Continuation(
-        "double_pendulum", noise=0.0, initial=_fixed((3 * math.pi / 7, 3 * math.pi / 8, 0.0, 0.0)),
-        step=0.75, train_steps=200, test_steps=100,
+        "double_pendulum",
+        noise=0.0,
+        initial=_fixed((3 * math.pi / 7, 3 * math.pi / 8, 0.0, 0.0)),
+        step=0.75,
+        train_steps=200,
+        test_steps=100,
     ),
 }
 
@@ -576,9 +605,7 @@ def make_trajectories(
             _save_atomically(path, arrays)
 
     def tensors(part: str) -> Trajectories:
-        return Trajectories(
-            *(torch.as_tensor(arrays[f"{part}_{name}"], dtype=dtype, device=device) for name in _SPLIT_FIELDS)
-        )
+        return Trajectories(*(torch.as_tensor(arrays[f"{part}_{name}"], dtype=dtype, device=device) for name in _SPLIT_FIELDS))
 
     return tensors("train"), tensors("test")
 

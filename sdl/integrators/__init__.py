@@ -12,6 +12,8 @@ from .splitting import SplittingMethod
 from .tableau import ButcherTableau, order_condition_residuals, rooted_trees
 
 __all__ = [
+    "SPLITTINGS",
+    "TABLEAUS",
     "ButcherTableau",
     "ConvergenceError",
     "ExplicitRungeKutta",
@@ -20,9 +22,7 @@ __all__ = [
     "Integrator",
     "JacobiNewtonSolver",
     "NewtonSolver",
-    "SPLITTINGS",
     "SplittingMethod",
-    "TABLEAUS",
     "get",
     "names",
     "order_condition_residuals",

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Integrator", "ConvergenceError", "vjp"]
+__all__ = ["ConvergenceError", "Integrator", "vjp"]
 
 State = Any  # a Tensor, or a (q, p) pair of Tensors for partitioned methods
 Pullback = Callable[[State, tuple[Tensor, ...]], tuple[State, tuple[Tensor, ...]]]

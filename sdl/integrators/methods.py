@@ -10,7 +10,7 @@ from .runge_kutta import ExplicitRungeKutta, FixedPointSolver, ImplicitRungeKutt
 from .splitting import SplittingMethod
 from .tableau import ButcherTableau
 
-__all__ = ["TABLEAUS", "SPLITTINGS", "names", "get"]
+__all__ = ["SPLITTINGS", "TABLEAUS", "get", "names"]
 
 _SQRT3 = math.sqrt(3.0)
 # Yoshida's triple jump: Verlet with steps w1 h, w0 h, w1 h is of order 4.
@@ -57,9 +57,7 @@ TABLEAUS: dict[str, ButcherTableau] = {
         aliases=("Kutta's 3/8 rule",),
     ),
     "backward_euler": ButcherTableau(a=((1,),), b=(1,), c=(1,), order=1, aliases=("implicit Euler",)),
-    "implicit_midpoint": ButcherTableau(
-        a=(("1/2",),), b=(1,), c=("1/2",), order=2, aliases=("Gauss–Legendre, 1 stage",)
-    ),
+    "implicit_midpoint": ButcherTableau(a=(("1/2",),), b=(1,), c=("1/2",), order=2, aliases=("Gauss–Legendre, 1 stage",)),
     "gauss_legendre4": ButcherTableau(
         a=((0.25, 0.25 - _SQRT3 / 6), (0.25 + _SQRT3 / 6, 0.25)),
         b=(0.5, 0.5),

@@ -13,7 +13,7 @@ from ..fields import DimwiseDifferentiable
 from .base import ConvergenceError, Integrator, add_into, completed, vjp
 from .tableau import ButcherTableau
 
-__all__ = ["ExplicitRungeKutta", "ImplicitRungeKutta", "FixedPointSolver", "NewtonSolver", "JacobiNewtonSolver"]
+__all__ = ["ExplicitRungeKutta", "FixedPointSolver", "ImplicitRungeKutta", "JacobiNewtonSolver", "NewtonSolver"]
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,7 @@ class JacobiNewtonSolver(_StageSolver):
 
     _name = "Jacobi–Newton"
     _advice = (
-        "reduce the step size, raise max_iter, or use the dense NewtonSolver when the off-diagonal part of the "
-        "Jacobian is stiff"
+        "reduce the step size, raise max_iter, or use the dense NewtonSolver when the off-diagonal part of the Jacobian is stiff"
     )
 
     def solve(self, g: Callable[[Tensor], Tensor], k0: Tensor) -> Tensor:
@@ -405,9 +404,7 @@ class _AdjointStageMap(_StageSystem):
         self._newton: Tensor | None = None
 
     def __call__(self, k_bar: Tensor) -> Tensor:
-        pulled = torch.stack(
-            [vjp(out, (z,), k_i, retain_graph=True)[0] for out, z, k_i in zip(self.outputs, self.inputs, k_bar)]
-        )
+        pulled = torch.stack([vjp(out, (z,), k_i, retain_graph=True)[0] for out, z, k_i in zip(self.outputs, self.inputs, k_bar)])
         return self.offset + self.h * torch.tensordot(self.a.T, pulled, dims=1)
 
     def scale(self, batched: bool) -> Tensor:

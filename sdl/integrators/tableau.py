@@ -22,7 +22,7 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["ButcherTableau", "rooted_trees", "order_condition_residuals"]
+__all__ = ["ButcherTableau", "order_condition_residuals", "rooted_trees"]
 
 # A relation Σ_k t_k = 0 between coefficients holds for the rounded floats up to a few ulp of Σ_k |t_k|
 # (the rounding of each coefficient and of the arithmetic that checks it). Every check below uses that
@@ -177,7 +177,5 @@ def order_condition_residuals(tableau: ButcherTableau, order: int | None = None)
     order = tableau.order if order is None else order
     a, b = np.array(tableau.a), np.array(tableau.b)
     return {
-        tree: float(b @ _stage_weights(tree, a) - 1.0 / _density(tree))
-        for p in range(1, order + 1)
-        for tree in rooted_trees(p)
+        tree: float(b @ _stage_weights(tree, a) - 1.0 / _density(tree)) for p in range(1, order + 1) for tree in rooted_trees(p)
     }

@@ -4,9 +4,9 @@ SympNets (exactly symplectic one-step maps); θ(t) between layers and non-autono
 from . import flows
 from .activations import Activation, activation, activation_names, leaky_relu
 from .cnf import CNF, BruteForceDivergence, DivergenceEstimator, ExactDivergence, HutchinsonDivergence
-from .hollow import HollowNet, dimwise_derivative, divergence
-from .hnn import HNN, MLPField, SeparableHNN
 from .constrained import CONSTRAINTS
+from .hnn import HNN, MLPField, SeparableHNN
+from .hollow import HollowNet, dimwise_derivative, divergence
 from .interpolation import INTERPOLATIONS, interpolate_layers, prolong_layers
 from .network import ODENet
 from .nonautonomous import (
@@ -38,24 +38,24 @@ from .vector_fields import (
 )
 
 __all__ = [
+    "CNF",
     "CONSTRAINTS",
+    "HNN",
     "INTERPOLATIONS",
     "Activation",
     "ActivationShear",
     "AntisymmetricField",
     "BruteForceDivergence",
-    "CNF",
     "DivergenceEstimator",
     "ExactDivergence",
     "ExtendedField",
     "GSympNet",
     "GradientFlowField",
     "GradientShear",
-    "HNN",
     "HamiltonianField",
     "HollowNet",
-    "InterpolatedHamiltonian",
     "HutchinsonDivergence",
+    "InterpolatedHamiltonian",
     "LASympNet",
     "LinearShear",
     "LinearSymplectic",

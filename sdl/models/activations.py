@@ -101,9 +101,7 @@ _ACTIVATIONS = {
     ),
     "identity": Activation("identity", lambda x: x, torch.ones_like, lambda x: 0.5 * x * x, True, lipschitz=1.0, min_slope=1.0),
     # log(1 + eˣ) exactly: F.softplus returns x itself above x = 20, off by up to 2e-9.
-    "softplus": Activation(
-        "softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True, lipschitz=1.0, min_slope=0.0
-    ),
+    "softplus": Activation("softplus", _softplus, torch.sigmoid, _softplus_antiderivative, True, lipschitz=1.0, min_slope=0.0),
     "leaky_relu": leaky_relu(0.01),
     # The logistic function, SympNets' default (Jin et al. 2020). σ' = σ(x)σ(-x) rather than σ(1 - σ),
     # which loses all digits once σ rounds to 1; sup σ' = 1/4 at 0, inf σ' = 0.

@@ -94,9 +94,7 @@ class HutchinsonDivergence(DivergenceEstimator):
         with torch.enable_grad():
             x_in = x if (track and x.requires_grad) else x.detach().requires_grad_(True)
             value = field(t, x_in)
-            (vjp,) = torch.autograd.grad(
-                value, x_in, grad_outputs=noise, create_graph=create_graph and track, retain_graph=True
-            )
+            (vjp,) = torch.autograd.grad(value, x_in, grad_outputs=noise, create_graph=create_graph and track, retain_graph=True)
         estimate = (vjp * noise).sum(-1)
         return (value, estimate) if track else (value.detach(), estimate.detach())
 
@@ -112,9 +110,7 @@ class BruteForceDivergence(DivergenceEstimator):
             value = field(t, x_in)
             estimate = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
             for i in range(x.shape[-1]):
-                (row,) = torch.autograd.grad(
-                    value[..., i].sum(), x_in, create_graph=create_graph and track, retain_graph=True
-                )
+                (row,) = torch.autograd.grad(value[..., i].sum(), x_in, create_graph=create_graph and track, retain_graph=True)
                 estimate = estimate + row[..., i]
         return (value, estimate) if track else (value.detach(), estimate.detach())
 
@@ -249,9 +245,7 @@ class CNF(nn.Module):
         self._check_input(z)
         return self._solve(z, self.base_log_prob(z), "sample", divergence)
 
-    def _solve(
-        self, x: Tensor, log_p: Tensor, direction: str, divergence: DivergenceEstimator | None
-    ) -> tuple[Tensor, Tensor]:
+    def _solve(self, x: Tensor, log_p: Tensor, direction: str, divergence: DivergenceEstimator | None) -> tuple[Tensor, Tensor]:
         """(x(end), log p(end)) from (x, log p) at the start of the ``direction``'s grid:
         "density" runs 0 → t1, "sample" t1 → 0."""
         estimator = self.divergence if divergence is None else divergence
@@ -269,7 +263,6 @@ class CNF(nn.Module):
     def _check_estimator(estimator: DivergenceEstimator, field: Callable) -> None:
         if not isinstance(estimator, DivergenceEstimator):
             raise TypeError(
-                f"divergence must be ExactDivergence(), HutchinsonDivergence() or BruteForceDivergence(); "
-                f"got {estimator!r}"
+                f"divergence must be ExactDivergence(), HutchinsonDivergence() or BruteForceDivergence(); got {estimator!r}"
             )
         estimator.check_field(field)

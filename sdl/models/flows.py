@@ -32,7 +32,6 @@ __all__ = [
 _MIXINGS = ("permutation", "p4inv")
 
 
-
 class BentIdentity(nn.Module):
     """Smooth elementwise bijection of ℝ with an analytic inverse: f(x) = x + a(√(x² + 1) - 1).
 

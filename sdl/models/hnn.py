@@ -14,8 +14,8 @@ that ``sdl.odeint`` integrates with any method and either gradient.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
 import torch
+from torch import Tensor, nn
 
 from ..fields import PairField, Separable
 from .activations import activation
@@ -23,7 +23,9 @@ from .activations import activation
 __all__ = ["HNN", "MLPField", "SeparableHNN", "mlp"]
 
 
-def mlp(inputs: int, hidden: int, layers: int, outputs: int, activation_name: str = "tanh", bias_out: bool = True) -> nn.Sequential:
+def mlp(
+    inputs: int, hidden: int, layers: int, outputs: int, activation_name: str = "tanh", bias_out: bool = True
+) -> nn.Sequential:
     """x ↦ W_L σ(… σ(W_1 x + b_1) …) (+ b_L): ``layers`` hidden layers of width ``hidden``, weights
     orthogonally initialised as in the HNN code (biases keep torch's default)."""
     if layers < 1 or hidden < 1:

@@ -123,9 +123,7 @@ class HollowNet(nn.Module, DimwiseDifferentiable):
         """f(t, x): (..., d) → (..., d)."""
         return self.transformer(x, self.conditioner(t, x))
 
-    def value_and_jacobian_diagonal(
-        self, t: Tensor | float, y: Tensor, *, create_graph: bool = False
-    ) -> tuple[Tensor, Tensor]:
+    def value_and_jacobian_diagonal(self, t: Tensor | float, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         """(f(t, y), D_dim f(t, y)), both (..., d); one forward and one backward pass through τ."""
         value, (diagonal,) = dimwise_derivative(self, t, y, create_graph=create_graph)
         return value, diagonal
@@ -179,9 +177,7 @@ def dimwise_derivative(
     return value, tuple(derivatives)
 
 
-def divergence(
-    net: HollowNet, t: Tensor | float, x: Tensor, *, create_graph: bool = False
-) -> tuple[Tensor, Tensor]:
+def divergence(net: HollowNet, t: Tensor | float, x: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
     """f(t, x): (..., d) and its exact divergence div f = Σ_i ∂f_i/∂x_i: (...), in one backward pass."""
     value, (diagonal,) = dimwise_derivative(net, t, x, create_graph=create_graph)
     return value, diagonal.sum(-1)

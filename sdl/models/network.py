@@ -31,7 +31,7 @@ from .constrained import (
 from .interpolation import _check_interpolation
 from .vector_fields import _Field
 
-__all__ = ["ODENet", "HEADS", "LIFTS"]
+__all__ = ["HEADS", "LIFTS", "ODENet"]
 
 LIFTS = ("pad", "linear", "orthogonal", "spectral")
 HEADS = ("linear", "orthogonal", "spectral")
@@ -127,7 +127,9 @@ class ODENet(nn.Module):
         if momentum not in MOMENTA:
             raise ValueError(f"unknown momentum {momentum!r}; valid choices: {', '.join(MOMENTA)}")
         if momentum != "zero" and not self.pair_state:
-            raise ValueError(f"momentum={momentum!r} needs a field on (q, p) pairs such as HamiltonianField; got {type(field).__name__}")
+            raise ValueError(
+                f"momentum={momentum!r} needs a field on (q, p) pairs such as HamiltonianField; got {type(field).__name__}"
+            )
         self.momentum_map = nn.Linear(in_dim, self.dim) if self.pair_state and momentum == "linear" else None
 
         if num_classes < 2:
@@ -151,7 +153,9 @@ class ODENet(nn.Module):
         if norm not in NORMS:
             raise ValueError(f"unknown constraint_norm {norm!r}; valid choices: {', '.join(NORMS)}")
         if not isinstance(self.integrator, ExplicitRungeKutta):
-            raise ValueError(f"constraint={constraint!r} needs an explicit Runge–Kutta method; got {type(self.integrator).__name__}")
+            raise ValueError(
+                f"constraint={constraint!r} needs an explicit Runge–Kutta method; got {type(self.integrator).__name__}"
+            )
         tableau = self.integrator.tableau
         if constraint == "switching":
             _check_switching(self.field, tableau.stages)
@@ -292,7 +296,9 @@ class ODENet(nn.Module):
         if self.constraint is not None:
             raise ValueError(f"refine: a network with constraint={self.constraint!r} cannot be refined (the rule depends on h)")
         if self._layers is not None and not isinstance(self.field, _Field):
-            raise TypeError(f"refine: cannot prolong the layers of a {type(self.field).__name__}; it works for sdl's vector fields")
+            raise TypeError(
+                f"refine: cannot prolong the layers of a {type(self.field).__name__}; it works for sdl's vector fields"
+            )
         refined = copy.deepcopy(self)
         if self._layers is not None:
             refined.field._prolong(factor, interpolation)

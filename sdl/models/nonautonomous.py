@@ -35,6 +35,7 @@ __all__ = [
     "extended_phase_space",
 ]
 
+
 class TimeDependentHamiltonian(nn.Module, Separable):
     """H(t, q, p) = T(t, p) + V(t, q) and its field dq/dt = ∂T/∂p (t, p), dp/dt = -∂V/∂q (t, q).
 
@@ -91,7 +92,9 @@ class InterpolatedHamiltonian(TimeDependentHamiltonian):
     def parameters_at(self, t: Tensor) -> tuple[Tensor, ...]:
         """θ(t), each tensor of ``field.layer_parameters()`` at t (0-d, or (..., 1) per point)."""
         times = t.squeeze(-1) if t.ndim else t
-        return tuple(interpolate_layers(theta, times, self.t_final, self.interpolation) for theta in self.field.layer_parameters())
+        return tuple(
+            interpolate_layers(theta, times, self.t_final, self.interpolation) for theta in self.field.layer_parameters()
+        )
 
     def kinetic(self, t: Tensor, p: Tensor) -> Tensor:
         return self.field.kinetic_energy(self.parameters_at(t), p)

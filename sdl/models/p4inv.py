@@ -380,8 +380,7 @@ class P4InvLinear(P4Layer):
         report = self.merge()
         if not report.merged:
             warnings.warn(
-                f"P4InvLinear: pending perturbation dropped on {event} ({report.reason}, "
-                f"factor {report.factor:.3g})",
+                f"P4InvLinear: pending perturbation dropped on {event} ({report.reason}, factor {report.factor:.3g})",
                 stacklevel=3,
             )
 

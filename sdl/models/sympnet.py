@@ -245,9 +245,7 @@ class GradientShear(_Shear):
         step: default h.
     """
 
-    def __init__(
-        self, n: int, width: int, mode: str = "up", activation: str | Activation = "sigmoid", step: float = 1.0
-    ) -> None:
+    def __init__(self, n: int, width: int, mode: str = "up", activation: str | Activation = "sigmoid", step: float = 1.0) -> None:
         super().__init__(n, mode, step)
         self.width = _check_positive_int("width", width)
         self.activation = activations.activation(activation)

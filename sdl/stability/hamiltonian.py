@@ -51,8 +51,9 @@ def symplecticity_defect(step_map: StepMap, q: Tensor, p: Tensor) -> float:
         outputs = torch.cat([q1.reshape(-1, n), p1.reshape(-1, n)], dim=1)  # (N, 2n)
         rows = []
         for j in range(2 * n):
-            dq, dp = torch.autograd.grad(outputs[:, j].sum(), (q0, p0), retain_graph=j < 2 * n - 1,
-                                         allow_unused=True, materialize_grads=True)
+            dq, dp = torch.autograd.grad(
+                outputs[:, j].sum(), (q0, p0), retain_graph=j < 2 * n - 1, allow_unused=True, materialize_grads=True
+            )
             rows.append(torch.cat([dq.reshape(-1, n), dp.reshape(-1, n)], dim=1))
     jac = torch.stack(rows, dim=1)  # (N, 2n, 2n): jac[i, a, b] = ∂out_a/∂in_b
     eye = torch.eye(n, dtype=jac.dtype, device=jac.device)
@@ -74,8 +75,9 @@ def energy_error(hamiltonian: Callable[[Tensor, Tensor], Tensor], qs: Tensor, ps
         (T, ...) energy errors (the shape H returns), detached; the first entry is 0.
     """
     if qs.shape[:1] != ps.shape[:1] or qs.ndim == 0:
-        raise ValueError(f"qs and ps must be time-first trajectories of equal length, got {tuple(qs.shape)} and "
-                         f"{tuple(ps.shape)}")
+        raise ValueError(
+            f"qs and ps must be time-first trajectories of equal length, got {tuple(qs.shape)} and {tuple(ps.shape)}"
+        )
     with torch.no_grad():
         energies = hamiltonian(qs, ps)
     if not isinstance(energies, Tensor) or energies.ndim == 0 or energies.shape[0] != qs.shape[0]:

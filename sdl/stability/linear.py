@@ -8,7 +8,6 @@ polynomial R (RK4: R(z) = 1 + z + z²/2 + z³/6 + z⁴/24) and bounded regions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -228,8 +228,9 @@ def _jacobians(f: Field, z: Tensor, jac: JacobianField | None) -> Tensor:
         matrices = jacobians(f, z) if jac is None else jac(z)
     n, d = z.shape
     if matrices.shape != (n, d, d):
-        raise ValueError(f"the Jacobian of a field on points {tuple(z.shape)} must have shape {(n, d, d)}, "
-                         f"got {tuple(matrices.shape)}")
+        raise ValueError(
+            f"the Jacobian of a field on points {tuple(z.shape)} must have shape {(n, d, d)}, got {tuple(matrices.shape)}"
+        )
     return matrices.detach()
 
 
@@ -243,17 +244,21 @@ def _pointwise_maximum(
 ) -> PointwiseMaximum:
     if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
         raise ValueError(f"refine_steps must be an int ≥ 0, got {refine_steps!r}")
-    if refine_points is not None and (
-        isinstance(refine_points, bool) or not isinstance(refine_points, int) or refine_points < 1
-    ):
+    if refine_points is not None and (isinstance(refine_points, bool) or not isinstance(refine_points, int) or refine_points < 1):
         raise ValueError(f"refine_points must be an int ≥ 1 or None, got {refine_points!r}")
     points = z.detach()
     values = quantity(_jacobians(f, points, jac))
     if refine_steps:
         chosen = values.topk(min(refine_points or len(values), len(values))).indices
         lower, upper = points.amin(0), points.amax(0)
-        moved, improved = _ascend(lambda x: quantity(jac(x) if jac is not None else jacobians(f, x)),
-                                  points[chosen], values[chosen], refine_steps, lower, upper)
+        moved, improved = _ascend(
+            lambda x: quantity(jac(x) if jac is not None else jacobians(f, x)),
+            points[chosen],
+            values[chosen],
+            refine_steps,
+            lower,
+            upper,
+        )
         points, values = points.clone(), values.clone()
         points[chosen], values[chosen] = moved, improved
     best = int(values.argmax())

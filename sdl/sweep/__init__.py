@@ -179,8 +179,13 @@ def backend(name: str, jobs: int | None, address: str | None = None, verbose: bo
     return SerialBackend() if jobs == 1 else ProcessPoolBackend(jobs)
 
 
-def run_sweep(out: str | Path, jobs: Sequence[Job], runner: Backend, outcomes: Sequence[JobOutcome | None] | None = None,
-              progress: Report | None = None) -> list[JobOutcome]:
+def run_sweep(
+    out: str | Path,
+    jobs: Sequence[Job],
+    runner: Backend,
+    outcomes: Sequence[JobOutcome | None] | None = None,
+    progress: Report | None = None,
+) -> list[JobOutcome]:
     """Run the jobs of the sweep folder ``out`` that have no outcome yet (``outcomes``: None for all)
     with ``runner``; ``results.csv``/``results.md`` always hold every finished job, and ``progress``
     hears of each new outcome. Returns the outcome of every job (an interrupted sweep raises, its
@@ -252,8 +257,7 @@ def write_table(out: str | Path, outcomes: Sequence[JobOutcome]) -> list[str]:
 
     write_atomic(out / "results.csv", write_csv)
     titles = [n.replace("_", " ") for n in names]
-    lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |",
-             "|---|" + "---:|" * len(names) + "---|"]
+    lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |", "|---|" + "---:|" * len(names) + "---|"]
     lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.4g}" for n in names), r["note"]]) + " |" for r in rows]
     write_atomic(out / "results.md", lambda path: path.write_text("\n".join(lines) + "\n"))
     return lines

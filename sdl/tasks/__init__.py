@@ -15,6 +15,7 @@ from .density import DensityConfig, DensityEstimation
 from .dynamics import DynamicsConfig, LearningDynamics
 
 __all__ = [
+    "TASKS",
     "BoltzmannConfig",
     "BoltzmannGenerator",
     "Classification",
@@ -26,14 +27,15 @@ __all__ = [
     "LogDetBand",
     "Regularizer",
     "Smoothness",
-    "TASKS",
     "Task",
     "TaskConfig",
     "as_task",
     "seeded",
 ]
 
-TASKS: dict[str, type[TaskConfig]] = {config.kind: config for config in (ClassificationConfig, DensityConfig, DynamicsConfig, BoltzmannConfig)}
+TASKS: dict[str, type[TaskConfig]] = {
+    config.kind: config for config in (ClassificationConfig, DensityConfig, DynamicsConfig, BoltzmannConfig)
+}
 _DATA_TASKS = {Dataset: Classification}  # data a task can be made from with a TrainConfig alone
 
 

@@ -13,8 +13,8 @@ and builds the task and its model. ``sdl.tasks.TASKS`` maps every kind to its co
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -153,7 +153,6 @@ class TaskConfig:
         raise NotImplementedError
 
 
-
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """A random stream of its own for the block: torch's CPU generator seeded with ``seed`` inside and
@@ -171,7 +170,13 @@ def check_solve(config: Any, field: Any, what: str) -> None:
 
     integrator = config.integrator
     try:
-        resolve_solve(integrator.name, config.gradient.adjoint(), field=field, solver=integrator.solver,
-                      tol=integrator.tol, max_iter=integrator.max_iter)
+        resolve_solve(
+            integrator.name,
+            config.gradient.adjoint(),
+            field=field,
+            solver=integrator.solver,
+            tol=integrator.tol,
+            max_iter=integrator.max_iter,
+        )
     except (TypeError, ValueError) as error:
         raise ConfigError(f"integrator and gradient do not fit {what}: {error}") from None

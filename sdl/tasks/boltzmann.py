@@ -133,13 +133,17 @@ class BoltzmannConfig(TaskConfig):
 
     def check(self, config) -> None:
         if config.train.batch_size is None:
-            raise ConfigError("train.batch_size: None (full batch) has no meaning for a Boltzmann generator; "
-                              "give the number of samples per step, e.g. 256")
+            raise ConfigError(
+                "train.batch_size: None (full batch) has no meaning for a Boltzmann generator; "
+                "give the number of samples per step, e.g. 256"
+            )
         dim = config.data.get_energy().dim
         for plot in config.plots:
             if plot in _TWO_D_PLOTS and dim != 2:
-                raise ConfigError(f"plots: {plot!r} needs a 2-D energy, {config.data.energy!r} has d = {dim}; "
-                                  f"valid here: {', '.join(p for p in PLOTS if p not in _TWO_D_PLOTS)}")
+                raise ConfigError(
+                    f"plots: {plot!r} needs a 2-D energy, {config.data.energy!r} has d = {dim}; "
+                    f"valid here: {', '.join(p for p in PLOTS if p not in _TWO_D_PLOTS)}"
+                )
         check_flow_solve(config)
 
     def build(self, config, data_dir: Path | None = None) -> tuple[BoltzmannGenerator, nn.Module]:
@@ -154,12 +158,17 @@ class BoltzmannConfig(TaskConfig):
         held_out = max(d.chains // 4, 1)
         train, test = samples[:, held_out:].reshape(-1, energy.dim), samples[:, :held_out].reshape(-1, energy.dim)
         reference = _reference_free_energy(energy, samples.reshape(-1, energy.dim))
-        noise = torch.randn(d.eval_samples, energy.dim, generator=torch.Generator().manual_seed(d.seed + 1),
-                            dtype=torch.float64)
+        noise = torch.randn(d.eval_samples, energy.dim, generator=torch.Generator().manual_seed(d.seed + 1), dtype=torch.float64)
         task = BoltzmannGenerator(
-            energy, train.to(device=device, dtype=dtype), test.to(device=device, dtype=dtype),
-            noise.to(device=device, dtype=dtype), reference, forward_weight=self.forward_weight,
-            reverse_weight=self.reverse_weight, regularizers=regularizers, merge_every=self.merge_every,
+            energy,
+            train.to(device=device, dtype=dtype),
+            test.to(device=device, dtype=dtype),
+            noise.to(device=device, dtype=dtype),
+            reference,
+            forward_weight=self.forward_weight,
+            reverse_weight=self.reverse_weight,
+            regularizers=regularizers,
+            merge_every=self.merge_every,
             refine_every=self.refine_every,
         )
         return task, model
@@ -187,7 +196,7 @@ def _mcmc_data(d: BoltzmannData, data_dir: Path | None) -> Tensor:
             saved = torch.load(path, weights_only=True, map_location="cpu")
             if saved.get("key") == key:
                 return saved["samples"]
-        except Exception:  # noqa: BLE001, S110 (a damaged file fails in torch.load with many exception types; it is generated again)
+        except Exception:
             pass
     samples = _generate(d)
     if path is not None:
@@ -217,9 +226,18 @@ class BoltzmannGenerator(Task):
     headline = ("ess", "free_energy_error")
 
     def __init__(
-        self, energy: Energy, train: Tensor, test: Tensor, noise: Tensor, reference: float, *,
-        forward_weight: float = 1.0, reverse_weight: float = 0.0, regularizers: Sequence = (),
-        merge_every: int = 10, refine_every: int | None = 50,
+        self,
+        energy: Energy,
+        train: Tensor,
+        test: Tensor,
+        noise: Tensor,
+        reference: float,
+        *,
+        forward_weight: float = 1.0,
+        reverse_weight: float = 0.0,
+        regularizers: Sequence = (),
+        merge_every: int = 10,
+        refine_every: int | None = 50,
     ) -> None:
         self.energy, self.train, self.test, self.noise, self.reference_free_energy = energy, train, test, noise, reference
         self.forward_weight, self.reverse_weight = forward_weight, reverse_weight
@@ -298,8 +316,9 @@ class BoltzmannGenerator(Task):
     def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis=None) -> None:
         out.mkdir(parents=True, exist_ok=True)
         if "history" in names and history.get("iteration"):
-            plots.plot_history({k: history[k] for k in ("iteration", "loss", "test_nll") if k in history},
-                               out / "history.png", title=title)
+            plots.plot_history(
+                {k: history[k] for k in ("iteration", "loss", "test_nll") if k in history}, out / "history.png", title=title
+            )
         if "ess" in names and history.get("iteration"):
             plots.plot_ess(history["iteration"], history["ess"], out / "ess.png", title=title)
         if not ({"samples", "reaction_coordinate"} & set(names)):
@@ -311,13 +330,20 @@ class BoltzmannGenerator(Task):
             axis_y = torch.linspace(y_low, y_high, 200, dtype=torch.float64)
             grid = torch.cartesian_prod(axis_y, axis_x).flip(-1)  # rows: x2, columns: x1
             energy = self.energy.energy(grid).reshape(len(axis_y), len(axis_x))
-            plots.plot_energy_samples(axis_x, axis_y, energy, {"MCMC reference": self.test.cpu(), "flow": x.cpu()},
-                                      out / "samples.png", title=title)
+            plots.plot_energy_samples(
+                axis_x, axis_y, energy, {"MCMC reference": self.test.cpu(), "flow": x.cpu()}, out / "samples.png", title=title
+            )
         if "reaction_coordinate" in names:
             log_w = log_importance_weights(self.energy.energy(x), log_q)
             rc = self.energy.reaction_coordinate
-            plots.plot_reaction_coordinate(rc(self.test).cpu(), rc(x).cpu(), log_w.cpu(), self.energy.dividing_value,
-                                           out / "reaction_coordinate.png", title=title)
+            plots.plot_reaction_coordinate(
+                rc(self.test).cpu(),
+                rc(x).cpu(),
+                log_w.cpu(),
+                self.energy.dividing_value,
+                out / "reaction_coordinate.png",
+                title=title,
+            )
 
 
 def _exact_from_noise(model: nn.Module, z: Tensor) -> tuple[Tensor, Tensor]:

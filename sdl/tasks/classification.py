@@ -25,14 +25,14 @@ from ..fields import AnalyticJacobian, Capabilities, PairField
 from ..integrators import get
 from ..losses import accuracy, loss_value
 from ..models import AntisymmetricField, GradientFlowField, HamiltonianField, ODENet, ResNetField, SwitchingField
-from ..models.constrained import CONSTRAINTS, NORMS
 from ..models.activations import activation_names
+from ..models.constrained import CONSTRAINTS, NORMS
 from ..models.network import HEADS, LIFTS, MOMENTA
 from ..models.vector_fields import KINETIC_MODELS
 from ..stability import per_layer_stability
 from .base import Regularizer, Smoothness, Task, TaskConfig, check_solve, seeded
 
-__all__ = ["Classification", "ClassificationConfig", "ClassificationData", "ClassificationModel", "FIELDS"]
+__all__ = ["FIELDS", "Classification", "ClassificationConfig", "ClassificationData", "ClassificationModel"]
 
 
 @dataclass(frozen=True)
@@ -153,8 +153,9 @@ class ClassificationConfig(TaskConfig):
         features = dataset_features(data.name)
         plane = [plot for plot in config.plots if plot in _PLANE_PLOTS]
         if features != 2 and plane:
-            raise ConfigError(f"plots: {', '.join(plane)} draw points of the plane, and {data.name} has {features} "
-                              f"features; leave them out")
+            raise ConfigError(
+                f"plots: {', '.join(plane)} draw points of the plane, and {data.name} has {features} features; leave them out"
+            )
         if model.lift == "pad" and model.width < features:
             raise ConfigError(
                 f"model.width: {model.width!r} is less than the data's dimension {features}, which model.lift: pad "
@@ -178,7 +179,7 @@ class ClassificationConfig(TaskConfig):
         except (TypeError, ValueError) as error:
             raise ConfigError(f"model: {error}") from None
 
-    def build(self, config, data_dir: Path | None = None) -> tuple[Classification, ODENet]:  # noqa: ARG002 (built from seeds)
+    def build(self, config, data_dir: Path | None = None) -> tuple[Classification, ODENet]:
         device, dtype = config.torch_device(), config.torch_dtype()
         d = config.data
         data = make_dataset(d.name, n=d.n, noise=d.noise, seed=d.seed, dtype=dtype, device=device)
@@ -222,7 +223,9 @@ class Classification(Task):
 
     headline = ("train_accuracy", "val_accuracy")
 
-    def __init__(self, data: Dataset, loss: str = "squared", regularizers: Sequence[Regularizer] = (), margin: float = 1.0) -> None:
+    def __init__(
+        self, data: Dataset, loss: str = "squared", regularizers: Sequence[Regularizer] = (), margin: float = 1.0
+    ) -> None:
         self.data = data
         self.loss, self.margin = loss, margin
         self.regularizers = tuple(regularizers)
@@ -267,19 +270,26 @@ class Classification(Task):
         with torch.no_grad():
             if "decision_boundary" in wanted:
                 plots.plot_decision_boundary(
-                    lambda p: model.predict_proba(p.to(data.x_val)), data.x_val.cpu(), data.y_val.cpu(),
-                    out / "decision_boundary.png", title=title,
+                    lambda p: model.predict_proba(p.to(data.x_val)),
+                    data.x_val.cpu(),
+                    data.y_val.cpu(),
+                    out / "decision_boundary.png",
+                    title=title,
                 )
             if "transitions" in wanted:
-                plots.plot_transitions(layer_states(model, data.x_val).cpu(), data.y_val.cpu(), out / "transitions.png", title=title)
+                plots.plot_transitions(
+                    layer_states(model, data.x_val).cpu(), data.y_val.cpu(), out / "transitions.png", title=title
+                )
             if "parameters" in wanted and model.field.num_layers is not None:
                 theta = torch.cat([p.detach().flatten(1) for p in model.field.layer_parameters()], dim=1).cpu()
                 plots.plot_parameters(theta, out / "parameters.png", title=f"{title}: θ^k against k")
         if "layer_stability" in wanted and analysis is not None:
             stats = self.analyse(model, analysis)
             plots.plot_layer_stability(
-                np.array(stats["max_real_eigenvalue"]), np.array(stats["one_sided_lipschitz"]),
-                out / "layer_stability.png", labels=[title],
+                np.array(stats["max_real_eigenvalue"]),
+                np.array(stats["one_sided_lipschitz"]),
+                out / "layer_stability.png",
+                labels=[title],
             )
 
     def analyse(self, model: ODENet, analysis) -> dict:

@@ -119,8 +119,10 @@ class DensityConfig(TaskConfig):
 
     def check(self, config) -> None:
         if config.train.batch_size is None:
-            raise ConfigError("train.batch_size: None (full batch) has no meaning for a density, whose samples are "
-                              "drawn fresh at every step; give the number of samples per step, e.g. 256")
+            raise ConfigError(
+                "train.batch_size: None (full batch) has no meaning for a density, whose samples are "
+                "drawn fresh at every step; give the number of samples per step, e.g. 256"
+            )
         check_flow_solve(config)
 
     def build(self, config, data_dir: Path | None = None) -> tuple[DensityEstimation, nn.Module]:
@@ -132,8 +134,11 @@ class DensityConfig(TaskConfig):
         regularizers = logdet_regularizers(model, self.logdet_penalty)
         d = config.data
         task = DensityEstimation(
-            d.name, sample_density(d.name, d.test_points, d.seed, dtype=dtype, device=device),
-            regularizers=regularizers, merge_every=self.merge_every, refine_every=self.refine_every,
+            d.name,
+            sample_density(d.name, d.test_points, d.seed, dtype=dtype, device=device),
+            regularizers=regularizers,
+            merge_every=self.merge_every,
+            refine_every=self.refine_every,
         )
         return task, model
 
@@ -155,7 +160,9 @@ def check_flow_solve(config) -> None:
     """ConfigError when ``config.model`` is a CNF that the config's integrator and gradient cannot integrate."""
     if config.model.flow == "cnf":
         if get(config.integrator.name).partitioned:
-            raise ConfigError(f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method")
+            raise ConfigError(
+                f"integrator.name: {config.integrator.name!r} needs (q, p) states; a CNF needs a Runge–Kutta method"
+            )
         # the CNF integrates the pair (x, log p) of a HollowNet, whose flow field gives its Jacobian diagonal
         flow = Capabilities("HollowNet CNF", pair=True, dimwise_differentiable=True)
         check_solve(config, flow, "model.flow: cnf")
@@ -170,8 +177,16 @@ def _model(m: DensityModel, config, dim: int = 2) -> nn.Module:
     field = HollowNet(dim, hidden=m.hidden, transformer_hidden=m.hidden, time_dependent=m.time_dependent)
     integrator = config.integrator
     return CNF(
-        field, dim, divergence=DIVERGENCES[m.divergence], t1=m.t_final, num_steps=m.steps, method=integrator.name,
-        gradient=config.gradient.adjoint(), solver=integrator.solver, tol=integrator.tol, max_iter=integrator.max_iter,
+        field,
+        dim,
+        divergence=DIVERGENCES[m.divergence],
+        t1=m.t_final,
+        num_steps=m.steps,
+        method=integrator.name,
+        gradient=config.gradient.adjoint(),
+        solver=integrator.solver,
+        tol=integrator.tol,
+        max_iter=integrator.max_iter,
     )
 
 
@@ -193,7 +208,11 @@ class DensityEstimation(Task):
     headline = ("test_nll",)
 
     def __init__(
-        self, name: str, test: Tensor, regularizers: Sequence[Regularizer] = (), merge_every: int = 10,
+        self,
+        name: str,
+        test: Tensor,
+        regularizers: Sequence[Regularizer] = (),
+        merge_every: int = 10,
         refine_every: int | None = 50,
     ) -> None:
         self.name, self.test = name, test
@@ -228,8 +247,9 @@ class DensityEstimation(Task):
             grid = torch.cartesian_prod(axis, axis).flip(-1)  # rows: x2, columns: x1
             with torch.no_grad():
                 log_p = torch.cat([_exact_log_prob(model, c) for c in grid.split(_EVALUATION_CHUNK)])
-            plots.plot_density(self.test.cpu(), log_p.exp().reshape(len(axis), len(axis)).cpu(), _LIMIT,
-                               out / "density.png", title=title)
+            plots.plot_density(
+                self.test.cpu(), log_p.exp().reshape(len(axis), len(axis)).cpu(), _LIMIT, out / "density.png", title=title
+            )
 
 
 def _exact_log_prob(model: nn.Module, x: Tensor) -> Tensor:

@@ -139,8 +139,10 @@ class DynamicsConfig(TaskConfig):
         model = config.model.model
         if model in MAP_MODELS:
             if self.loss == "derivative":
-                raise ConfigError(f"task.loss: 'derivative' needs a field; model.model {model!r} is a one-step map. "
-                                  f"Use task.loss: trajectory, or a field: {', '.join(FIELD_MODELS)}")
+                raise ConfigError(
+                    f"task.loss: 'derivative' needs a field; model.model {model!r} is a one-step map. "
+                    f"Use task.loss: trajectory, or a field: {', '.join(FIELD_MODELS)}"
+                )
             return
         check_solve(config, Capabilities.of_type(FIELD_MODELS[model]), f"model.model: {model}")
 
@@ -148,20 +150,23 @@ class DynamicsConfig(TaskConfig):
         device, dtype = config.torch_device(), config.torch_dtype()
         d, m = config.data, config.model
         system = get_system(d.system)
-        train, test = make_trajectories(d.system, d.recipe, seed=d.seed, noise=d.noise, cache_dir=data_dir,
-                                        dtype=dtype, device=device)
+        train, test = make_trajectories(
+            d.system, d.recipe, seed=d.seed, noise=d.noise, cache_dir=data_dir, dtype=dtype, device=device
+        )
         steps = train.t.numel() - 1
         if self.loss == "trajectory" and self.horizon > steps:
-            raise ConfigError(f"task.horizon: {self.horizon} data steps do not fit in trajectories of {steps} steps; "
-                              f"choose 1 … {steps}")
+            raise ConfigError(
+                f"task.horizon: {self.horizon} data steps do not fit in trajectories of {steps} steps; choose 1 … {steps}"
+            )
         with seeded(m.seed):
             model = _model(m, system.dim, config, self.substeps)
         model = model.to(device=device, dtype=dtype)
         rng = np.random.default_rng(self.rollout_seed)
         # a recipe that starts every trajectory in one state (SympNets') evaluates from that state once
         start = np.unique(system.evaluation_states(self.rollout_states, rng, d.recipe or system.recipes[0]), axis=0)
-        task = LearningDynamics(system, train, test, self.loss, self.horizon, start, self.rollout_time, self.long_time,
-                                self.long_states)
+        task = LearningDynamics(
+            system, train, test, self.loss, self.horizon, start, self.rollout_time, self.long_time, self.long_states
+        )
         return task, model
 
 
@@ -170,8 +175,9 @@ def _model(m: DynamicsModel, n: int, config, substeps: int) -> nn.Module:
     if m.model in FIELD_MODELS:
         field = FIELD_MODELS[m.model](n, hidden=m.hidden, layers=m.layers, activation_name=act)
         i = config.integrator
-        solve = resolve_solve(i.name, config.gradient.adjoint(), field=Capabilities.of(field), solver=i.solver,
-                              tol=i.tol, max_iter=i.max_iter)
+        solve = resolve_solve(
+            i.name, config.gradient.adjoint(), field=Capabilities.of(field), solver=i.solver, tol=i.tol, max_iter=i.max_iter
+        )
         return FieldFlow(field, solve, substeps)
     if m.model == "la_sympnet":
         net = LASympNet(n, layers=m.layers, sublayers=m.sublayers, activation=act)
@@ -235,8 +241,16 @@ class LearningDynamics(Task):
     headline = ("energy_mse", "rollout_mse")
 
     def __init__(
-        self, system, train: Trajectories, test: Trajectories, loss: str = "derivative", horizon: int = 1,
-        start: np.ndarray | None = None, rollout_time: float = 20.0, long_time: float = 1000.0, long_states: int = 3,
+        self,
+        system,
+        train: Trajectories,
+        test: Trajectories,
+        loss: str = "derivative",
+        horizon: int = 1,
+        start: np.ndarray | None = None,
+        rollout_time: float = 20.0,
+        long_time: float = 1000.0,
+        long_states: int = 3,
     ) -> None:
         self.system, self.loss, self.horizon = system, loss, horizon
         self.h = train.step
@@ -297,8 +311,11 @@ class LearningDynamics(Task):
         tenth = max(1, len(times) // 10)
         first, last = error[:tenth].mean().item(), error[-tenth:].mean().item()
         return {
-            "long_time": times[-1].item(), "energy_error_first": first, "energy_error_last": last,
-            "energy_growth": last / first if first > 0 else float("inf"), "energy_error_max": error.max().item(),
+            "long_time": times[-1].item(),
+            "energy_error_first": first,
+            "energy_error_last": last,
+            "energy_growth": last / first if first > 0 else float("inf"),
+            "energy_error_max": error.max().item(),
         }
 
     def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis=None) -> None:
@@ -312,8 +329,9 @@ class LearningDynamics(Task):
         if "phase" in names:
             plots.plot_phase_portrait(_numpy(self.exact), _numpy(predicted), n, out / "phase.png", title=title)
         if "energy" in names:
-            plots.plot_energy(times, _numpy(self.energy(self.exact)), _numpy(self.energy(predicted)), out / "energy.png",
-                              title=title)
+            plots.plot_energy(
+                times, _numpy(self.energy(self.exact)), _numpy(self.energy(predicted)), out / "energy.png", title=title
+            )
         if "hamiltonian" in names:
             learned = _hamiltonian_grid(model, self.exact)
             if learned is not None:
