@@ -68,7 +68,7 @@ class Adjoint:
     snapshots: int = 32
 
     def __post_init__(self) -> None:
-        valid = _explicit_rk_names() + [TORCHDIFFEQ]
+        valid = [*_explicit_rk_names(), TORCHDIFFEQ]
         if self.method is not None and self.method not in valid:
             raise ValueError(
                 f"unknown adjoint method {self.method!r}; valid choices: None (the exact symplectic partner), {', '.join(valid)}"
@@ -124,12 +124,14 @@ class _Parameters:
         the shared tensors themselves (which a bound layer reads from its module)."""
         if not self.layered:
             return self.wrap(self.func), self.tensors
-        leaves = tuple(p[k].detach().requires_grad_() if layer else p for p, layer in zip(self.tensors, self.per_layer))
+        leaves = tuple(
+            p[k].detach().requires_grad_() if layer else p for p, layer in zip(self.tensors, self.per_layer, strict=True)
+        )
         return self.wrap(self.func.bind(leaves[: self.per_layer.count(True)])), leaves
 
     def accumulate(self, totals: list[Tensor], k: int, grads) -> None:
         """Adds step k's gradients: into slice k of a per-layer tensor, into the whole of a shared one."""
-        for total, grad, layer in zip(totals, grads, self.per_layer):
+        for total, grad, layer in zip(totals, grads, self.per_layer, strict=True):
             if layer:
                 total[k] += grad
             else:
@@ -180,7 +182,7 @@ class _Problem:
                 k, y, _, pullback, leaves = recorded(k, states[k])
                 yield k, y, states[k + 1], pullback, leaves
         elif recovery == "binomial":
-            snapshots = dict(zip(self.kept_positions(), states))
+            snapshots = dict(zip(self.kept_positions(), states, strict=True))
             for kind, position, source in _binomial.backward_plan(num_steps, self.adjoint.snapshots):
                 if kind == _binomial.DROP:
                     del snapshots[position]
@@ -254,7 +256,7 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
         ctx.problem, ctx.num_state_parts = problem, num_state_parts
         if problem.last_only:
             return _parts(outputs[-1], problem.is_pair)
-        return tuple(torch.stack(part) for part in zip(*(_parts(y, problem.is_pair) for y in outputs)))
+        return tuple(torch.stack(part) for part in zip(*(_parts(y, problem.is_pair) for y in outputs), strict=True))
 
     @staticmethod
     def backward(ctx, *grad_outputs):
@@ -274,7 +276,7 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
             exact = problem.continuous is None
             saved, width = ctx.saved_tensors, 2 if pair else 1
             kept = [_state(saved[i : i + width], pair) for i in range(0, len(saved), width)]
-            for k, y, y_next, pullback, leaves in problem.backward_records(funcs, kept, record=exact):
+            for k, _, y_next, pullback, leaves in problem.backward_records(funcs, kept, record=exact):
                 if exact:
                     lam, grads = pullback(lam, leaves)
                 else:
@@ -284,7 +286,7 @@ class _OptimiseThenDiscretise(torch.autograd.Function):
                     )
                 problem.params.accumulate(param_grads, k, grads)
                 if not problem.last_only:
-                    lam = _state(tuple(l + g[k] for l, g in zip(_parts(lam, pair), grad_outputs)), pair)
+                    lam = _state(tuple(lam_i + g[k] for lam_i, g in zip(_parts(lam, pair), grad_outputs, strict=True)), pair)
         return (None, None, *_parts(lam, pair), *param_grads)
 
 
@@ -300,7 +302,7 @@ def _continuous_adjoint_step(method, func, t_next, h, y_next, lam, leaves, is_pa
     n = len(z_parts)
 
     def unpack(w):
-        return [piece.view(shape) for piece, shape in zip(w.split(sizes), shapes)]
+        return [piece.view(shape) for piece, shape in zip(w.split(sizes), shapes, strict=True)]
 
     def augmented(s, w):
         pieces = unpack(w)

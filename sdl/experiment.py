@@ -115,7 +115,7 @@ def _write_metrics(run_dir: Path, history: dict) -> None:
         with p.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(list(history))
-            writer.writerows(zip(*history.values()))
+            writer.writerows(zip(*history.values(), strict=True))
 
     write_atomic(run_dir / "metrics.csv", write_csv)
 
@@ -300,7 +300,8 @@ def refine_run(run_dir: str | Path, factor: int = 2, interpolation: str = "const
     # by capability, not by class: the runner names no model (tests/test_tasks.py)
     if not callable(getattr(model, "refine", None)) or "steps" not in {f.name for f in dataclasses.fields(config.model)}:
         raise ConfigError(
-            f"refine needs a run of an ODE-network with model.steps (task classification); {str(run_dir)!r} has a {type(model).__name__}"
+            f"refine needs a run of an ODE-network with model.steps (task classification); "
+            f"{str(run_dir)!r} has a {type(model).__name__}"
         )
     if interpolation not in INTERPOLATIONS:
         raise ConfigError(f"--interpolation {interpolation!r}: valid choices: {', '.join(INTERPOLATIONS)}")

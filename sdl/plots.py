@@ -68,7 +68,7 @@ def plot_layer_stability(
     titles = _titles(labels, len(eigen_runs))
     fig = _figure(4.2 * len(eigen_runs), 3.9)
     axes = fig.subplots(1, len(eigen_runs), sharey=True, squeeze=False)[0]
-    for ax, eigen, nu, title in zip(axes, eigen_runs, lipschitz_runs, titles):
+    for ax, eigen, nu, title in zip(axes, eigen_runs, lipschitz_runs, titles, strict=True):
         if eigen.shape != nu.shape:
             raise ValueError(f"a run has {eigen.size} eigenvalue entries but {nu.size} Lipschitz entries")
         layers = np.arange(eigen.size)
@@ -158,14 +158,14 @@ def plot_transitions(
     count = states.shape[0]
     if layers is None:
         layers = range(count) if count <= _MAX_TRANSITION_PANELS else np.linspace(0, count - 1, _MAX_TRANSITION_PANELS)
-    layers = sorted({int(round(k)) for k in layers})
+    layers = sorted({round(float(k)) for k in layers})
     if any(not 0 <= k < count for k in layers):
         raise ValueError(f"layers must lie in 0..{count - 1}, got {layers}")
     columns = min(len(layers), 4)
     rows = -(-len(layers) // columns)
     fig = _figure(2.9 * columns, 3.2 * rows + (0.4 if title else 0.0))
     axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
-    for ax, k in zip(axes, layers):
+    for ax, k in zip(axes, layers, strict=False):  # the last row may have empty panels
         _scatter_classes(ax, states[k, :, :2], labels, size=9)
         ax.set(xlim=limits, ylim=limits, aspect="equal", title=f"layer {k}" if k else "input (layer 0)")
         ax.tick_params(labelsize=7)
@@ -199,7 +199,7 @@ def plot_parameters(
     titles = _titles(labels, len(runs))
     fig = _figure(6.0 if len(runs) == 1 else 4.2 * len(runs), 3.8)
     axes = fig.subplots(1, len(runs), squeeze=False, sharey=True)[0]
-    for ax, values, panel in zip(axes, runs, titles):
+    for ax, values, panel in zip(axes, runs, titles, strict=True):
         layers = np.arange(values.shape[0])
         for j in range(values.shape[1]):
             label = names[j] if names is not None else f"θ_{j}"
@@ -246,7 +246,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, *, ti
     groups = {kind: group for kind, group in groups.items() if group}
     fig = _figure(5.0 * len(groups), 3.6 + (0.3 if title else 0.0))
     axes = fig.subplots(1, len(groups), squeeze=False)[0]
-    for ax, (kind, group) in zip(axes, groups.items()):
+    for ax, (kind, group) in zip(axes, groups.items(), strict=True):
         for name, values in group.items():
             ax.plot(x[: values.size], values, lw=1.4, label=name)
         if kind == "loss" and all(np.all(v[np.isfinite(v)] > 0) for v in group.values()):
@@ -346,7 +346,7 @@ def plot_sweep(results: Mapping[str, Mapping[str, float]], path: str | Path, *, 
     for column, name in enumerate(names):
         offset = (column - (len(names) - 1) / 2) * height
         ax.barh(rows + offset, values[:, column], height=height, label=name.replace("_", " "))
-        for row, value in zip(rows, values[:, column]):
+        for row, value in zip(rows, values[:, column], strict=True):
             if np.isfinite(value):
                 ax.text(value, row + offset, f" {value:.3f}", va="center", fontsize=8)
     ax.set_yticks(rows, labels)
@@ -579,7 +579,7 @@ def plot_reaction_coordinate(
         axes[0].plot(centres, values, lw=1.4, label=name)
         with np.errstate(divide="ignore"):
             axes[1].plot(centres, -np.log(values), lw=1.4, label=name)
-    for ax, ylabel in zip(axes, ("density", "-log density (kT)")):
+    for ax, ylabel in zip(axes, ("density", "-log density (kT)"), strict=True):
         ax.axvline(dividing_value, color="k", lw=0.8, ls="--")
         ax.set(xlabel=label, ylabel=ylabel)
         ax.grid(alpha=0.3)

@@ -20,6 +20,7 @@ which runs a resolved solve with no further checks, no extra field evaluation an
 from __future__ import annotations
 
 import inspect
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -176,7 +177,9 @@ def _check_adjoint(adjoint: Adjoint | None, integrator: Integrator, method, fiel
         reversible = [n for n in names() if get(n).time_reversible]
         raise ValueError(
             f"recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); "
-            f"{method if isinstance(method, str) else type(integrator).__name__!r} is not; reversible methods: {', '.join(reversible)}; or use recovery='store', 'checkpoint' or 'binomial'"
+            f"{method if isinstance(method, str) else type(integrator).__name__!r} is not; "
+            f"reversible methods: {', '.join(reversible)}; "
+            f"or use recovery='store', 'checkpoint' or 'binomial'"
         )
     if adjoint.method != TORCHDIFFEQ:
         return
@@ -203,7 +206,7 @@ class TimeGrid:
     def of(cls, t: Tensor) -> TimeGrid:
         """From a checked (K+1,) grid; reads it to the host once."""
         values = t.tolist()
-        return cls(t.unbind(), tuple(b - a for a, b in zip(values, values[1:])))
+        return cls(t.unbind(), tuple(b - a for a, b in itertools.pairwise(values)))
 
     @property
     def num_steps(self) -> int:
@@ -218,7 +221,7 @@ class UniformGrid:
     def __init__(self, start: float, end: float, num_steps: int) -> None:
         values = torch.linspace(start, end, num_steps + 1, dtype=torch.float64).tolist()
         self.values = tuple(values)
-        self.steps = tuple(b - a for a, b in zip(values, values[1:]))
+        self.steps = tuple(b - a for a, b in itertools.pairwise(values))
         self._grids: dict[tuple[torch.dtype, torch.device], TimeGrid] = {}
 
     def on(self, dtype: torch.dtype, device: torch.device) -> TimeGrid:

@@ -113,13 +113,13 @@ class BacktrackingGD(torch.optim.Optimizer):
             grad_norm2 = sum(g.square().sum() for g in grads)
             lr = group["lr"]
             for _ in range(group["max_backtracks"]):
-                for p, g in zip(params, grads):
+                for p, g in zip(params, grads, strict=True):
                     p.add_(g, alpha=-lr)
                 trial = closure()  # no graph: only the value decides
                 if trial <= loss - group["c"] * lr * grad_norm2:
                     group["lr"] = lr * group["grow"]
                     break
-                for p, p0 in zip(params, start):
+                for p, p0 in zip(params, start, strict=True):
                     p.copy_(p0)
                 lr *= group["shrink"]
             else:
@@ -301,7 +301,7 @@ class Trainer:
             raise ValueError(f"the state is of optimizer {saved!r}, this trainer's is {self.config.optimizer!r}; they must match")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])  # this restores the saved lr and decay too
-        for scheduler, saved_state in zip(self.schedulers, state.get("schedulers", [])):
+        for scheduler, saved_state in zip(self.schedulers, state.get("schedulers", []), strict=False):  # older states have none
             scheduler.load_state_dict(saved_state)
         self.iteration = int(state["iteration"])
         if not isinstance(self.optimizer, BacktrackingGD):

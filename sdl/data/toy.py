@@ -161,7 +161,7 @@ def _double_moons(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     # (x shift, y shift, orientation): upper moons open downwards, lower moons upwards.
     moons = ((0.0, 0.0, 1.0), (1.0, 0.5, -1.0), (2.0, 0.0, 1.0), (3.0, 0.5, -1.0))
     parts = []
-    for count, (dx, dy, sign) in zip(counts, moons):
+    for count, (dx, dy, sign) in zip(counts, moons, strict=True):
         theta = rng.uniform(0.0, math.pi, size=count)
         parts.append(np.stack([dx + sign * np.cos(theta), dy + sign * np.sin(theta)], axis=1))
     points = np.concatenate(parts) + rng.uniform(-0.15, 0.15, size=(n, 2))

@@ -31,16 +31,16 @@ def vjp(
     for another pullback."""
     outputs = (output,) if isinstance(output, Tensor) else tuple(output)
     cotangents = (cotangent,) if isinstance(cotangent, Tensor) else tuple(cotangent)
-    pairs = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+    pairs = [(o, c) for o, c in zip(outputs, cotangents, strict=True) if o.requires_grad]
     live = [i for i, x in enumerate(inputs) if x.requires_grad]
     grads: list[Tensor | None] = [None] * len(inputs)
     if pairs and live:
         found = torch.autograd.grad(
             [o for o, _ in pairs], [inputs[i] for i in live], [c for _, c in pairs], retain_graph=retain_graph, allow_unused=True
         )
-        for i, g in zip(live, found):
+        for i, g in zip(live, found, strict=True):
             grads[i] = g
-    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs, strict=True)]
 
 
 def add_into(total: list[Tensor | None], terms) -> None:
@@ -49,7 +49,7 @@ def add_into(total: list[Tensor | None], terms) -> None:
 
 
 def completed(params: tuple[Tensor, ...], total: list[Tensor | None]) -> tuple[Tensor, ...]:
-    return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, total))
+    return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(params, total, strict=True))
 
 
 class Integrator(ABC):

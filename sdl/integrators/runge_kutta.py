@@ -43,7 +43,7 @@ class ExplicitRungeKutta(Integrator):
 
     def step(self, func: Callable, t: Tensor, h: float, y: Tensor) -> Tensor:
         k: list[Tensor] = []
-        for c_i, terms in zip(self.tableau.c, self._stage_terms):
+        for c_i, terms in zip(self.tableau.c, self._stage_terms, strict=True):
             y_i = y
             for j, a_ij in terms:
                 y_i = torch.add(y_i, k[j], alpha=h * a_ij)
@@ -286,7 +286,7 @@ class ImplicitRungeKutta(Integrator):
             k_bar = self.solver.solve(adjoint_map, weighted_adjoint)
             lam = adjoint
             param_adjoints: list[Tensor | None] = [None] * len(params)
-            for out_i, z_i, k_i in zip(adjoint_map.outputs, adjoint_map.inputs, k_bar):  # the graphs' last use
+            for out_i, z_i, k_i in zip(adjoint_map.outputs, adjoint_map.inputs, k_bar, strict=True):  # the graphs' last use
                 z_bar, *theta_bar = vjp(out_i, (z_i, *params), k_i)
                 lam = lam + z_bar
                 add_into(param_adjoints, theta_bar)
@@ -302,7 +302,7 @@ def _dimwise_diagonals(func: Callable, times, states: Tensor) -> tuple[Tensor, T
             f"Jacobi–Newton needs a field that is sdl.fields.DimwiseDifferentiable (such as a HollowNet); "
             f"got {type(func).__name__}"
         )
-    pairs = [func.value_and_jacobian_diagonal(t_i, y_i) for t_i, y_i in zip(times, states)]
+    pairs = [func.value_and_jacobian_diagonal(t_i, y_i) for t_i, y_i in zip(times, states, strict=True)]
     return torch.stack([v for v, _ in pairs]), torch.stack([d for _, d in pairs]).detach()
 
 
@@ -315,12 +315,12 @@ def _field_jacobians(func: Callable, times, states: Tensor, batched: bool) -> Te
     whole batch, so fields that close over per-sample tensors (a CNF's Hutchinson probes) work unchanged.
     """
     jacobians = []
-    for t_i, y_i in zip(times, states.detach()):
+    for t_i, y_i in zip(times, states.detach(), strict=True):
         if batched:
-            jacobian = torch.func.jacrev(lambda y: func(t_i, y).sum(0))(y_i)  # (*y[0].shape, *y.shape)
+            jacobian = torch.func.jacrev(lambda y, t=t_i: func(t, y).sum(0))(y_i)  # (*y[0].shape, *y.shape)
             jacobian = jacobian.reshape(-1, len(y_i), y_i[0].numel()).transpose(0, 1)
         else:
-            jacobian = torch.func.jacrev(lambda y: func(t_i, y))(y_i).reshape(1, y_i.numel(), y_i.numel())
+            jacobian = torch.func.jacrev(lambda y, t=t_i: func(t, y))(y_i).reshape(1, y_i.numel(), y_i.numel())
         jacobians.append(jacobian.detach())
     return torch.stack(jacobians, dim=1)
 
@@ -368,7 +368,7 @@ class _StageMap(_StageSystem):
         return self.y + self.h * torch.tensordot(self.a, k, dims=1)
 
     def __call__(self, k: Tensor) -> Tensor:
-        return torch.stack([self.func(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k))])
+        return torch.stack([self.func(t_i, y_i) for t_i, y_i in zip(self.times, self.stage_states(k), strict=True)])
 
     def scale(self, batched: bool) -> Tensor:
         """|y|/|h| per sample: a change ΔK moves the stage states by h A ΔK, so the test, against
@@ -399,12 +399,14 @@ class _AdjointStageMap(_StageSystem):
         self.func, self.times, self.stages, self.h, self.a, self.offset = func, times, stages, h, a, weighted_adjoint
         with torch.enable_grad():
             self.inputs = [z.detach().requires_grad_() for z in stages]
-            self.outputs = [func(t_i, z_i) for t_i, z_i in zip(times, self.inputs)]
+            self.outputs = [func(t_i, z_i) for t_i, z_i in zip(times, self.inputs, strict=True)]
         self._blocks: Tensor | None = None
         self._newton: Tensor | None = None
 
     def __call__(self, k_bar: Tensor) -> Tensor:
-        pulled = torch.stack([vjp(out, (z,), k_i, retain_graph=True)[0] for out, z, k_i in zip(self.outputs, self.inputs, k_bar)])
+        pulled = torch.stack(
+            [vjp(out, (z,), k_i, retain_graph=True)[0] for out, z, k_i in zip(self.outputs, self.inputs, k_bar, strict=True)]
+        )
         return self.offset + self.h * torch.tensordot(self.a.T, pulled, dims=1)
 
     def scale(self, batched: bool) -> Tensor:

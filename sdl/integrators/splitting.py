@@ -55,7 +55,7 @@ class SplittingMethod(Integrator):
             if abs(math.fsum(coeffs) - 1.0) > 1e-14:
                 raise ValueError(f"{name} must sum to 1 (consistency), got {math.fsum(coeffs)!r}")
         substeps, elapsed = [], 0.0
-        for b_i, a_i in zip(self.kicks, self.drifts):
+        for b_i, a_i in zip(self.kicks, self.drifts, strict=True):
             if b_i != 0.0:
                 substeps.append(("kick", b_i, elapsed))
             if a_i != 0.0:

@@ -144,10 +144,10 @@ def rooted_trees(order: int) -> tuple[Tree, ...]:
 
 
 def _graft_leaf_everywhere(tree: Tree) -> set[Tree]:
-    grown = {tuple(sorted(tree + ((),)))}
+    grown = {tuple(sorted((*tree, ())))}
     for i, child in enumerate(tree):
         for new_child in _graft_leaf_everywhere(child):
-            grown.add(tuple(sorted(tree[:i] + (new_child,) + tree[i + 1 :])))
+            grown.add(tuple(sorted((*tree[:i], new_child, *tree[i + 1 :]))))
     return grown
 
 

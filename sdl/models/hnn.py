@@ -14,6 +14,8 @@ that ``sdl.odeint`` integrates with any method and either gradient.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 
@@ -33,7 +35,7 @@ def mlp(
     sigma = activation(activation_name).sigma
     widths = [inputs] + [hidden] * layers
     modules: list[nn.Module] = []
-    for a, b in zip(widths, widths[1:]):
+    for a, b in itertools.pairwise(widths):
         modules += [nn.Linear(a, b), _Elementwise(sigma)]
     modules.append(nn.Linear(hidden, outputs, bias=bias_out))
     for module in modules:

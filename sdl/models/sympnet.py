@@ -48,6 +48,7 @@ explicit inverse, so it has no ``inverse`` method.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from abc import ABC, abstractmethod
@@ -399,7 +400,7 @@ class MLPMap(nn.Module):
         self.activation = activations.activation(activation)
         self.step = _check_step(step)
         sizes = [dim] + [hidden] * layers + [dim]
-        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
 
     def forward(self, x: Tensor, h: float | Tensor | None = None) -> Tensor:
         """x + h · MLP(x). Shapes: x (..., dim) → (..., dim); h a float or a tensor broadcastable to (..., 1)."""

@@ -110,7 +110,7 @@ def lipschitz_bound(model) -> float:
         bound = 1.0 if twin.lift_map is None else _norm(twin.lift_map.weight)
         bound *= _norm(twin.head.weight)
         tableau = twin.integrator.tableau
-        for k, (h, layer) in enumerate(zip(twin.step_sizes(), twin.layer_fields())):
+        for k, (h, layer) in enumerate(zip(twin.step_sizes(), twin.layer_fields(), strict=True)):
             if not isinstance(layer, LipschitzBounded):
                 raise TypeError(f"layer {k} ({type(layer).__name__}) is not sdl.fields.LipschitzBounded: no bound for its step")
             bound *= step_lipschitz_bound(tableau, h, layer)

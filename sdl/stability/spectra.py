@@ -199,7 +199,7 @@ def per_layer_stability(
     if layer_jacobians is not None and len(layer_jacobians) != num_layers:
         raise ValueError(f"got {num_layers} layer fields but {len(layer_jacobians)} layer Jacobians")
     eigen, lipschitz = [], []
-    for k, (f, z) in enumerate(zip(layer_fields, layer_states)):
+    for k, (f, z) in enumerate(zip(layer_fields, layer_states, strict=True)):
         jac = None if layer_jacobians is None else layer_jacobians[k]
         matrices = _jacobians(f, z, jac)
         eigen.append(_max_real_part(matrices).max())

@@ -104,6 +104,7 @@ class Task(ABC):
         """What to try when the loss becomes NaN, besides a lower learning rate."""
         return ""
 
+    @abstractmethod
     def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis: Any = None) -> None:
         """Draw the plots ``names`` (a subset of the task config's ``plot_names``) into the folder ``out``; ``analysis``
         is the config's analysis section, for tasks with a stability plot."""

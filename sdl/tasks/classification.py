@@ -320,7 +320,7 @@ def _layer_analysis_fields(model: ODENet):
     times = model.time_grid(next(model.parameters())).unbind()
     fields = model.layer_fields()
     if model.pair_state:
-        return [lambda z, f=f, t=t: f.force(t, z) for f, t in zip(fields, times)], None
+        return [lambda z, f=f, t=t: f.force(t, z) for f, t in zip(fields, times[:-1], strict=True)], None
     analytic = all(isinstance(f, AnalyticJacobian) for f in fields)
-    jacobians = [lambda z, f=f, t=t: f.jacobian(t, z) for f, t in zip(fields, times)] if analytic else None
-    return [lambda z, f=f, t=t: f(t, z) for f, t in zip(fields, times)], jacobians
+    jacobians = [lambda z, f=f, t=t: f.jacobian(t, z) for f, t in zip(fields, times[:-1], strict=True)] if analytic else None
+    return [lambda z, f=f, t=t: f(t, z) for f, t in zip(fields, times[:-1], strict=True)], jacobians
