@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _binomial
-from .fields import layer_count
+from .fields import Layered, _has_layers
 from .integrators import ExplicitRungeKutta, Integrator, get, names
 from .integrators.base import vjp
 
@@ -95,13 +95,13 @@ class _Parameters:
 
     def __init__(self, func: Callable, adjoint_params, wrap: Callable[[Callable], Callable]) -> None:
         self.func, self.wrap = func, wrap
-        self.layered = layer_count(func) is not None
+        self.layered: Layered | None = func if _has_layers(func) else None  # func, when it has per-step layers
         if adjoint_params is not None:
-            if self.layered:
+            if self.layered is not None:
                 raise ValueError("adjoint_params cannot be given for a Layered field: its layer_parameters() are used")
             self.tensors = tuple(adjoint_params)
             self.per_layer = (False,) * len(self.tensors)
-        elif self.layered:
+        elif _has_layers(func):
             per_layer = tuple(func.layer_parameters())
             shared = tuple(p for p in func.parameters() if p.requires_grad and not any(p is q for q in per_layer))
             self.tensors = per_layer + shared
@@ -116,18 +116,18 @@ class _Parameters:
             )
 
     def forward_functions(self, num_steps: int):
-        funcs = self.func.layers() if self.layered else itertools.repeat(self.func, num_steps)
+        funcs = self.layered.layers() if self.layered is not None else itertools.repeat(self.func, num_steps)
         return [self.wrap(f) for f in itertools.islice(funcs, num_steps)]
 
     def at(self, k: int) -> tuple[Callable, tuple[Tensor, ...]]:
         """(f_k, leaves): step k's function of fresh leaves for the per-layer slices θ^k, and of
         the shared tensors themselves (which a bound layer reads from its module)."""
-        if not self.layered:
+        if self.layered is None:
             return self.wrap(self.func), self.tensors
         leaves = tuple(
             p[k].detach().requires_grad_() if layer else p for p, layer in zip(self.tensors, self.per_layer, strict=True)
         )
-        return self.wrap(self.func.bind(leaves[: self.per_layer.count(True)])), leaves
+        return self.wrap(self.layered.bind(leaves[: self.per_layer.count(True)])), leaves
 
     def accumulate(self, totals: list[Tensor], k: int, grads) -> None:
         """Adds step k's gradients: into slice k of a per-layer tensor, into the whole of a shared one."""

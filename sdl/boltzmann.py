@@ -19,6 +19,7 @@ the states A and B of the energy is ΔF = F_B - F_A = -log(Σ_B w / Σ_A w), in 
 from __future__ import annotations
 
 import math
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -34,14 +35,22 @@ __all__ = [
 ]
 
 
+class _Flow(Protocol):
+    """What the losses need of a model (a normalizing flow or a CNF), for the type checker."""
+
+    def log_prob(self, x: Tensor) -> Tensor: ...
+
+    def from_noise(self, z: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
 def forward_kl(model: nn.Module, x: Tensor) -> Tensor:
     """E_p[-log q(x)] over samples x (B, d) of p: KL(p ‖ q) up to the entropy of p. Shape ()."""
-    return -model.log_prob(x).mean()
+    return -cast(_Flow, model).log_prob(x).mean()
 
 
 def reverse_kl(model: nn.Module, energy: Energy, z: Tensor) -> Tensor:
     """E_z[u(x) + log q(x)], x = T⁻¹(z), over base noise z (B, d): KL(q ‖ p) - log Z. Shape ()."""
-    x, log_q = model.from_noise(z)
+    x, log_q = cast(_Flow, model).from_noise(z)
     return (energy.energy(x) + log_q).mean()
 
 

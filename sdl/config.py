@@ -11,6 +11,7 @@ import dataclasses
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,9 +135,9 @@ class Config:
                     f"{section}: a {type(value).__name__} does not describe the {self.task.kind} task's "
                     f"{section}; expected {schema.__name__}"
                 )
-        if self.plots is None:
-            object.__setattr__(self, "plots", self.task.plots_for(self))
-        for plot in self.plots:
+        plots = self.task.plots_for(self) if self.plots is None else self.plots
+        object.__setattr__(self, "plots", plots)
+        for plot in plots:
             check_choice("plots", plot, task.plot_names)
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("device", self.device, DEVICES)
@@ -234,7 +235,7 @@ def _convert(key: str, value: Any, hint) -> Any:
         if not isinstance(items, (list, tuple)):
             raise ConfigError(f"{key}: {value!r} must be a list of {_type_name(item)}")
         return tuple(_convert(f"{key}[{i}]", v, item) for i, v in enumerate(items))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return value if isinstance(value, hint) else _build(hint, value, key)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -323,7 +324,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config, apply ``--set`` overrides, validate."""
     path = Path(path)
     if path.is_dir():

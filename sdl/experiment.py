@@ -140,17 +140,17 @@ def run_job(
     model, the loss or the optimizer. A run that cannot start (its task, model or checkpoint
     fails to load) leaves no folder behind."""
     root = _runs_folder(root)
-    state = None
+    resume = None  # (the checkpoint's state, its run folder)
     if resume_from is not None:
         resume_from = Path(resume_from)
         _check_resumable(_saved_config(resume_from), config)
-        state = _load_checkpoint(resume_from)
+        resume = (_load_checkpoint(resume_from), resume_from)
     new_root = not root.exists()
     run_dir = new_run_dir(root, config.name)
     try:  # a run that cannot start leaves no folder behind (nor the runs folder, if it made it)
         task, model = build(config, run_dir / _DATA)
         trainer = Trainer(model, task, config.train)
-        extra = None if state is None else _resume(trainer, state, resume_from, config)
+        extra = None if resume is None else _resume(trainer, *resume, config)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         if new_root and not any(root.iterdir()):  # only while empty: a parallel job may have begun a run there
@@ -270,7 +270,7 @@ def load_run(run_dir: str | Path) -> tuple[Config, Task, nn.Module]:
 def make_plots(out: Path, config: Config, task: Task, model: nn.Module, history: dict) -> None:
     """The plots ``config.plots`` of a trained model, into the folder ``out``."""
     model.eval()
-    task.plots(out, model, history, config.plots, config.task.title(config), analysis=config.analysis)
+    task.plots(out, model, history, config.plots or (), config.task.title(config), analysis=config.analysis)
 
 
 def analyse_run(run_dir: str | Path) -> Path:
@@ -284,7 +284,8 @@ def analyse_run(run_dir: str | Path) -> Path:
     out = new_run_dir(run_dir, "analysis")
     write_atomic(out / "analysis.json", lambda p: p.write_text(json.dumps(stats, indent=1)))
     history = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-    make_plots(out, dataclasses.replace(config, plots=tuple(config.plots) or config.task.analysis_plots), task, model, history)
+    plots = tuple(config.plots or ()) or config.task.analysis_plots
+    make_plots(out, dataclasses.replace(config, plots=plots), task, model, history)
     return out
 
 
@@ -298,7 +299,8 @@ def refine_run(run_dir: str | Path, factor: int = 2, interpolation: str = "const
     run_dir = Path(run_dir)
     config, task, model = load_run(run_dir)
     # by capability, not by class: the runner names no model (tests/test_tasks.py)
-    if not callable(getattr(model, "refine", None)) or "steps" not in {f.name for f in dataclasses.fields(config.model)}:
+    refine = getattr(model, "refine", None)
+    if not callable(refine) or "steps" not in {f.name for f in dataclasses.fields(config.model)}:
         raise ConfigError(
             f"refine needs a run of an ODE-network with model.steps (task classification); "
             f"{str(run_dir)!r} has a {type(model).__name__}"
@@ -306,7 +308,7 @@ def refine_run(run_dir: str | Path, factor: int = 2, interpolation: str = "const
     if interpolation not in INTERPOLATIONS:
         raise ConfigError(f"--interpolation {interpolation!r}: valid choices: {', '.join(INTERPOLATIONS)}")
     try:
-        refined = model.refine(factor, interpolation)
+        refined = refine(factor, interpolation)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"refine: {error}") from None
     steps = refined.num_steps

@@ -36,6 +36,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeGuard, TypeVar
 
 from torch import Tensor, nn
 
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 
-class PairField(ABC):
+class PairField:
     """A field on pair states: ``f(t, (q, p)) -> (dq/dt, dp/dt)``, each part shaped like its state.
 
     A marker: it promises the state layout only. A learned non-separable H(q, p) is a
@@ -60,7 +61,7 @@ class PairField(ABC):
     """
 
 
-class Separable(PairField):
+class Separable(PairField, ABC):
     """A field on (q, p) of the form dq/dt = velocity(t, p), dp/dt = force(t, q)."""
 
     @abstractmethod
@@ -108,7 +109,7 @@ class Layered(nn.Module, ABC):
         params = self.layer_parameters()
         if self.num_layers is None:
             return (self.bind(params),)
-        return [self.bind(layer) for layer in zip(*(p.unbind(0) for p in params))]
+        return [self.bind(layer) for layer in zip(*(p.unbind(0) for p in params), strict=True)]
 
     def layer(self, k: int) -> Callable:
         """Layer k alone, ``f_k(t, y)`` (the one shared layer when ``num_layers`` is None), without
@@ -123,11 +124,23 @@ def layer_count(field: object) -> int | None:
     return field.num_layers if isinstance(field, Layered) else None
 
 
-class DimwiseDifferentiable(ABC):
-    """A field f(t, y) that returns its Jacobian diagonal D_dim f = (∂f_m/∂y_m)_m with its value."""
+def _has_layers(field: object) -> TypeGuard[Layered]:
+    """``layer_count(field) is not None``, in a form that tells the type checker ``field`` is ``Layered``."""
+    return layer_count(field) is not None
+
+
+State = TypeVar("State")  # a tensor y, or a pair (q, p)
+
+
+class DimwiseDifferentiable(ABC, Generic[State]):
+    """A field f(t, y) that returns its Jacobian diagonal D_dim f = (∂f_m/∂y_m)_m with its value.
+
+    ``DimwiseDifferentiable[Tensor]`` for a field on tensors, ``[tuple[Tensor, Tensor]]`` on pairs."""
+
+    __call__: Callable[..., Any]  # f(t, y); declared for the type checker, nn.Module provides it
 
     @abstractmethod
-    def value_and_jacobian_diagonal(self, t: Tensor, y: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    def value_and_jacobian_diagonal(self, t: Tensor, y: State, *, create_graph: bool = False) -> tuple[State, State]:
         """(f(t, y), D_dim f(t, y)), both shaped like y.
 
         The value keeps its autograd graph; the diagonal has one only when ``create_graph``.
@@ -198,8 +211,8 @@ class Capabilities:
     @classmethod
     def of(cls, field: Callable) -> Capabilities:
         """The capabilities of a field instance (any callable; a plain function declares none)."""
-        layered = layer_count(field) is not None
-        stepped = field.layer(0) if layered else field  # what a stepper calls
+        layered = _has_layers(field)
+        stepped = field.layer(0) if _has_layers(field) else field  # what a stepper calls
         return cls(
             name=type(field).__name__,
             pair=isinstance(field, PairField),

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from .adjoint import TORCHDIFFEQ, Adjoint, adjoint_odeint, torchdiffeq_adjoint
-from .fields import Capabilities, DimwiseDifferentiable, layer_count
+from .fields import Capabilities, DimwiseDifferentiable, _has_layers, layer_count
 from .integrators import Integrator
 from .solve import Solve, TimeGrid, resolve_solve
 
@@ -86,7 +86,7 @@ def odeint(
     if solve.adjoint is None and adjoint_params is not None:
         raise ValueError("adjoint_params: used only with gradient='otd'; got gradient='dto'")
     y0 = tuple(y0) if is_pair else y0
-    t = _check_grid(t, y0[0] if is_pair else y0)
+    t = _check_grid(t, y0[0] if isinstance(y0, tuple) else y0)
     _check_first_call(func, y0, t)
     return integrate(solve, func, y0, TimeGrid.of(t), adjoint_params)
 
@@ -100,7 +100,7 @@ def _check_first_call(func: Callable, y0, t: Tensor) -> None:
     counter, batch-norm statistics, random draws) sees one more call.
     """
     _check_layer_count(func, len(t) - 1)
-    first = func.layer(0) if layer_count(func) is not None else func
+    first = func.layer(0) if _has_layers(func) else func
     _check_output(first(t[0], y0), y0)
 
 
@@ -143,7 +143,7 @@ def _check_output(out, y) -> None:
     if is_pair and not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError(f"func must return a pair (dq/dt, dp/dt) for a pair state; got {type(out).__name__}")
     parts, outs = (y, out) if is_pair else ((y,), (out,))
-    for name, state, deriv in zip(("q", "p") if is_pair else ("y",), parts, outs):
+    for name, state, deriv in zip(("q", "p") if is_pair else ("y",), parts, outs, strict=True):
         if not isinstance(deriv, Tensor):
             raise TypeError(f"func must return tensors; got {type(deriv).__name__} for {name}")
         if deriv.shape != state.shape or deriv.dtype != state.dtype:
@@ -166,6 +166,7 @@ def integrate(solve: Solve, func: Callable, y0, grid: TimeGrid, adjoint_params: 
     _check_layer_count(func, grid.num_steps)  # an int comparison: a layered field fixes K
     if solve.adjoint is not None and solve.adjoint.method == TORCHDIFFEQ:
         t = torch.stack(grid.times)
+        assert solve.method_name is not None  # resolve_solve admits torchdiffeq only for a method given by name
         return torchdiffeq_adjoint(func, tuple(y0) if solve.pair else y0, t, solve.method_name, adjoint_params, last_only)
 
     flat = _FlatPair(*y0) if solve.flattens_pair else None
@@ -175,16 +176,16 @@ def integrate(solve: Solve, func: Callable, y0, grid: TimeGrid, adjoint_params: 
     if solve.adjoint is not None:
         ys = adjoint_odeint(func, state, grid, solve.integrator, solve.adjoint, adjoint_params, wrap, state_is_pair, last_only)
     else:
-        funcs = func.layers() if layer_count(func) is not None else itertools.repeat(func, grid.num_steps)
+        funcs = func.layers() if _has_layers(func) else itertools.repeat(func, grid.num_steps)
         ys = _steps(solve.integrator, map(wrap, funcs), state, grid, last_only)
-        ys = ys[-1] if last_only else (tuple(map(torch.stack, zip(*ys))) if state_is_pair else torch.stack(ys))
+        ys = ys[-1] if last_only else (tuple(map(torch.stack, zip(*ys, strict=True))) if state_is_pair else torch.stack(ys))
     return flat.unjoin(ys) if flat is not None else ys
 
 
 def _steps(integrator: Integrator, step_funcs, y0, grid: TimeGrid, last_only: bool) -> list:
     ys = [y0]
     y = y0
-    for t_k, h_k, func in zip(grid.times, grid.steps, step_funcs):
+    for t_k, h_k, func in zip(grid.times[:-1], grid.steps, step_funcs, strict=True):  # K starts t_0 … t_{K-1}
         y = integrator.step(func, t_k, h_k, y)
         if not last_only:
             ys.append(y)
@@ -223,11 +224,11 @@ class _FlatPair:
         return lambda t, y: self.join(*func(t, self.unjoin(y)))
 
 
-class _FlatDimwiseField(DimwiseDifferentiable):
+class _FlatDimwiseField(DimwiseDifferentiable[Tensor]):
     """A ``DimwiseDifferentiable`` pair field seen through ``_FlatPair``: its value and its Jacobian
     diagonal ((D_q f_q, D_p f_p), the diagonal of the flat Jacobian) are both joined."""
 
-    def __init__(self, flat: _FlatPair, func: DimwiseDifferentiable) -> None:
+    def __init__(self, flat: _FlatPair, func: DimwiseDifferentiable[tuple[Tensor, Tensor]]) -> None:
         self.flat, self.func = flat, func
 
     def __call__(self, t: Tensor, y: Tensor) -> Tensor:

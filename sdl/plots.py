@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -116,7 +117,7 @@ def plot_decision_boundary(
     dtype, device = (x.dtype, x.device) if isinstance(x, torch.Tensor) else (torch.get_default_dtype(), None)
     grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=dtype, device=device)
     with torch.no_grad():
-        probability = _numpy(predict(grid)).reshape(-1)
+        probability: np.ndarray = _numpy(predict(grid)).reshape(-1)
     if probability.size != grid.shape[0]:
         raise ValueError(f"predict must return one probability per point ({grid.shape[0]}), got {probability.size}")
     probability = probability.reshape(gx.shape)
@@ -156,9 +157,12 @@ def plot_transitions(
     if states.ndim != 3 or states.shape[2] < 2 or labels.shape != (states.shape[1],):
         raise ValueError(f"layer_states must be (K + 1, N, d ≥ 2) and labels (N,), got {states.shape} and {labels.shape}")
     count = states.shape[0]
+    chosen: Sequence[int] | np.ndarray
     if layers is None:
-        layers = range(count) if count <= _MAX_TRANSITION_PANELS else np.linspace(0, count - 1, _MAX_TRANSITION_PANELS)
-    layers = sorted({round(float(k)) for k in layers})
+        chosen = range(count) if count <= _MAX_TRANSITION_PANELS else np.linspace(0, count - 1, _MAX_TRANSITION_PANELS)
+    else:
+        chosen = layers
+    layers = sorted({round(float(k)) for k in chosen})
     if any(not 0 <= k < count for k in layers):
         raise ValueError(f"layers must lie in 0..{count - 1}, got {layers}")
     columns = min(len(layers), 4)
@@ -284,13 +288,15 @@ def plot_stability_region(
         raise ValueError("tableaus is empty")
     fig = _figure(5.6, 5.0)
     ax = fig.subplots()
-    handles, everywhere = [], None
+    handles: list[Artist] = []
+    everywhere = None
     for i, (name, tableau) in enumerate(tableaus.items()):
         region = stability_region(tableau, re_range, im_range, resolution)
         colour = f"C{i % 10}"
         ax.contour(region.real, region.imag, region.modulus, levels=[1.0], colors=[colour], linewidths=1.6)
         handles.append(Line2D([], [], color=colour, lw=1.6, label=name))
         everywhere = region.stable if everywhere is None else everywhere & region.stable
+    assert everywhere is not None  # tableaus is not empty
     ax.contourf(region.real, region.imag, everywhere.astype(float), levels=[0.5, 1.5], colors=["0.85"])
     handles.append(Patch(color="0.85", label="stable for all"))
     ax.axhline(0, color="0.4", lw=0.7)

@@ -220,7 +220,8 @@ class Trainer:
         terms = {"data": self.task.data_loss(self.model, batch)}
         for regularizer in self.task.regularizers:
             terms[regularizer.name] = regularizer(self.model)
-        return sum(terms.values()), terms
+        data, *penalties = terms.values()
+        return sum(penalties, data), terms
 
     def step(self) -> float:
         """One optimizer step (and the task's schedulers); returns the objective at the start of the step."""

@@ -664,7 +664,8 @@ def _save_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, version=np.array(_DATA_VERSION), **arrays)
+            # numpy's stub types **kwds as if a key could be allow_pickle (a bool); these keys are array names
+            np.savez(file, version=np.array(_DATA_VERSION), **arrays)  # type: ignore[arg-type]
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

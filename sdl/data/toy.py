@@ -242,12 +242,11 @@ def make_dataset(
     """
     toy = _check_arguments(name, n, noise, seed, dtype)
     if toy is None:
-        x_train, y_train, x_val, y_val = real_arrays(name, n, seed)
-        tensors = [
+        x_train, y_train, x_val, y_val = (
             torch.as_tensor(a, dtype=dtype if a.dtype == np.float64 else torch.long, device=device)
-            for a in (x_train, y_train, x_val, y_val)
-        ]
-        return Dataset(name, *tensors, REAL_SETS[name].num_classes)
+            for a in real_arrays(name, n, seed)
+        )
+        return Dataset(name, x_train, y_train, x_val, y_val, REAL_SETS[name].num_classes)
     n = 1000 if n is None else n
     noise = toy.default_noise if noise is None else float(noise)
     splits = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -63,10 +63,20 @@ class Integrator(ABC):
             halves differently; otherwise a pair is flattened into one tensor at the edge.
     """
 
-    order: int
-    symplectic: bool
-    partitioned: bool = False
-    time_reversible: bool = False
+    if TYPE_CHECKING:  # read-only: a subclass gives each as a class attribute, a dataclass field or a property
+
+        @property
+        def order(self) -> int: ...
+        @property
+        def symplectic(self) -> bool: ...
+        @property
+        def partitioned(self) -> bool: ...
+        @property
+        def time_reversible(self) -> bool: ...
+
+    else:
+        partitioned = False
+        time_reversible = False
 
     @abstractmethod
     def step(self, func: Callable, t: Tensor, h: float, y: State) -> State:

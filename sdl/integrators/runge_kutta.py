@@ -243,11 +243,11 @@ class ImplicitRungeKutta(Integrator):
         return self.tableau.order
 
     @property
-    def symplectic(self) -> bool:  # type: ignore[override]
+    def symplectic(self) -> bool:
         return self.tableau.symplectic
 
     @property
-    def time_reversible(self) -> bool:  # type: ignore[override]
+    def time_reversible(self) -> bool:
         return self.tableau.symmetric
 
     def step(self, func: Callable, t: Tensor, h: float, y: Tensor) -> Tensor:

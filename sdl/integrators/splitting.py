@@ -64,7 +64,7 @@ class SplittingMethod(Integrator):
         object.__setattr__(self, "_substeps", tuple(substeps))
 
     @property
-    def time_reversible(self) -> bool:  # type: ignore[override]
+    def time_reversible(self) -> bool:
         """A palindromic sequence of kicks and drifts is symmetric: Φ_{-h} = Φ_h⁻¹."""
         sequence = [(kind, coeff) for kind, coeff, _ in self._substeps]
         return sequence == sequence[::-1]

@@ -16,9 +16,11 @@ where Φ(•) = 1 (a vector of ones), Φ([τ_1, …, τ_m]) = Π_k (A Φ(τ_k)) 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +30,8 @@ __all__ = ["ButcherTableau", "order_condition_residuals", "rooted_trees"]
 # (the rounding of each coefficient and of the arithmetic that checks it). Every check below uses that
 # tolerance, relative to its terms: neither too loose for tiny coefficients nor too tight for large ones.
 _ULPS = 8
+
+Coefficient = float | Fraction | str  # an entry of a tableau as given: "1/6" and Fraction(1, 6) stay exact until rounded
 
 
 def _negligible(residual, scale) -> bool:
@@ -57,6 +61,17 @@ class ButcherTableau:
     c: tuple[float, ...]
     order: int
     aliases: tuple[str, ...] = field(default=())
+
+    if TYPE_CHECKING:  # what the generated __init__ accepts: exact rationals too, made floats by __post_init__
+
+        def __init__(
+            self,
+            a: Sequence[Sequence[Coefficient]],
+            b: Sequence[Coefficient],
+            c: Sequence[Coefficient],
+            order: int,
+            aliases: tuple[str, ...] = (),
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         a = tuple(tuple(float(Fraction(x)) for x in row) for row in self.a)

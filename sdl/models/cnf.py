@@ -18,6 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +41,7 @@ class DivergenceEstimator(ABC):
 
     def check_field(self, field: Callable) -> None:
         """Raises TypeError when the estimator cannot be used with ``field``."""
+        return None  # by default every field will do; an estimator with needs overrides this
 
     @abstractmethod
     def __call__(
@@ -135,19 +137,20 @@ class _FlowField(nn.Module, PairField):
         return (_DimwiseFlowField if isinstance(field, DimwiseDifferentiable) else _FlowField)(field, estimator, noise)
 
 
-class _DimwiseFlowField(_FlowField, DimwiseDifferentiable):
+class _DimwiseFlowField(_FlowField, DimwiseDifferentiable[tuple[Tensor, Tensor]]):
     """The flow field of a ``DimwiseDifferentiable`` f. Neither f nor div f depends on log p, so the pair
     field (f, -div f) has the Jacobian diagonal (D_dim f, 0) with respect to (x, log p)."""
 
     def value_and_jacobian_diagonal(self, t: Tensor, state: tuple[Tensor, Tensor], *, create_graph: bool = False):
         x, log_p = state
+        field = cast(DimwiseDifferentiable[Tensor], self.field)  # of() chose this class because it is one
         if isinstance(self.estimator, ExactDivergence):  # its divergence is Σ D_dim f: one pass gives all three
-            value, diagonal = self.field.value_and_jacobian_diagonal(t, x, create_graph=torch.is_grad_enabled())
+            value, diagonal = field.value_and_jacobian_diagonal(t, x, create_graph=torch.is_grad_enabled())
             flow = (value, -diagonal.sum(-1))
             diagonal = diagonal if create_graph else diagonal.detach()
         else:
             flow = self(t, state)
-            _, diagonal = self.field.value_and_jacobian_diagonal(t, x, create_graph=create_graph)
+            _, diagonal = field.value_and_jacobian_diagonal(t, x, create_graph=create_graph)
         return flow, (diagonal, torch.zeros_like(log_p))
 
 
@@ -174,6 +177,8 @@ class CNF(nn.Module):
         gradient: passed to ``sdl.odeint``.
         **solver_options: passed to ``sdl.integrators.get`` (stage solver of implicit methods).
     """
+
+    _like: Tensor
 
     def __init__(
         self,

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .vector_fields import GradientFlowField, SwitchingField, _gradient_flow_circle
+from .vector_fields import GradientFlowField, SwitchingField, _activation_lipschitz, _gradient_flow_circle
 
 __all__ = ["CONSTRAINTS", "NORMS", "SpectralNorm", "nonexpansive_step_sizes", "rescale_to_rule", "switching_step_sizes"]
 
@@ -54,6 +54,9 @@ class SpectralNorm(nn.Module):
     adjoint's backward sweep recomputing the weights) reads the estimate without advancing it, so
     it sees the weights of the forward pass.
     """
+
+    u: Tensor  # the kept power-iteration vectors (buffers, with power=True only)
+    v: Tensor
 
     def __init__(self, weight: Tensor, power: bool = False) -> None:
         super().__init__()
@@ -95,10 +98,10 @@ class _RescaleToRule(nn.Module):
 
 def _squared_norm_bound(field: GradientFlowField, step_size: float, radius: float) -> float:
     """2r / (h L_σ): the largest ‖A‖₂² with h L_σ ‖A‖₂² ≤ 2r."""
-    return 2.0 * radius / (step_size * field.activation.lipschitz)
+    return 2.0 * radius / (step_size * _activation_lipschitz(field))
 
 
-def _check_gradient_flow(field, constraint: str) -> None:
+def _check_gradient_flow(field: object, constraint: str) -> GradientFlowField:
     """The "nonexpansive" rules need a ``GradientFlowField`` with a monotone, Lipschitz activation."""
     if not isinstance(field, GradientFlowField):
         raise TypeError(f"constraint={constraint!r} needs a GradientFlowField, got {type(field).__name__}")
@@ -107,6 +110,7 @@ def _check_gradient_flow(field, constraint: str) -> None:
             f"constraint={constraint!r} needs a monotone activation with a known Lipschitz constant (0 ≤ σ' ≤ L_σ); "
             f"got {field.activation.name!r}"
         )
+    return field
 
 
 def rescale_to_rule(field: GradientFlowField, *, step_size: float, radius: float, norm: str = "exact") -> None:
@@ -147,11 +151,15 @@ def switching_step_sizes(field: SwitchingField, step_size: float) -> Tensor:
     """
     with torch.no_grad():
         circle, one_sided = _gradient_flow_circle(field.activation, field.weight[1::2])  # ρ, ν of each contractive layer
+        if circle is None or one_sided is None:  # _check_switching ruled this out: σ is monotone with a known L_σ
+            raise ValueError(
+                f"switching steps need a monotone activation with a known Lipschitz constant; got {field.activation.name!r}"
+            )
         strong = -one_sided  # α
         step_c = torch.where(2 * circle * step_size <= 1, step_size, 0.5 / circle)
         kappa = (1 - 2 * step_c * strong * (1 - step_c * circle)).clamp(min=0.0).sqrt()
         slack = 1 / kappa - 1  # kappa > 0 here: α ≤ 2ρ since m ≤ L and σ_min ≤ σ_max
-        growth = field.activation.lipschitz * torch.linalg.matrix_norm(field.weight[0::2], 2)
+        growth = _activation_lipschitz(field) * torch.linalg.matrix_norm(field.weight[0::2], 2)
         step_e = torch.where(growth * step_size <= slack, step_size, slack / growth)
         return torch.stack([step_e, step_c], dim=1).reshape(-1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Protocol, cast
 
 import torch
 from torch import nn
@@ -30,6 +31,14 @@ __all__ = [
 ]
 
 _MIXINGS = ("permutation", "p4inv")
+
+
+class _Bijection(Protocol):
+    """What a flow layer or transform is (the module docstring's convention), for the type checker."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 class BentIdentity(nn.Module):
@@ -70,6 +79,9 @@ class BentIdentity(nn.Module):
 
 class Permutation(nn.Module):
     """Fixed permutation z_i = x_{π(i)}; logdet 0. Default π reverses the features."""
+
+    indices: torch.Tensor
+    inverse_indices: torch.Tensor
 
     def __init__(self, dim: int, permutation: Sequence[int] | torch.Tensor | None = None) -> None:
         super().__init__()
@@ -118,10 +130,10 @@ class AffineCoupling(nn.Module):
             nn.SiLU(),
             nn.Linear(hidden_features, hidden_features),
             nn.SiLU(),
-            nn.Linear(hidden_features, 2 * out),
+            last := nn.Linear(hidden_features, 2 * out),
         )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def _scale_shift(self, conditioner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw_scale, shift = self.net(conditioner).chunk(2, dim=-1)
@@ -163,7 +175,7 @@ class FlowSequence(nn.Module):
     def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         total = z.new_zeros(z.shape[:-1])
         for layer in reversed(self.layers):
-            z, logdet = layer.inverse(z)
+            z, logdet = cast(_Bijection, layer).inverse(z)
             total = total + logdet
         return z, total
 
@@ -194,12 +206,12 @@ class NormalizingFlow(nn.Module):
         dtype = dtype or (reference.dtype if reference is not None else torch.get_default_dtype())
         device = device or (reference.device if reference is not None else None)
         z = torch.randn(num_samples, self.dim, generator=generator, dtype=dtype, device=device)
-        return self.transform.inverse(z)[0]
+        return cast(_Bijection, self.transform).inverse(z)[0]
 
     def from_noise(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x = T⁻¹(z) and log q(x) = log N(z; 0, I) - log|det ∂x/∂z| for given base noise z.
         Shapes: z (..., n) → x (..., n), log q (...,). Differentiable (reverse-KL training)."""
-        x, logdet = self.transform.inverse(z)
+        x, logdet = cast(_Bijection, self.transform).inverse(z)
         return x, -0.5 * (z * z).sum(-1) - 0.5 * self.dim * math.log(2.0 * math.pi) - logdet
 
 

@@ -30,7 +30,7 @@ __all__ = ["HollowNet", "dimwise_derivative", "divergence"]
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "softplus": F.softplus, "silu": F.silu}
 
 
-class HollowNet(nn.Module, DimwiseDifferentiable):
+class HollowNet(nn.Module, DimwiseDifferentiable[Tensor]):
     """f_i(t, x) = τ([x_i, h_i]),  h_i = c_i(t, x_{-i}) ∈ R^k,  for x: (..., d) → f: (..., d).
 
     Conditioner (weights shared over i, except a learned per-dimension offset e_i):

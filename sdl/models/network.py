@@ -13,7 +13,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import orthogonal, spectral_norm
 
 from ..adjoint import Adjoint
-from ..fields import Capabilities, Layered, PairField, layer_count
+from ..fields import Capabilities, Layered, PairField, _has_layers, layer_count
 from ..integrators import ExplicitRungeKutta, Integrator
 from ..odeint import integrate
 from ..solve import TimeGrid, UniformGrid, resolve_solve
@@ -29,7 +29,7 @@ from .constrained import (
     switching_step_sizes,
 )
 from .interpolation import _check_interpolation
-from .vector_fields import _Field
+from .vector_fields import GradientFlowField, SwitchingField, _Field
 
 __all__ = ["HEADS", "LIFTS", "ODENet"]
 
@@ -99,7 +99,9 @@ class ODENet(nn.Module):
     ) -> None:
         super().__init__()
         self.field = field
-        self.dim = field.dim
+        if not isinstance(field.dim, int):
+            raise TypeError(f"the field's dim must be an int, got {field.dim!r}")
+        self.dim: int = field.dim
         self.pair_state = isinstance(field, PairField)  # the state is (q, p)
         layers = layer_count(field)
         self._layers = layers
@@ -168,11 +170,11 @@ class ODENet(nn.Module):
                 f"constraint={constraint!r}: this method's contractivity radius is 0 (sdl.stability.contractivity_radius): "
                 f"no step size makes its steps non-expansive for every gradient flow; use e.g. euler, heun, ssprk3 or rk4"
             )
+        field = _check_gradient_flow(self.field, constraint)
         if constraint == "nonexpansive":
-            rescale_to_rule(self.field, step_size=self.step_size, radius=self.radius, norm=norm)
+            rescale_to_rule(field, step_size=self.step_size, radius=self.radius, norm=norm)
         else:
-            _check_gradient_flow(self.field, constraint)
-            self.step_norm = SpectralNorm(self.field.weight.detach(), power=norm == "power")
+            self.step_norm = SpectralNorm(field.weight.detach(), power=norm == "power")
 
     @property
     def integrator(self) -> Integrator:
@@ -188,8 +190,11 @@ class ODENet(nn.Module):
         """h_k of the K steps: all h, or chosen by the constraint from the current weights (a host
         read; in training mode with constraint_norm="power" each call advances the power iteration)."""
         if self.constraint == "nonexpansive_step":
+            # _constrain checked the field and set radius and step_norm for this rule
+            assert isinstance(self.field, GradientFlowField) and self.radius is not None and self.step_norm is not None
             steps = nonexpansive_step_sizes(self.field, self.step_size, self.radius, self.step_norm)
         elif self.constraint == "switching":
+            assert isinstance(self.field, SwitchingField)  # _constrain checked it
             steps = switching_step_sizes(self.field, self.step_size)
         else:
             return self._grid.steps
@@ -263,10 +268,10 @@ class ODENet(nn.Module):
 
         state: z^K (N, dim), or the pair (q^K, p^K); returns z^0 in the same layout (dtype and device follow it).
         """
-        reference = state[0] if self.pair_state else state
+        reference = state if isinstance(state, Tensor) else state[0]
         grid = self._time_grid(reference.dtype, reference.device)
         backward = TimeGrid(tuple(reversed(grid.times)), tuple(-h for h in reversed(grid.steps)))
-        field = self.field if self._layers is None else _ReversedLayers(self.field)
+        field = _ReversedLayers(self.field) if _has_layers(self.field) else self.field
         solve = dataclasses.replace(self.solve, adjoint=None, output="last")
         with parametrize.cached():
             return integrate(solve, field, tuple(state) if self.pair_state else state, backward)
@@ -300,7 +305,7 @@ class ODENet(nn.Module):
                 f"refine: cannot prolong the layers of a {type(self.field).__name__}; it works for sdl's vector fields"
             )
         refined = copy.deepcopy(self)
-        if self._layers is not None:
+        if self._layers is not None and isinstance(refined.field, _Field):  # any other layered field was refused above
             refined.field._prolong(factor, interpolation)
             refined._layers = factor * self._layers
         else:
@@ -311,10 +316,9 @@ class ODENet(nn.Module):
 
     def layer_fields(self) -> Sequence:
         """K callables f_k(t, z), the field of each layer (the same one K times when shared)."""
-        if self._layers is not None:
-            return list(self.field.layers())
-        if isinstance(self.field, Layered):  # shared parameters: its one bound layer, K times
-            return list(self.field.layers()) * self.num_steps
+        if isinstance(self.field, Layered):  # with shared parameters: its one bound layer, K times
+            layers = list(self.field.layers())
+            return layers if self._layers is not None else layers * self.num_steps
         return [self.field] * self.num_steps
 
 
@@ -340,7 +344,7 @@ def _linear(in_features: int, out_features: int, kind: str) -> nn.Linear:
     """nn.Linear, with its weight kept orthogonal or spectrally normalised (PyTorch's parametrisations)."""
     layer = nn.Linear(in_features, out_features)
     if kind == "orthogonal":
-        return orthogonal(layer)
-    if kind == "spectral":
-        return spectral_norm(layer)
+        orthogonal(layer)  # registers the parametrisation on the layer itself
+    elif kind == "spectral":
+        spectral_norm(layer)
     return layer

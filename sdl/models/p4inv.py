@@ -142,6 +142,14 @@ class P4InvLinear(P4Layer):
         dtype, device: of the parameters (the compute dtype) and of all tensors.
     """
 
+    weight: torch.Tensor
+    weight_inverse: torch.Tensor
+    log_abs_det: torch.Tensor
+    det_sign: torch.Tensor
+    _weight_c: torch.Tensor
+    _weight_inverse_c: torch.Tensor
+    _log_abs_det_c: torch.Tensor
+
     def __init__(
         self,
         dim: int,
@@ -165,11 +173,10 @@ class P4InvLinear(P4Layer):
         self.state_dtype = state_dtype
         dtype = dtype if dtype is not None else torch.get_default_dtype()
         matrix, inverse, log_abs_det, sign = _initial_state(dim, init)
-        state = {"dtype": state_dtype, "device": device}
-        self.register_buffer("weight", matrix.to(**state))
-        self.register_buffer("weight_inverse", inverse.to(**state))
-        self.register_buffer("log_abs_det", torch.tensor(log_abs_det, **state))
-        self.register_buffer("det_sign", torch.tensor(sign, **state))
+        self.register_buffer("weight", matrix.to(dtype=state_dtype, device=device))
+        self.register_buffer("weight_inverse", inverse.to(dtype=state_dtype, device=device))
+        self.register_buffer("log_abs_det", torch.tensor(log_abs_det, dtype=state_dtype, device=device))
+        self.register_buffer("det_sign", torch.tensor(sign, dtype=state_dtype, device=device))
         # Compute-dtype copies of A and A⁻¹, rebuilt from the tracked state, never saved.
         self.register_buffer("_weight_c", torch.empty(0), persistent=False)
         self.register_buffer("_weight_inverse_c", torch.empty(0), persistent=False)
@@ -340,10 +347,10 @@ class P4InvLinear(P4Layer):
         # inference tensors even when eval(), merge() or .to() runs under torch.inference_mode().
         # inference_mode(False) turns grad mode back on, hence the no_grad inside it.
         with torch.inference_mode(False), torch.no_grad():
-            compute = {"dtype": self.u.dtype, "device": self.u.device}
-            self._weight_c = self.weight.to(**compute)
-            self._weight_inverse_c = self.weight_inverse.to(**compute)
-            self._log_abs_det_c = self.log_abs_det.to(**compute)
+            dtype, device = self.u.dtype, self.u.device
+            self._weight_c = self.weight.to(dtype=dtype, device=device)
+            self._weight_inverse_c = self.weight_inverse.to(dtype=dtype, device=device)
+            self._log_abs_det_c = self.log_abs_det.to(dtype=dtype, device=device)
 
     def _apply(self, fn, recurse=True):
         # Casting the module (.float(), .half(), .to(dtype)) changes the compute dtype only: the

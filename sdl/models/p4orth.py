@@ -47,6 +47,9 @@ class P4OrthLinear(P4Layer):
         state_dtype: dtype of Q; dtype, device: of the parameters (the compute dtype).
     """
 
+    weight: torch.Tensor
+    _weight_c: torch.Tensor
+
     def __init__(
         self,
         dim: int,

@@ -53,6 +53,7 @@ import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -284,13 +285,13 @@ class LinearSymplectic(SymplecticMap):
         self.bias = nn.Parameter(torch.zeros(2 * n))
 
     def _map(self, q: Tensor, p: Tensor, h: float | Tensor) -> tuple[Tensor, Tensor]:
-        for shear in self.shears:
+        for shear in cast(Sequence[LinearShear], self.shears):  # ModuleList types its items as Module
             q, p = shear._map(q, p, h)
         return q + h * self.bias[: self.n], p + h * self.bias[self.n :]
 
     def _inverse_map(self, q: Tensor, p: Tensor, h: float | Tensor) -> tuple[Tensor, Tensor]:
         q, p = q - h * self.bias[: self.n], p - h * self.bias[self.n :]
-        for shear in reversed(self.shears):
+        for shear in reversed(cast(Sequence[LinearShear], self.shears)):
             q, p = shear._inverse_map(q, p, h)
         return q, p
 
@@ -303,12 +304,12 @@ class _Composition(SymplecticMap):
         self.maps = nn.ModuleList(maps)
 
     def _map(self, q: Tensor, p: Tensor, h: float | Tensor) -> tuple[Tensor, Tensor]:
-        for part in self.maps:
+        for part in cast(Sequence[SymplecticMap], self.maps):  # ModuleList types its items as Module
             q, p = part._map(q, p, h)
         return q, p
 
     def _inverse_map(self, q: Tensor, p: Tensor, h: float | Tensor) -> tuple[Tensor, Tensor]:
-        for part in reversed(self.maps):
+        for part in reversed(cast(Sequence[SymplecticMap], self.maps)):
             q, p = part._inverse_map(q, p, h)
         return q, p
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..fields import AnalyticJacobian, CircleCondition, Layered, LipschitzBounded, Separable, layer_count
+from ..fields import AnalyticJacobian, CircleCondition, Layered, LipschitzBounded, Separable, _has_layers
 from .activations import Activation, activation
 from .interpolation import prolong_layers
 
@@ -42,6 +43,8 @@ def _affine_parameters(lead: tuple[int, ...], width: int, dim: int, scale: float
 class _Field(Layered):
     """Shared machinery: parameters per layer or shared, and binding θ^k to a callable."""
 
+    activation: Activation  # σ, set by every field
+
     def __init__(self, dim: int, num_layers: int | None) -> None:
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
@@ -52,7 +55,7 @@ class _Field(Layered):
         self._num_layers = num_layers
 
     @property
-    def num_layers(self) -> int | None:  # type: ignore[override]
+    def num_layers(self) -> int | None:
         return self._num_layers
 
     @property
@@ -107,6 +110,8 @@ class _AnalyticLayer(_Layer, AnalyticJacobian, LipschitzBounded):
     """One layer of a field with a closed-form Jacobian and a Lipschitz bound: also
     ``layer.jacobian(t, z)`` and ``layer.lipschitz_bound()`` (shape ())."""
 
+    field: ResNetField | GradientFlowField | AntisymmetricField | SwitchingField
+
     def jacobian(self, t: Tensor | None, z: Tensor) -> Tensor:
         return self.field._jacobian(self.params, t, z)
 
@@ -116,6 +121,8 @@ class _AnalyticLayer(_Layer, AnalyticJacobian, LipschitzBounded):
 
 class _DissipativeLayer(_AnalyticLayer, CircleCondition):
     """One layer of a field that may satisfy the circle condition: also its radius and one-sided bound."""
+
+    field: GradientFlowField | SwitchingField
 
     def circle_radius(self) -> Tensor | None:
         return self.field._circle(self.params)[0]
@@ -248,7 +255,7 @@ class GradientFlowField(_Field, LipschitzBounded, CircleCondition):
 
     def potential(self, z: Tensor, layer: int = 0) -> Tensor:
         """V(z) = 1ᵀγ(A^k z + b^k), shape z.shape[:-1]."""
-        weight, bias = self.layer(layer).params
+        weight, bias = cast(_Layer, self.layer(layer)).params  # bind() returns a _Layer
         return self.activation.antiderivative(F.linear(z, weight, bias)).sum(-1)
 
 
@@ -432,7 +439,7 @@ class HamiltonianField(_Field, Separable):
 
     def hamiltonian(self, q: Tensor, p: Tensor, layer: int = 0) -> Tensor:
         """H(q, p) = T(p) + V(q) with the parameters of ``layer``; shape q.shape[:-1]."""
-        params = self.layer(layer).params
+        params = cast(_Layer, self.layer(layer)).params  # bind() returns a _Layer
         return self.kinetic_energy(params, p) + self.potential_energy(params, q)
 
     # The energies take the parameters explicitly (the tensors of ``layer_parameters()``), each with
@@ -462,6 +469,8 @@ def _affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 class _SeparableLayer(_Layer, Separable):
     """One layer of a Hamiltonian field: splittings call its halves separately."""
 
+    field: HamiltonianField
+
     def velocity(self, t: Tensor, p: Tensor) -> Tensor:
         return self.field._velocity(self.params, p)
 
@@ -472,7 +481,7 @@ class _SeparableLayer(_Layer, Separable):
 SMOOTHNESS_FORMS = ("derivative", "difference")
 
 
-def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> Tensor:
+def parameter_smoothness(field: nn.Module, h: float, form: str = "derivative") -> Tensor:
     """The roughness of θ(t) over the layers, summed over the per-layer parameters of ``field``
     (its ``layer_parameters()``; a parameter shared by all steps is constant in t: roughness 0).
 
@@ -481,16 +490,20 @@ def parameter_smoothness(field: Layered, h: float, form: str = "derivative") -> 
     form="difference":  R_h(θ) = h Σ_k ‖θ^{k+1} - θ^k‖²       (the same without the 1/h², as some
                         reference codes write it: 1/h² times weaker)
 
-    Multiply by λ for the penalty. Zero for shared parameters. h is the step size, finite and > 0.
+    Multiply by λ for the penalty. Zero for shared parameters (and for a field that is not ``Layered``).
+    h is the step size, finite and > 0.
     The field's buffers (constants such as the layer kinds of ``SwitchingField``) are left out.
     """
     if not (isinstance(h, (int, float)) and 0.0 < h < math.inf):
         raise ValueError(f"h must be a finite positive number, got {h!r}")
     if form not in SMOOTHNESS_FORMS:
         raise ValueError(f"unknown smoothness form {form!r}; valid choices: {', '.join(SMOOTHNESS_FORMS)}")
-    if layer_count(field) is None:
+    if not _has_layers(field):
         return torch.zeros((), device=next(field.parameters()).device)
     constants = list(field.buffers())
     learned = [p for p in field.layer_parameters() if not any(p is b for b in constants)]
-    squares = sum(p.diff(dim=0).square().sum() for p in learned)
+    if not learned:
+        return torch.zeros((), device=next(field.parameters()).device)
+    terms = [p.diff(dim=0).square().sum() for p in learned]
+    squares = sum(terms[1:], terms[0])
     return squares / h if form == "derivative" else squares * h

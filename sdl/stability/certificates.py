@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from typing import overload
 
 import numpy as np
 import torch
@@ -51,7 +52,8 @@ def step_lipschitz_bound(tableau: ButcherTableau, step_size: float, layer) -> fl
     if not (0.0 <= h < math.inf):
         raise ValueError(f"step_size must be finite and ≥ 0, got {step_size!r}")
     lipschitz = _scalar(layer.lipschitz_bound())
-    radius = _scalar(layer.circle_radius()) if isinstance(layer, CircleCondition) else None
+    circle = layer if isinstance(layer, CircleCondition) else None
+    radius = _scalar(circle.circle_radius()) if circle is not None else None
     if radius is not None:
         lipschitz = min(lipschitz, 2.0 * radius)  # ‖Δf‖ ≤ 2ρ‖Δz‖ follows from the circle condition
     a, b = np.array(tableau.a), np.array(tableau.b)
@@ -59,9 +61,9 @@ def step_lipschitz_bound(tableau: ButcherTableau, step_size: float, layer) -> fl
     for i in range(1, tableau.stages):
         stages[i] = 1.0 + h * lipschitz * float(np.abs(a[i, :i]) @ stages[:i])
     bound = 1.0 + h * lipschitz * float(np.abs(b) @ stages)
-    if radius is not None:
+    if circle is not None and radius is not None:
         bound = min(bound, _circle_bound(tableau, h, radius, h * lipschitz * stages))
-        one_sided = _scalar(layer.one_sided_lipschitz_bound())
+        one_sided = _scalar(circle.one_sided_lipschitz_bound())
         if tableau.stages == 1 and one_sided is not None and h * radius <= 1.0:
             bound = min(bound, math.sqrt(max(0.0, 1.0 + 2.0 * h * one_sided * (1.0 - h * radius))))
     return bound
@@ -79,6 +81,10 @@ def _circle_bound(tableau: ButcherTableau, h: float, radius: float, stage_growth
     return math.sqrt(1.0 + deficit * float(stage_growth @ stage_growth))
 
 
+@overload
+def _scalar(value: Tensor) -> float: ...
+@overload
+def _scalar(value: Tensor | None) -> float | None: ...
 def _scalar(value: Tensor | None) -> float | None:
     if value is None:
         return None

@@ -119,7 +119,7 @@ def stability_disc_radius(tableau: ButcherTableau) -> float:
     stability = Polynomial(coefficients)
 
     def fits(r: float) -> bool:
-        q = stability(Polynomial([-r, r])).coef  # R(r(w - 1)) = Σ_j q_j w^j
+        q = np.asarray(stability(Polynomial([-r, r])).coef, dtype=float)  # R(r(w - 1)) = Σ_j q_j w^j
         c = np.correlate(q, q, "full")[len(q) - 1 :]  # |R|² = c₀ + 2 Σ_m c_m cos mθ
         gap = Chebyshev(np.concatenate([[1.0 - c[0]], -2.0 * c[1:]])).convert(kind=Polynomial)  # 1 - |R|²
         quotient = gap // Polynomial([1.0, -1.0])  # (1 - |R|²) / (1 - x)

@@ -258,6 +258,6 @@ def write_table(out: str | Path, outcomes: Sequence[JobOutcome]) -> list[str]:
     write_atomic(out / "results.csv", write_csv)
     titles = [n.replace("_", " ") for n in names]
     lines = ["| run | " + " | ".join(titles) + (" | " if titles else "") + "note |", "|---|" + "---:|" * len(names) + "---|"]
-    lines += ["| " + " | ".join([r["label"], *(f"{r[n]:.4g}" for n in names), r["note"]]) + " |" for r in rows]
+    lines += ["| " + " | ".join([str(r["label"]), *(f"{r[n]:.4g}" for n in names), str(r["note"])]) + " |" for r in rows]
     write_atomic(out / "results.md", lambda path: path.write_text("\n".join(lines) + "\n"))
     return lines

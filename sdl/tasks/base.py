@@ -47,8 +47,11 @@ class Smoothness(Regularizer):
     name: ClassVar[str] = "smoothness"
 
     def __call__(self, model: nn.Module) -> Tensor:
+        from ..models.network import ODENet
         from ..models.vector_fields import parameter_smoothness
 
+        if not isinstance(model, ODENet):
+            raise TypeError(f"the smoothness regularizer needs an ODENet (its field and step size); got {type(model).__name__}")
         return self.weight * parameter_smoothness(model.field, model.step_size, self.form)
 
 

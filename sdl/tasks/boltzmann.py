@@ -20,7 +20,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,7 @@ from ..data.energies import (
     state_free_energy_quadrature,
 )
 from ..models.cnf import CNF
+from ..models.flows import NormalizingFlow
 from .base import Task, TaskConfig, seeded
 from .density import (
     DensityModel,
@@ -325,6 +326,8 @@ class BoltzmannGenerator(Task):
             return
         x, log_q = self.flow_samples(model)
         if "samples" in names:
+            if self.energy.box is None:
+                raise ValueError(f"the samples plot needs a 2-D energy with a box; {self.energy.name} has none")
             (x_low, x_high), (y_low, y_high) = self.energy.box
             axis_x = torch.linspace(x_low, x_high, 200, dtype=torch.float64)
             axis_y = torch.linspace(y_low, y_high, 200, dtype=torch.float64)
@@ -350,4 +353,4 @@ def _exact_from_noise(model: nn.Module, z: Tensor) -> tuple[Tensor, Tensor]:
     """x and log q(x) for base noise z with no estimator noise: a CNF integrates its divergence exactly."""
     if isinstance(model, CNF):
         return model.from_noise(z, divergence=exact_divergence(model))
-    return model.from_noise(z)
+    return cast(NormalizingFlow, model).from_noise(z)  # the other flows _model builds

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from .. import plots
 from .._validation import ConfigError, check_at_least, check_choice, check_finite
 from ..data import Dataset, dataset_classes, dataset_features, dataset_names, make_dataset
 from ..data.toy import _check_arguments as _check_data_arguments
-from ..fields import AnalyticJacobian, Capabilities, PairField
+from ..fields import AnalyticJacobian, Capabilities, PairField, _has_layers
 from ..integrators import get
 from ..losses import accuracy, loss_value
 from ..models import AntisymmetricField, GradientFlowField, HamiltonianField, ODENet, ResNetField, SwitchingField
@@ -65,7 +65,8 @@ FIELDS: dict[str, _FieldKind] = {
     ),
     "switching": _FieldKind(
         "expansive σ(A z + b) and contractive -Aᵀσ(A z + b) layers in turn (model.constraint: switching)",
-        lambda m, layers: SwitchingField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale),
+        # layers=None (model.layered: false) is refused by SwitchingField itself, with a message naming it
+        lambda m, layers: SwitchingField(m.width, m.activation, num_layers=layers, init_scale=m.init_scale),  # type: ignore[arg-type]
         SwitchingField,
     ),
 }
@@ -262,7 +263,8 @@ class Classification(Task):
         step = getattr(model, "step_size", None)
         return f" or the step size h = T/K = {step:g}" if step is not None else ""
 
-    def plots(self, out: Path, model: ODENet, history: dict, names: Sequence[str], title: str, analysis=None) -> None:
+    def plots(self, out: Path, model: nn.Module, history: dict, names: Sequence[str], title: str, analysis=None) -> None:
+        model = _as_network(model)
         out.mkdir(parents=True, exist_ok=True)
         data, wanted = self.data, set(names)
         if "history" in wanted and history.get("iteration"):
@@ -280,7 +282,7 @@ class Classification(Task):
                 plots.plot_transitions(
                     layer_states(model, data.x_val).cpu(), data.y_val.cpu(), out / "transitions.png", title=title
                 )
-            if "parameters" in wanted and model.field.num_layers is not None:
+            if "parameters" in wanted and _has_layers(model.field):
                 theta = torch.cat([p.detach().flatten(1) for p in model.field.layer_parameters()], dim=1).cpu()
                 plots.plot_parameters(theta, out / "parameters.png", title=f"{title}: θ^k against k")
         if "layer_stability" in wanted and analysis is not None:
@@ -292,8 +294,9 @@ class Classification(Task):
                 labels=[title],
             )
 
-    def analyse(self, model: ODENet, analysis) -> dict:
+    def analyse(self, model: nn.Module, analysis) -> dict:
         """Per layer k: max Re λ(∂f_k/∂z) and ν_k = max μ₂(∂f_k/∂z) over the states entering layer k."""
+        model = _as_network(model)
         x = self.data.x_val if analysis.points == "val" else self.data.x_train
         x = x[: analysis.max_points]
         states = layer_states(model, x)
@@ -311,7 +314,12 @@ class Classification(Task):
 def layer_states(model: ODENet, x: Tensor) -> Tensor:
     """The points z^k at every layer, (K+1, N, dim) (positions q for fields on pairs)."""
     states = model.trajectory(x)
-    return states[0] if model.pair_state else states
+    return states if isinstance(states, Tensor) else states[0]
+
+
+def _as_network(model: nn.Module) -> ODENet:
+    """The model, typed as what ``build`` makes."""
+    return cast(ODENet, model)
 
 
 def _layer_analysis_fields(model: ODENet):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import torch
@@ -179,6 +179,7 @@ def _model(m: DynamicsModel, n: int, config, substeps: int) -> nn.Module:
             i.name, config.gradient.adjoint(), field=Capabilities.of(field), solver=i.solver, tol=i.tol, max_iter=i.max_iter
         )
         return FieldFlow(field, solve, substeps)
+    net: nn.Module
     if m.model == "la_sympnet":
         net = LASympNet(n, layers=m.layers, sublayers=m.sublayers, activation=act)
     elif m.model == "g_sympnet":
@@ -276,9 +277,9 @@ class LearningDynamics(Task):
 
     def data_loss(self, model: nn.Module, batch) -> Tensor:
         inputs, targets = batch
-        if self.loss == "derivative":
-            return (model.derivative(inputs) - targets).square().mean()
-        predicted = model.rollout(inputs, self.h, self.horizon)[1:]  # (m, B, 2n)
+        if self.loss == "derivative":  # the config allows it for a learned field only
+            return (cast(FieldFlow, model).derivative(inputs) - targets).square().mean()
+        predicted = _flow(model).rollout(inputs, self.h, self.horizon)[1:]  # (m, B, 2n)
         return (predicted - targets.transpose(0, 1)).square().mean()
 
     def energy(self, x: Tensor) -> Tensor:
@@ -288,7 +289,7 @@ class LearningDynamics(Task):
 
     def evaluate(self, model: nn.Module) -> tuple[Tensor, dict[str, float]]:
         test_loss = self.data_loss(model, self.test_set)
-        predicted = model.rollout(self.exact[0], self.h, self.steps)
+        predicted = _flow(model).rollout(self.exact[0], self.h, self.steps)
         rollout_mse = (predicted - self.exact).square().mean()
         energy_mse = (self.energy(predicted) - self.energy(self.exact)).square().mean()
         return test_loss, {"test_loss": test_loss.item(), "rollout_mse": rollout_mse.item(), "energy_mse": energy_mse.item()}
@@ -298,7 +299,7 @@ class LearningDynamics(Task):
         rolled out to the long horizon, H the true Hamiltonian."""
         x0 = self.exact[0, : self.long_states]
         with torch.no_grad():
-            predicted = model.rollout(x0, self.h, self.long_steps)
+            predicted = _flow(model).rollout(x0, self.h, self.long_steps)
         energy = self.energy(predicted)
         times = self.h * torch.arange(self.long_steps + 1, dtype=energy.dtype)
         return times, (energy - self.energy(x0)).abs()
@@ -323,7 +324,7 @@ class LearningDynamics(Task):
         if "history" in names and history.get("iteration"):
             plots.plot_history(history, out / "history.png", title=title)
         with torch.no_grad():
-            predicted = model.rollout(self.exact[0], self.h, self.steps)
+            predicted = _flow(model).rollout(self.exact[0], self.h, self.steps)
         times = self.h * np.arange(self.steps + 1)
         n = self.system.dim
         if "phase" in names:
@@ -336,7 +337,14 @@ class LearningDynamics(Task):
             learned = _hamiltonian_grid(model, self.exact)
             if learned is not None:
                 true = _hamiltonian_grid(self.system, self.exact)
-                plots.plot_hamiltonian_contours(*true, learned[2], out / "hamiltonian.png", title=title)
+                assert true is not None  # a system always has its H
+                q_axis, p_axis, true_values = true
+                plots.plot_hamiltonian_contours(q_axis, p_axis, true_values, learned[2], out / "hamiltonian.png", title=title)
+
+
+def _flow(model: nn.Module) -> FieldFlow | MapFlow:
+    """The model, typed as what ``_model`` builds."""
+    return cast(FieldFlow | MapFlow, model)
 
 
 def _examples(data: Trajectories, loss: str, horizon: int) -> tuple[Tensor, Tensor]:
@@ -350,7 +358,7 @@ def _examples(data: Trajectories, loss: str, horizon: int) -> tuple[Tensor, Tens
     return windows[:, 0], windows[:, 1:]
 
 
-def _hamiltonian_grid(model, exact: Tensor, size: int = 80):
+def _hamiltonian_grid(model, exact: Tensor, size: int = 80) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(q₁ axis, p₁ axis, H on the grid (size, size)) in the plane of the first coordinates of q and p
     through the first evaluation state, or None when the model has no Hamiltonian."""
     n = exact.shape[-1] // 2
