@@ -49,7 +49,7 @@ PLOTS = Path(__file__).resolve().parent / "plots"
 
 
 def _relative(reference, other) -> float:
-    return max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(reference, other))
+    return max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(reference, other, strict=True))
 
 
 def gradient_errors(scale: float) -> list[str]:
@@ -64,17 +64,20 @@ def gradient_errors(scale: float) -> list[str]:
 
     rows = []
     for ours, theirs in (("euler", "euler"), ("midpoint", "midpoint"), ("rk4_38", "rk4"), ("rk4", None)):
-        dto = grads(lambda: sdl.odeint(field, z0, t, method=ours))
-        otd = grads(lambda: sdl.odeint(field, z0, t, method=ours, gradient="otd"))
-        binomial = grads(lambda: sdl.odeint(field, z0, t, method=ours, gradient="otd", recovery="binomial", snapshots=3))
-        cont = grads(lambda: sdl.odeint(field, z0, t, method=ours, gradient="otd", adjoint_method=ours))
+        dto = grads(lambda ours=ours: sdl.odeint(field, z0, t, method=ours))
+        otd = grads(lambda ours=ours: sdl.odeint(field, z0, t, method=ours, gradient="otd"))
+        binomial = grads(
+            lambda ours=ours: sdl.odeint(field, z0, t, method=ours, gradient="otd", recovery="binomial", snapshots=3)
+        )
+        cont = grads(lambda ours=ours: sdl.odeint(field, z0, t, method=ours, gradient="otd", adjoint_method=ours))
         peer = "n/a (no such fixed-grid method)"
         if theirs is not None:
-            peer_dto = grads(lambda: torchdiffeq.odeint(field, z0, t, method=theirs))
-            peer_adj = grads(lambda: torchdiffeq.odeint_adjoint(field, z0, t, method=theirs))
+            peer_dto = grads(lambda theirs=theirs: torchdiffeq.odeint(field, z0, t, method=theirs))
+            peer_adj = grads(lambda theirs=theirs: torchdiffeq.odeint_adjoint(field, z0, t, method=theirs))
             peer = f"{_relative(peer_dto, peer_adj):.1e}"
         rows.append(
-            f"| {ours} | {scale} | {_relative(dto, otd):.1e} | {_relative(dto, binomial):.1e} | {_relative(dto, cont):.1e} | {peer} |"
+            f"| {ours} | {scale} | {_relative(dto, otd):.1e} | {_relative(dto, binomial):.1e} | {_relative(dto, cont):.1e} | "
+            f"{peer} |"
         )
     return rows
 
@@ -87,15 +90,14 @@ def reversal_errors(steps: int) -> list[str]:
         field = HamiltonianField(16, "tanh").to(dtype)
         q0 = torch.randn(256, 16, dtype=dtype)
         t = torch.linspace(0, 1, steps + 1, dtype=dtype)
-        params = tuple(field.parameters())
-
-        def grads(**kwargs):
-            q, _ = sdl.odeint(field, (q0, torch.zeros_like(q0)), t, method="leapfrog", output="last", **kwargs)
-            return torch.autograd.grad(q.square().sum(), params)
-
-        error = _relative(grads(), grads(gradient="otd", recovery="reverse"))
+        error = _relative(_leapfrog_grads(field, q0, t), _leapfrog_grads(field, q0, t, gradient="otd", recovery="reverse"))
         rows.append(f"| {str(dtype).removeprefix('torch.')} | {steps} | {error:.1e} |")
     return rows
+
+
+def _leapfrog_grads(field, q0, t, **kwargs):
+    q, _ = sdl.odeint(field, (q0, torch.zeros_like(q0)), t, method="leapfrog", output="last", **kwargs)
+    return torch.autograd.grad(q.square().sum(), tuple(field.parameters()))
 
 
 class _PerStagePullbacks(ExplicitRungeKutta):
@@ -115,7 +117,7 @@ class _PerStagePullbacks(ExplicitRungeKutta):
                 outputs.append(func(t + c_i * h, inputs[-1]))
                 k.append(outputs[-1].detach())
         y_next = y
-        for b_i, k_i in zip(b, k):
+        for b_i, k_i in zip(b, k, strict=True):
             y_next = torch.add(y_next, k_i, alpha=h * b_i)
 
         def pullback(adjoint, params):
@@ -126,7 +128,7 @@ class _PerStagePullbacks(ExplicitRungeKutta):
                     if a[j][i]:
                         k_bar = torch.add(k_bar, stage_adjoints[j], alpha=h * a[j][i])
                 stage_adjoints[i], *theta_bar = vjp(outputs[i], (inputs[i], *params), k_bar)
-                totals = [total + g for total, g in zip(totals, theta_bar)]
+                totals = [total + g for total, g in zip(totals, theta_bar, strict=True)]
                 lam = lam + stage_adjoints[i]
             return lam, tuple(totals)
 
@@ -300,7 +302,8 @@ def profile_table(steps: int, batch: int, repeats: int) -> str:
     import pstats
 
     rows = [
-        "| candidate | total (ms/step) | engine calls/step | engine (ms/step) | field linear + tanh (ms/step) | torch.add (ms/step) | rest: Python and other ops (ms/step) |",
+        "| candidate | total (ms/step) | engine calls/step | engine (ms/step) | field linear + tanh (ms/step) | "
+        "torch.add (ms/step) | rest: Python and other ops (ms/step) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("sdl dto", "sdl otd (store)", "sdl otd (store), record before issue 18"):
@@ -315,7 +318,7 @@ def profile_table(steps: int, batch: int, repeats: int) -> str:
         stats = pstats.Stats(profiler).stats  # (file, line, name) -> (primitive calls, calls, own time, cumulative, callers)
         total = sum(entry[2] for entry in stats.values())
 
-        def own(fragment: str) -> tuple[int, float]:
+        def own(fragment: str, stats=stats) -> tuple[int, float]:
             found = [entry for key, entry in stats.items() if fragment in key[2]]
             return sum(e[1] for e in found), sum(e[2] for e in found)
 
@@ -340,7 +343,8 @@ def budget_curve(steps: int, batch: int, budgets: list[int], repeats: int, round
     measured = _measure_rounds(configs, rounds)
     dto, peer = measured["dto"], measured["peer"]
     rows = [
-        "| snapshots c | recomputed steps | peak memory (MB) | time per step (s) | memory / torchdiffeq adjoint | time / sdl dto |",
+        "| snapshots c | recomputed steps | peak memory (MB) | time per step (s) | memory / torchdiffeq adjoint | "
+        "time / sdl dto |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     points = []
@@ -353,10 +357,12 @@ def budget_curve(steps: int, batch: int, budgets: list[int], repeats: int, round
             f"{result['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | {result['seconds'] / dto['seconds']:.2f} |"
         )
     rows.append(
-        f"| sdl dto | | {dto['peak_growth_mb']:.0f} | {dto['seconds']:.2f} | {dto['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | 1.00 |"
+        f"| sdl dto | | {dto['peak_growth_mb']:.0f} | {dto['seconds']:.2f} | "
+        f"{dto['peak_growth_mb'] / peer['peak_growth_mb']:.2f} | 1.00 |"
     )
     rows.append(
-        f"| torchdiffeq odeint_adjoint | | {peer['peak_growth_mb']:.0f} | {peer['seconds']:.2f} | 1.00 | {peer['seconds'] / dto['seconds']:.2f} |"
+        f"| torchdiffeq odeint_adjoint | | {peer['peak_growth_mb']:.0f} | {peer['seconds']:.2f} | 1.00 | "
+        f"{peer['seconds'] / dto['seconds']:.2f} |"
     )
     _plot_budget(points, dto, peer, steps, batch, plots / "adjoint_budget.png")
     return "\n".join(rows)
@@ -368,7 +374,7 @@ def _plot_budget(points, dto, peer, steps, batch, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    budgets, memory, seconds = zip(*points)
+    budgets, memory, seconds = zip(*points, strict=True)
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
     left.plot(budgets, memory, "o-", label="sdl otd, binomial")
     left.axhline(peer["peak_growth_mb"], color="C1", ls="--", label="torchdiffeq odeint_adjoint")
@@ -472,7 +478,8 @@ def main() -> None:
     if "gradient" in sections:
         print("## Gradient error: adjoint vs the same library's autograd (float64, d = 8, 10 steps, relative max)\n")
         print(
-            "| method | weight scale | sdl otd (partner, store) | sdl otd (partner, binomial c=3) | sdl otd (continuous, same method) | torchdiffeq odeint_adjoint |"
+            "| method | weight scale | sdl otd (partner, store) | sdl otd (partner, binomial c=3) | "
+            "sdl otd (continuous, same method) | torchdiffeq odeint_adjoint |"
         )
         print("|---|---:|---:|---:|---:|---:|")
         for scale in (1.0, 3.0):
@@ -512,7 +519,8 @@ def main() -> None:
     if "floor" in sections:
         steps, batch = (20, 256) if quick else (100, 1024)
         print(
-            f"\n## Store recovery against its floor: time per training step (K = {steps}, N = {batch}, d = 16, float32, 1 thread)\n"
+            f"\n## Store recovery against its floor: time per training step (K = {steps}, N = {batch}, "
+            "d = 16, float32, 1 thread)\n"
         )
         medians = training_step_times(steps, batch, repeats=3 if quick else 15, candidates=FLOOR_CANDIDATES, warmup=3)
         print(table(medians, baseline="sdl dto"))
@@ -525,7 +533,8 @@ def main() -> None:
     if "budget" in sections:
         budgets = [2, 30] if quick else [2, 4, 8, 16, 32, 64, 128, 1000]
         print(
-            f"\n## Binomial checkpointing against its budget (K = {big_k}, N = {big_n}, d = 16, float32, 1 thread; one process per row)\n"
+            f"\n## Binomial checkpointing against its budget (K = {big_k}, N = {big_n}, d = 16, float32, 1 thread; "
+            "one process per row)\n"
         )
         print(budget_curve(big_k, big_n, budgets, repeats=1, rounds=1 if quick else 2, plots=plots))
 
@@ -538,7 +547,8 @@ def main() -> None:
         base = {"steps": 10 if quick else 250, "batch": 64 if quick else 4096, "dim": 16, "repeats": 1 if quick else 3}
         candidates = ["sdl dto", "sdl otd binomial c=32"] if quick else list(SCALING_CANDIDATES)
         print(
-            f"\n## Scaling (base K = {base['steps']}, N = {base['batch']}, d = 16; one axis varied at a time; one process per point)\n"
+            f"\n## Scaling (base K = {base['steps']}, N = {base['batch']}, d = 16; one axis varied at a time; "
+            "one process per point)\n"
         )
         print(scaling(axes, base, candidates, plots))
 

@@ -36,7 +36,9 @@ def _foolbox(model, x, y, eps, steps, bounds):
     # foolbox takes one ε per call; radii per point: run each distinct one (here they are few) or loop
     fmodel = foolbox.PyTorchModel(model, bounds=bounds)
     if isinstance(eps, torch.Tensor):
-        return torch.stack([attack(fmodel, xi[None], yi[None], epsilons=float(e))[1][0] for xi, yi, e in zip(x, y, eps)])
+        return torch.stack(
+            [attack(fmodel, xi[None], yi[None], epsilons=float(e))[1][0] for xi, yi, e in zip(x, y, eps, strict=True)]
+        )
     return attack(fmodel, x, y, epsilons=eps)[1]
 
 
@@ -104,8 +106,8 @@ def main() -> None:
             with torch.no_grad():
                 accuracies = [(margins(model(a), y) > 0).double().mean().item() for a in (ours, theirs)]
             print(f"| {name} | {accuracies[0]:.3f} | {accuracies[1]:.3f} |")
-            timings[f"sdl pgd_l2, {name}"] = lambda m=model: pgd_l2(m, x, y, eps, steps=args.steps, bounds=(0.0, 1.0))
-            timings[f"foolbox L2PGD, {name}"] = lambda m=model: _foolbox(m, x, y, eps, args.steps, (0.0, 1.0))
+            timings[f"sdl pgd_l2, {name}"] = lambda m=model, eps=eps: pgd_l2(m, x, y, eps, steps=args.steps, bounds=(0.0, 1.0))
+            timings[f"foolbox L2PGD, {name}"] = lambda m=model, eps=eps: _foolbox(m, x, y, eps, args.steps, (0.0, 1.0))
         print()
         medians = compare(timings, repeats=args.repeats, warmup=1)
         print(table(medians, baseline="sdl pgd_l2, resnet"), "\n")

@@ -44,8 +44,11 @@ def hand_loop(model: ODENet, x: torch.Tensor) -> torch.Tensor:
     the same fused additions (``torch.add(..., alpha=)``) that sdl's stepper does."""
     field, h = model.field, T_FINAL / LAYERS
     z = torch.nn.functional.pad(x, (0, field.dim - x.shape[-1]))
-    for weight, bias in zip(field.weight, field.bias):
-        f = lambda z: torch.tanh(z @ weight.T + bias)  # noqa: E731
+    for weight, bias in zip(field.weight, field.bias, strict=True):
+
+        def f(z, weight=weight, bias=bias):
+            return torch.tanh(z @ weight.T + bias)
+
         k1 = f(z)
         k2 = f(torch.add(z, k1, alpha=h / 2))
         k3 = f(torch.add(z, k2, alpha=h / 2))

@@ -81,11 +81,11 @@ def bench_inverse(sizes, min_time) -> None:
             warnings.simplefilter("ignore")  # nflows calls the deprecated torch.triangular_solve
             t = _interleaved_best(
                 {
-                    "merged": lambda: layer.inverse(y),
-                    "train": lambda: perturbed.inverse(y),
-                    "lu": lambda: lu.inverse(y),
-                    "solve": lambda: torch.linalg.solve(matrix, y.T),
-                    "matmul": lambda: y @ dense.T,
+                    "merged": lambda layer=layer, y=y: layer.inverse(y),
+                    "train": lambda perturbed=perturbed, y=y: perturbed.inverse(y),
+                    "lu": lambda lu=lu, y=y: lu.inverse(y),
+                    "solve": lambda matrix=matrix, y=y: torch.linalg.solve(matrix, y.T),
+                    "matmul": lambda y=y, dense=dense: y @ dense.T,
                 },
                 min_time,
             )
@@ -123,7 +123,8 @@ def _train_step(layer: nn.Module, n: int, input_grad: bool):
 
 def bench_training(sizes, min_time) -> None:
     print(
-        f"\n## Training step (forward + backward + Adam), batch {BATCH}, float32, 1 thread (ms per step, best of 15 interleaved blocks)\n"
+        f"\n## Training step (forward + backward + Adam), batch {BATCH}, float32, 1 thread (ms per step, best of 15 "
+        "interleaved blocks)\n"
     )
     print("| n | input grad | nn.Linear | P4InvLinear | P4Inv / Linear |")
     print("|---|---|---|---|---|")

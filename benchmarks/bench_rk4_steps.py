@@ -124,11 +124,13 @@ def main() -> None:
     medians = compare(candidates, repeats=5 if args.quick else 40)
     print(f"# {args.steps} RK4 steps, batch {args.batch}, d = {args.dim}, float32, 1 thread, forward + backward")
     print(
-        f"# torch {torch.__version__}, torchdiffeq {getattr(torchdiffeq, '__version__', '?')}, torchode {getattr(torchode, '__version__', '?')}, {platform.processor() or platform.machine()}"
+        f"# torch {torch.__version__}, torchdiffeq {getattr(torchdiffeq, '__version__', '?')}, torchode "
+        f"{getattr(torchode, '__version__', '?')}, {platform.processor() or platform.machine()}"
     )
     print(table(medians, baseline="hand loop"))
     print(
-        f"\nsdl is {medians['torchdiffeq'] / medians['sdl.odeint']:.2f}x faster than torchdiffeq, {medians['torchode'] / medians['sdl.odeint']:.2f}x faster than torchode"
+        f"\nsdl is {medians['torchdiffeq'] / medians['sdl.odeint']:.2f}x faster than torchdiffeq, "
+        f"{medians['torchode'] / medians['sdl.odeint']:.2f}x faster than torchode"
     )
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -70,7 +71,7 @@ def _deep_limit(args: tuple[float, int]) -> dict:
                 "steps": [15 * f for f in FACTORS],
                 "accuracy": [accuracy(z, y) for z in logits],
                 "from_trained": [float((z - trained).abs().mean()) for z in logits],
-                "successive": [float((b - a).abs().mean()) for a, b in zip(logits, logits[1:])],
+                "successive": [float((b - a).abs().mean()) for a, b in itertools.pairwise(logits)],
             }
     return result
 
@@ -84,7 +85,7 @@ def _multilevel(args: tuple[float, int]) -> dict:
     per_level = iterations // len(LEVELS)
     task, model = build(config)
     seconds = 0.0
-    for level, steps in enumerate(LEVELS):
+    for level in range(len(LEVELS)):
         if level:
             model = model.refine(2, "linear")
         seconds += _train(model, task, dataclasses.replace(config.train, iterations=per_level))
@@ -113,7 +114,7 @@ def _figure(results: list[dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = {0.0: "tab:red", 0.1: "tab:blue", 1.0: "tab:green"}
     for r in results:
-        for kind, style in zip(INTERPOLATIONS, ("-", "--")):
+        for kind, style in zip(INTERPOLATIONS, ("-", "--"), strict=True):
             data = r[kind]
             label = f"λ = {r['lambda']:g}, θ {kind}"
             left.loglog(data["steps"][1:], data["successive"], style, marker="o", color=colours[r["lambda"]], label=label)
@@ -154,7 +155,8 @@ def main() -> None:
             for i, steps in enumerate(data["steps"]):
                 previous = f"{data['successive'][i - 1]:.3g}" if i else ""
                 lines.append(
-                    f"| {r['lambda']:g} | {kind} | {steps} | {data['accuracy'][i]:.3f} | {previous} | {data['from_trained'][i]:.3g} |"
+                    f"| {r['lambda']:g} | {kind} | {steps} | {data['accuracy'][i]:.3f} | {previous} | "
+                    f"{data['from_trained'][i]:.3g} |"
                 )
             lines.append(f"| {r['lambda']:g} | {kind} | rate | | {_rate(data['successive']):.2f} | |")
     lines += [

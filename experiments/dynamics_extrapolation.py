@@ -36,7 +36,7 @@ class _MeanField(nn.Module):
 
     def forward(self, t, x):
         values = [field(t, x) for field in self.fields]
-        return tuple(torch.stack(parts).mean(0) for parts in zip(*values))
+        return tuple(torch.stack(parts).mean(0) for parts in zip(*values, strict=True))
 
 
 def _row(name: str, task, model, radius: float) -> str:

@@ -98,11 +98,11 @@ def _extended(model: ODENet, x: torch.Tensor, out: Path) -> list[str]:
     for method in ("verlet", "yoshida4", "rk4"):
         h, t0 = model.step_size, 0.7
 
-        def step(big_q, big_p):
+        def step(big_q, big_p, t0=t0, h=h, method=method):
             grid = torch.tensor([t0, t0 + h], dtype=f64)
             return sdl.odeint(field, (big_q, big_p), grid, method=method, output="last")
 
-        def step_qp(q, p):
+        def step_qp(q, p, step=step, t0=t0):
             big_q, big_p = step(
                 field.join(q, torch.full((len(q),), t0, dtype=f64)), field.join(p, torch.zeros(len(q), dtype=f64))
             )
@@ -123,7 +123,7 @@ def _backward_growth(model: ODENet, x: torch.Tensor) -> float:
     times = model.time_grid(x).unbind()
     fields = [
         lambda z, f=f, t=t: -torch.cat([f.velocity(t, z[:, dim:]), f.force(t, z[:, :dim])], -1)
-        for f, t in zip(model.layer_fields(), times)
+        for f, t in zip(model.layer_fields(), times[:-1], strict=True)
     ]
     nu = per_layer_stability(fields, states).one_sided_lipschitz
     return float(model.step_size * nu.sum())
@@ -150,7 +150,7 @@ def _reconstruction(model: ODENet, x: torch.Tensor, out: Path, factors: tuple[in
                     state = net.final_state(inputs)
                     back = net.inverse(state) if get(method).time_reversible else net.integrate_backward(state)
                     lifted = net.lift(inputs)
-                errors.append(max(float((b - a).abs().max()) for a, b in zip(lifted, back)))
+                errors.append(max(float((b - a).abs().max()) for a, b in zip(lifted, back, strict=True)))
             steps = [15 * f for f in factors]
             name = str(dtype).removeprefix("torch.")
             ax.loglog(steps, [max(e, 1e-18) for e in errors], style, marker="o", color=colours[method], label=f"{method}, {name}")
@@ -180,7 +180,7 @@ def main() -> None:
     model, x, accuracy = _trained_network(8 if args.quick else args.iterations)
     lines = [f"Hamiltonian network, spiral2d, validation accuracy {accuracy:.3f}; {len(x)} validation points.", ""]
     lines += _extended(model, x[:16] if args.quick else x, out)
-    lines += [""] + _reconstruction(model, x, out, (1, 4) if args.quick else (1, 2, 4, 8, 16, 32, 64))
+    lines += ["", *_reconstruction(model, x, out, (1, 4) if args.quick else (1, 2, 4, 8, 16, 32, 64))]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"figures: {out}")

@@ -112,7 +112,7 @@ def main() -> None:
     task, model = build(load_config(CONFIG))
     data = task.data
     model.eval()
-    for run, label in zip(runs, labels):
+    for run, label in zip(runs, labels, strict=True):
         model.load_state_dict(run["state"])
         suffix = f"lambda{run['lambda']:g}"
         plots.plot_transitions(
@@ -133,7 +133,8 @@ def main() -> None:
         history, stats = run["history"], run["stats"]
         lines.append(
             f"| {run['lambda']:g} | {run['smoothness']:.2f} | {history['train_accuracy'][-1]:.3f} | "
-            f"{history['val_accuracy'][-1]:.3f} | {max(stats['one_sided_lipschitz']):.3f} | {max(stats['max_real_eigenvalue']):.3f} |"
+            f"{history['val_accuracy'][-1]:.3f} | {max(stats['one_sided_lipschitz']):.3f} | "
+            f"{max(stats['max_real_eigenvalue']):.3f} |"
         )
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -41,7 +41,7 @@ def _gradients(field, y0, t, method, gradient, output="all", **kwargs):
 
 
 def _relative_error(reference, other):
-    return max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(reference, other))
+    return max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(reference, other, strict=True))
 
 
 @pytest.mark.parametrize("name", names())
@@ -231,11 +231,11 @@ def test_otd_equals_dto_for_unusual_but_valid_fields(case):
         "constant adjoint_param, rk4": (lambda t, y: -w * y + constant, y0, (y0, w), "rk4", (w, constant)),
     }[case]
     dto, otd = _dto_and_otd_gradients(func, state, t, inputs, method, adjoint_params=params)
-    for a, b in zip(dto, otd):
+    for a, b in zip(dto, otd, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)
     if case == "constant adjoint_param, rk4":  # and the continuous adjoint takes the same inputs
         _, continuous = _dto_and_otd_gradients(func, state, t, inputs, method, adjoint_params=params, adjoint_method="rk4")
-        for a, b in zip(dto, continuous):
+        for a, b in zip(dto, continuous, strict=True):
             torch.testing.assert_close(b, a, rtol=1e-4, atol=0)  # O(h⁴) apart: measured 1.7e-5
 
 
@@ -352,7 +352,9 @@ def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, 
         q0, p0 = (torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
 
         def solve(q, p, weight):
-            force = lambda t, y: (y[1], -torch.tanh(y[0] @ weight.T) @ weight)
+            def force(t, y):
+                return y[1], -torch.tanh(y[0] @ weight.T) @ weight
+
             return sdl.odeint(force, (q, p), t, **{**options, "adjoint_params": (weight,)})
 
         inputs = (q0, p0, w)
@@ -372,9 +374,7 @@ def test_otd_passes_gradcheck_and_a_retained_graph_backpropagates_twice(method, 
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         torch.autograd.grad(loss, w)  # released now: the kept states went with the graph
     with pytest.raises(RuntimeError, match="gradient='otd' gives first derivatives only"):
-        (grad,) = torch.autograd.grad(
-            solve(*inputs)[-1].sum() if method != "verlet" else solve(*inputs)[0].sum(), w, create_graph=True
-        )
+        torch.autograd.grad(solve(*inputs)[-1].sum() if method != "verlet" else solve(*inputs)[0].sum(), w, create_graph=True)
 
 
 @pytest.mark.parametrize("name", names())
@@ -386,7 +386,7 @@ def test_binomial_recovery_equals_dto_and_store(name, snapshots):
     field, y0, t = _problem(name, steps=9)
     method = get(name, tol=1e-14, max_iter=300)
     binomial = _gradients(field, y0, t, method, "otd", recovery="binomial", snapshots=snapshots)
-    assert all(torch.equal(a, b) for a, b in zip(_gradients(field, y0, t, method, "otd"), binomial))
+    assert all(torch.equal(a, b) for a, b in zip(_gradients(field, y0, t, method, "otd"), binomial, strict=True))
     assert _relative_error(_gradients(field, y0, t, method, "dto"), binomial) <= 1e-12
 
 
@@ -467,4 +467,4 @@ def test_a_continuous_adjoint_gets_the_same_states_from_every_recovery(recovery)
     field, y0, t = _problem("rk4", steps=9)
     store = _gradients(field, y0, t, "rk4", Adjoint(method="midpoint"))
     other = _gradients(field, y0, t, "rk4", Adjoint(method="midpoint", recovery=recovery, checkpoint_every=4, snapshots=3))
-    assert all(torch.equal(a, b) for a, b in zip(store, other))
+    assert all(torch.equal(a, b) for a, b in zip(store, other, strict=True))

@@ -1,5 +1,7 @@
 """ℓ₂ PGD against classifiers whose smallest adversarial perturbation is known exactly."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -65,7 +67,7 @@ def test_robust_accuracy_falls_with_the_radius_and_starts_at_the_clean_accuracy(
     clean = (model(x).argmax(-1) == y).double().mean().item()
     values = [robust_accuracy(model, x, y, eps, steps=20) for eps in (0.0, 0.2, 0.5, 2.0)]
     assert values[0] == pytest.approx(clean)
-    assert all(a >= b for a, b in zip(values, values[1:])) and values[-1] < values[0]
+    assert all(a >= b for a, b in itertools.pairwise(values)) and values[-1] < values[0]
 
 
 def test_classification_margin_by_hand():

@@ -123,7 +123,7 @@ def test_step_bound_is_one_under_the_rule_and_grows_continuously_beyond_it(metho
     stages = [1.0]  # the generic stage recursion, by hand
     for i in range(1, tableau.stages):
         stages.append(1 + h * lipschitz * sum(abs(tableau.a[i][j]) * stages[j] for j in range(i)))
-    generic = 1 + h * lipschitz * sum(abs(b) * s for b, s in zip(tableau.b, stages))
+    generic = 1 + h * lipschitz * sum(abs(b) * s for b, s in zip(tableau.b, stages, strict=True))
     assert 1.0 < beyond < generic
     assert _step_ratios(tableau, h, layer).max() <= beyond * (1 + 1e-12)
 

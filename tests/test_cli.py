@@ -143,7 +143,7 @@ def test_analyse_writes_diagnostics(tmp_path, tiny_config):
     (analysis,) = run.glob("analysis-*")
     stats = json.loads((analysis / "analysis.json").read_text())
     assert len(stats["max_real_eigenvalue"]) == len(stats["one_sided_lipschitz"]) == 3
-    assert all(e <= nu + 1e-6 for e, nu in zip(stats["max_real_eigenvalue"], stats["one_sided_lipschitz"]))
+    assert all(e <= nu + 1e-6 for e, nu in zip(stats["max_real_eigenvalue"], stats["one_sided_lipschitz"], strict=True))
     assert (analysis / "layer_stability.png").stat().st_size > 1000
 
 
@@ -225,7 +225,7 @@ def test_config_errors_name_key_and_choices(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {field: spline}\n")
     with pytest.raises(
-        ConfigError, match="model.field: 'spline' is not valid; valid choices: resnet, gradient_flow, hamiltonian"
+        ConfigError, match=r"model.field: 'spline' is not valid; valid choices: resnet, gradient_flow, hamiltonian"
     ):
         load_config(path)
     path.write_text("- a list\n")

@@ -72,7 +72,7 @@ def test_training_gradients_of_exact_and_brute_force_log_prob_agree():
         torch.autograd.grad(-cnf.log_prob(x, divergence=estimator).mean(), list(cnf.parameters()))
         for estimator in (ExactDivergence(), BruteForceDivergence())
     ]
-    for g_exact, g_brute in zip(*grads):
+    for g_exact, g_brute in zip(*grads, strict=True):
         assert torch.allclose(g_exact, g_brute, rtol=1e-10, atol=1e-13)
     assert any(g.abs().max() > 1e-4 for g in grads[0])
 
@@ -125,7 +125,7 @@ def test_otd_gradients_of_the_log_likelihood_equal_dto():
         results.append((loss.detach(), torch.autograd.grad(loss, list(flow.parameters()))))
     (loss_dto, grads_dto), (loss_otd, grads_otd) = results
     assert torch.equal(loss_dto, loss_otd)
-    assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(grads_dto, grads_otd)) < 1e-12
+    assert max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(grads_dto, grads_otd, strict=True)) < 1e-12
 
 
 @pytest.mark.parametrize("method", ["backward_euler", "gauss_legendre4"])
@@ -150,5 +150,5 @@ def test_jacobi_newton_log_likelihood_and_gradients_equal_newton_and_fixed_point
     log_p_dense, grads_dense = results["dense_newton", "dto"]
     for log_p, grads in results.values():
         torch.testing.assert_close(log_p, log_p_dense, rtol=0, atol=1e-12)
-        for g, g_dense in zip(grads, grads_dense):
+        for g, g_dense in zip(grads, grads_dense, strict=True):
             torch.testing.assert_close(g, g_dense, rtol=1e-10, atol=1e-12)

@@ -134,7 +134,8 @@ PAIRS = {
         DYNAMICS,
         {"integrator": "rk4", "gradient": {"mode": "otd", "recovery": "reverse"}},
         {"integrator": "leapfrog"},
-        f"do not fit model.model: hnn: recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; {REVERSIBLE}",
+        "do not fit model.model: hnn: recovery='reverse' needs a time-reversible method (Φ_-h = Φ_h⁻¹); 'rk4' is not; "
+        f"{REVERSIBLE}",
     ),
     "HNN × jacobi_newton": (
         DYNAMICS,

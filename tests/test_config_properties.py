@@ -81,8 +81,8 @@ VALUES = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(SECTION_KEYS), inner, max_size=3),
     max_leaves=6,
 )
-SECTION = st.one_of(VALUES, st.dictionaries(st.sampled_from(SECTION_KEYS + ["bogus"]), VALUES, max_size=4))
-RAW = st.dictionaries(st.sampled_from(sorted(SECTIONS) + ["bogus"]), SECTION, max_size=5)
+SECTION = st.one_of(VALUES, st.dictionaries(st.sampled_from([*SECTION_KEYS, "bogus"]), VALUES, max_size=4))
+RAW = st.dictionaries(st.sampled_from([*sorted(SECTIONS), "bogus"]), SECTION, max_size=5)
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 

@@ -148,7 +148,7 @@ def test_constrained_gradients_agree_between_autograd_and_the_adjoint(kwargs):
         x, y = torch.randn(32, 3, dtype=F64), torch.randint(0, 3, (32,))
         torch.nn.functional.cross_entropy(model(x), y).backward()
         gradients.append([p.grad.clone() for p in model.parameters()])
-    for autograd, adjoint in zip(*gradients):
+    for autograd, adjoint in zip(*gradients, strict=True):
         torch.testing.assert_close(adjoint, autograd, rtol=1e-10, atol=1e-12)
 
 
@@ -174,8 +174,8 @@ def test_switching_pairs_are_non_expansive_empirically_and_by_their_bound():
     per_step = (z1 - z2)[1:].norm(dim=-1) / (z1 - z2)[:-1].norm(dim=-1)
     assert per_step[0::2].max() > 1.0  # expansive steps expand
     tableau = model.integrator.tableau
-    bounds = [step_lipschitz_bound(tableau, h, layer) for h, layer in zip(steps, model.layer_fields())]
-    for expansive, contractive in zip(bounds[0::2], bounds[1::2]):
+    bounds = [step_lipschitz_bound(tableau, h, layer) for h, layer in zip(steps, model.layer_fields(), strict=True)]
+    for expansive, contractive in zip(bounds[0::2], bounds[1::2], strict=True):
         assert expansive > 1 and expansive * contractive <= 1 + 1e-12
     assert per_step.max() <= max(bounds) * (1 + 1e-12)
 

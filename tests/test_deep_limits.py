@@ -1,5 +1,6 @@
 """ODENet.refine (deep limits, multilevel training) and ODENet.inverse (reversibility), float64."""
 
+import itertools
 import math
 
 import pytest
@@ -22,7 +23,7 @@ def test_refine_makes_a_new_network_and_leaves_the_old_one():
     before = [p.clone() for p in net.parameters()]
     fine = net.refine(2)
     assert (net.num_steps, fine.num_steps, fine.field.num_layers) == (5, 10, 10)
-    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     assert torch.equal(fine.field.weight, net.field.weight.repeat_interleave(2, 0))
     assert fine.step_size == pytest.approx(net.step_size / 2)
     x = torch.randn(4, 2, dtype=f64)
@@ -36,7 +37,7 @@ def test_refining_a_piecewise_constant_theta_converges_at_the_order_of_the_metho
     for net, order in ((_resnet(), 4), (ODENet(HamiltonianField(2, num_layers=5, init_scale=2.0), method="verlet").double(), 2)):
         with torch.no_grad():
             outputs = [net.refine(f)(x) for f in (1, 2, 4, 8)]
-        changes = [float((b - a).abs().max()) for a, b in zip(outputs, outputs[1:])]
+        changes = [float((b - a).abs().max()) for a, b in itertools.pairwise(outputs)]
         assert abs(math.log2(changes[-2] / changes[-1]) - order) < 0.3, changes
 
 

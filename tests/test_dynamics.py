@@ -135,7 +135,7 @@ def test_configs_that_cannot_run_are_refused_by_name(raw, message):
 
 def test_a_horizon_longer_than_the_trajectories_is_refused_and_leaves_no_run_folder(tmp_path):
     config = _config(task={"loss": "trajectory", "horizon": 30})
-    with pytest.raises(ConfigError, match="task.horizon: 30 data steps do not fit in trajectories of 29 steps"):
+    with pytest.raises(ConfigError, match=r"task.horizon: 30 data steps do not fit in trajectories of 29 steps"):
         run_job(config, tmp_path, progress=False)
     assert not any(tmp_path.iterdir())
 
@@ -183,7 +183,7 @@ def test_a_run_keeps_its_data_resumes_and_analyses(tmp_path, monkeypatch):
         raise AssertionError("the run's data must be read back, not solved again")
 
     monkeypatch.setattr(systems, "_generate", no_solver)
-    _, task, model = load_run(first.run_dir)
+    load_run(first.run_dir)
     monkeypatch.undo()
     longer = config_from_dict({**config.to_dict(), "train": {**config.to_dict()["train"], "iterations": 30}})
     resumed = run_job(longer, tmp_path, resume_from=first.run_dir, progress=False)

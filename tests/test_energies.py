@@ -43,7 +43,10 @@ def test_energies_equal_hand_computed_values():
     assert abs(field.energy(torch.full((9,), c, dtype=torch.float64)).item() - 9 * per_site) < 1e-12
     pair = torch.zeros(9, dtype=torch.float64)
     pair[0], pair[1] = a, b  # neighbours along a row; every other bond touches a zero site
-    site = lambda p: 0.96 * p * p + 0.02 * p**4 - 0.1 * p
+
+    def site(p):
+        return 0.96 * p * p + 0.02 * p**4 - 0.1 * p
+
     expected = -2 * 0.3 * a * b + site(a) + site(b)
     assert abs(field.energy(pair).item() - expected) < 1e-12
 
@@ -91,7 +94,7 @@ def test_sampler_is_seeded_and_checks_its_arguments():
     assert torch.equal(first, second)
     assert not torch.equal(first, sample_mcmc(energy, 20, chains=4, burn_in=5, seed=4).samples)
     assert sample_mcmc(energy, 20, chains=4, burn_in=0, thin=5).samples.shape == (4, 4, 2)
-    with pytest.raises(ValueError, match="temperatures must start at 1.0 and increase"):
+    with pytest.raises(ValueError, match=r"temperatures must start at 1.0 and increase"):
         sample_mcmc(energy, 10, temperatures=(1.0, 0.5))
     with pytest.raises(ValueError, match="steps must be an int ≥ 1, got 0"):
         sample_mcmc(energy, 0)

@@ -58,7 +58,7 @@ def test_capabilities_of_a_field_type_need_no_instance():
         "HamiltonianField", pair=True, separable=True, layered=True
     )
     assert Capabilities.of_type(HollowNet) == Capabilities("HollowNet", dimwise_differentiable=True)
-    with pytest.raises(ValueError, match="layered=True needs a sdl.fields.Layered field type; HollowNet is not"):
+    with pytest.raises(ValueError, match=r"layered=True needs a sdl.fields.Layered field type; HollowNet is not"):
         Capabilities.of_type(HollowNet, layered=True)
     with pytest.raises(TypeError, match="must be a class"):
         Capabilities.of_type(HollowNet(2))

@@ -95,7 +95,7 @@ def test_training_a_p4inv_realnvp_with_the_scheduler_lowers_nll_and_keeps_exact_
     optimizer = torch.optim.Adam(flow.parameters(), lr=5e-3)
     scheduler = P4InvScheduler(flow, optimizer, merge_every=10, refine_every=5)
     initial = -flow.log_prob(data).mean().item()
-    for step in range(300):
+    for _ in range(300):
         loss = -flow.log_prob(data[torch.randint(len(data), (128,))]).mean()
         optimizer.zero_grad()
         loss.backward()

@@ -97,7 +97,7 @@ def test_parameter_and_input_gradients_through_value_and_divergence_are_the_true
     trace = sum(torch.autograd.grad(value_ref[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(dim))
     loss_ref = (weights * value_ref).sum() + (trace**2).sum()
     grads_ref = torch.autograd.grad(loss_ref, params)
-    for g, g_ref in zip(grads, grads_ref):
+    for g, g_ref in zip(grads, grads_ref, strict=True):
         assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-12)
 
 
@@ -206,7 +206,7 @@ def test_gradients_through_jacobi_newton_steps_match_dense_newton():
         stepper = sdl.integrators.get("gauss_legendre4", solver=solver, tol=1e-14, max_iter=300)
         y = stepper.step(field, t, 0.05, stepper.step(field, t, 0.05, y0))
         grads.append(torch.autograd.grad(y.pow(2).sum(), [y0, *field.parameters()]))
-    for g_jacobi, g_newton in zip(*grads):
+    for g_jacobi, g_newton in zip(*grads, strict=True):
         assert torch.allclose(g_jacobi, g_newton, rtol=1e-8, atol=1e-10)
 
 
@@ -236,7 +236,7 @@ def test_jacobi_newton_adjoint_equals_autograd_through_newton_steps(method):
         start = y0.clone().requires_grad_()
         ys = sdl.odeint(field, start, t, method=method, gradient=gradient, solver=solver, tol=1e-14, max_iter=300)
         grads.append(torch.autograd.grad(ys.pow(2).sum(), [start, *field.parameters()]))
-    for g_jacobi, g_newton in zip(*grads):
+    for g_jacobi, g_newton in zip(*grads, strict=True):
         torch.testing.assert_close(g_jacobi, g_newton, rtol=1e-10, atol=1e-12)
     with pytest.raises(ConvergenceError):
         start = y0.clone().requires_grad_()

@@ -215,7 +215,7 @@ def test_newton_per_sample_blocks_equal_the_dense_jacobian(method, monkeypatch):
     ys_dense, grads_dense = results[False, "dto"]
     for ys, grads in results.values():
         torch.testing.assert_close(ys, ys_dense, rtol=0, atol=1e-12)
-        for g, g_dense in zip(grads, grads_dense):
+        for g, g_dense in zip(grads, grads_dense, strict=True):
             torch.testing.assert_close(g, g_dense, rtol=1e-10, atol=1e-12)
 
 

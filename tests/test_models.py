@@ -252,7 +252,7 @@ def test_forward_reads_only_the_last_state_and_adjoint_training_equals_autograd(
         grads.append(
             torch.autograd.grad(torch.nn.functional.binary_cross_entropy_with_logits(logits, y.double()), list(net.parameters()))
         )
-    for g_dto, g_otd in zip(*grads):
+    for g_dto, g_otd in zip(*grads, strict=True):
         torch.testing.assert_close(g_otd, g_dto, rtol=1e-12, atol=1e-14)
 
 
@@ -350,7 +350,7 @@ def test_antisymmetric_field_analytic_jacobian_equals_autograd(act):
     t = torch.tensor(0.0, dtype=F64)
     for layer in field.layers():
         z = _points(6, 4)
-        torch.testing.assert_close(layer.jacobian(t, z), jacobians(lambda y: layer(t, y), z), rtol=0, atol=1e-12)
+        torch.testing.assert_close(layer.jacobian(t, z), jacobians(lambda y, layer=layer: layer(t, y), z), rtol=0, atol=1e-12)
 
 
 def test_antisymmetric_field_rejects_a_negative_gamma():
@@ -368,7 +368,7 @@ def test_switching_field_alternates_expansive_and_contractive_layers():
         u = act.sigma(z @ weight.T + bias)
         expected = u if k % 2 == 0 else -u @ weight
         torch.testing.assert_close(layer(t, z), expected, rtol=0, atol=1e-14)
-        torch.testing.assert_close(layer.jacobian(t, z), jacobians(lambda y: layer(t, y), z), rtol=0, atol=1e-12)
+        torch.testing.assert_close(layer.jacobian(t, z), jacobians(lambda y, layer=layer: layer(t, y), z), rtol=0, atol=1e-12)
         norm = torch.linalg.matrix_norm(weight, 2)
         assert layer.lipschitz_bound().item() == pytest.approx((norm if k % 2 == 0 else norm**2).item(), rel=1e-14)
         assert (layer.circle_radius() is None) == (k % 2 == 0)

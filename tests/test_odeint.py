@@ -121,7 +121,7 @@ def test_unknown_method_lists_valid_names():
 
 
 def test_unknown_gradient_lists_valid_choices():
-    with pytest.raises(ValueError, match="unknown gradient 'magic'; valid choices: dto, otd, or an sdl.Adjoint"):
+    with pytest.raises(ValueError, match=r"unknown gradient 'magic'; valid choices: dto, otd, or an sdl.Adjoint"):
         sdl.odeint(lambda t, y: y, torch.ones(1), torch.linspace(0, 1, 3), gradient="magic")
 
 
@@ -152,7 +152,7 @@ def test_func_output_shape_mismatch_is_reported():
 
 
 def test_func_output_dtype_mismatch_is_reported():
-    with pytest.raises(ValueError, match="dtype torch.float64 for state y of shape"):
+    with pytest.raises(ValueError, match=r"dtype torch.float64 for state y of shape"):
         sdl.odeint(lambda t, y: y.double(), torch.ones(4), torch.linspace(0, 1, 3))
 
 
@@ -198,7 +198,7 @@ def test_unknown_or_misplaced_options_are_rejected():
     y0, t = torch.ones(2), torch.linspace(0, 1, 3)
     with pytest.raises(
         TypeError,
-        match="unexpected keyword argument.s. rtol; its extra options are the stage-solver settings solver, tol, max_iter",
+        match=r"unexpected keyword argument.s. rtol; its extra options are the stage-solver settings solver, tol, max_iter",
     ):
         sdl.odeint(decay, y0, t, rtol=1e-3)
     with pytest.raises(TypeError, match="tol configure a method given by name; got an ImplicitRungeKutta instance"):

@@ -34,7 +34,7 @@ def test_forward_inverse_logdet_match_dense_algebra_float64(init):
     y, logdet = layer(x)
     dense = layer.effective_matrix()
     torch.testing.assert_close(y, x @ dense.T + layer.bias, rtol=0, atol=1e-13)
-    sign, log_abs_det = torch.linalg.slogdet(dense)
+    _, log_abs_det = torch.linalg.slogdet(dense)
     assert logdet.shape == (5, 3)
     torch.testing.assert_close(logdet, log_abs_det.expand(5, 3), rtol=0, atol=1e-12)
     x_back, logdet_inverse = layer.inverse(y)
@@ -58,7 +58,7 @@ def test_forward_inverse_roundtrip_and_merge_float32(device):
 def test_reverse_init_sign_follows_number_of_transpositions():
     for n in range(1, 9):
         layer = P4InvLinear(n, init="reverse")
-        sign, log_abs_det = torch.linalg.slogdet(layer.weight)
+        sign, _ = torch.linalg.slogdet(layer.weight)
         assert layer.det_sign.item() == sign.item() and layer.log_abs_det.item() == 0.0
         torch.testing.assert_close(layer.weight @ layer.weight_inverse, EYE64(n), rtol=0, atol=0)
 
@@ -108,7 +108,7 @@ def test_adversarial_merge_is_skipped_without_nan(u_scale, expected):
     report = layer.merge()
     assert not report.merged and report.reason == expected
     assert layer.num_skipped == 1 and layer.num_merges == 0
-    for before, after in zip(state, (layer.weight, layer.weight_inverse, layer.log_abs_det, layer.det_sign)):
+    for before, after in zip(state, (layer.weight, layer.weight_inverse, layer.log_abs_det, layer.det_sign), strict=True):
         assert torch.equal(before, after)
     y, logdet = layer(torch.randn(3, n, dtype=torch.float64))
     assert torch.isfinite(y).all() and torch.isfinite(logdet).all()

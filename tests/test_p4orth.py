@@ -29,12 +29,15 @@ def test_forward_inverse_and_gradients_match_the_dense_cayley_map(rank):
     grads = torch.autograd.grad((layer(x)[0] * weights).sum(), (layer.u, layer.v, layer.bias))
     u, v = layer.u.detach().clone().requires_grad_(True), layer.v.detach().clone().requires_grad_(True)
     reference = torch.autograd.grad(((x @ _dense(layer, u, v).T) * weights).sum(), (u, v))
-    for got, want in zip(grads, (*reference, weights.sum(0))):
+    for got, want in zip(grads, (*reference, weights.sum(0)), strict=True):
         assert torch.allclose(got, want, atol=1e-12, rtol=1e-10)
     inverse_grads = torch.autograd.grad((layer.inverse(y.detach())[0] * weights).sum(), (layer.u, layer.v))
-    dense_inverse = lambda u, v: (y.detach() - layer.bias.detach()) @ _dense(layer, u, v)
+
+    def dense_inverse(u, v):
+        return (y.detach() - layer.bias.detach()) @ _dense(layer, u, v)
+
     reference = torch.autograd.grad((dense_inverse(u, v) * weights).sum(), (u, v))
-    for got, want in zip(inverse_grads, reference):
+    for got, want in zip(inverse_grads, reference, strict=True):
         assert torch.allclose(got, want, atol=1e-12, rtol=1e-10)
 
 
@@ -54,7 +57,10 @@ def test_orthogonal_to_1e_12_after_ten_thousand_steps_with_merges():
     optimizer = torch.optim.Adam(layer.parameters(), lr=0.02)
     scheduler = P4InvScheduler(layer, optimizer, merge_every=10, refine_every=None)
     x = torch.randn(32, 6, dtype=torch.float64)
-    loss = lambda: (layer(x)[0] - x @ target.T).square().mean()
+
+    def loss():
+        return (layer(x)[0] - x @ target.T).square().mean()
+
     start = loss().item()
     for _ in range(600):
         optimizer.zero_grad()

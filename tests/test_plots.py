@@ -76,7 +76,10 @@ def test_plot_history_of_a_trainer_against_its_iterations(tmp_path):
 
 def test_plot_decision_boundary(tmp_path):
     data = make_dataset("donut2d", 300)
-    predict = lambda z: torch.sigmoid(20 * (0.3**2 - (z**2).sum(1)))
+
+    def predict(z):
+        return torch.sigmoid(20 * (0.3**2 - (z**2).sum(1)))
+
     fig = plot_decision_boundary(predict, data.x_train, data.y_train, tmp_path / "boundary.png")
     _check_png(fig, tmp_path / "boundary.png")
     with pytest.raises(ValueError, match="one probability per point"):

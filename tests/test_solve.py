@@ -109,12 +109,12 @@ def test_reverse_recovery_of_a_method_that_is_not_time_reversible_is_refused_at_
 
 def test_jacobi_newton_for_a_field_without_dimwise_derivatives_is_refused_at_resolution():
     with pytest.raises(
-        TypeError, match="solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable .*; got ResNetField"
+        TypeError, match=r"solver='jacobi_newton' needs a field that is sdl.fields.DimwiseDifferentiable .*; got ResNetField"
     ):
         ODENet(ResNetField(2, num_layers=3), method="backward_euler", solver="jacobi_newton")
     with pytest.raises(TypeError, match="got HamiltonianField"):
         resolve_solve("gauss_legendre4", solver="jacobi_newton", field=Capabilities.of_type(HamiltonianField))
-    with pytest.raises(TypeError, match="needs a field that is sdl.fields.DimwiseDifferentiable"):
+    with pytest.raises(TypeError, match=r"needs a field that is sdl.fields.DimwiseDifferentiable"):
         CNF(torch.nn.Linear(2, 2), 2, divergence=BruteForceDivergence(), method="backward_euler", solver="jacobi_newton")
     # a DimwiseDifferentiable field is accepted; an explicit method ignores the stage solver
     assert resolve_solve("backward_euler", solver="jacobi_newton", field=Capabilities.of(HollowNet(2))).pair is False
@@ -132,13 +132,13 @@ def test_stage_solver_options_for_an_integrator_instance_are_refused_alike_every
             ODENet(ResNetField(2, num_layers=3), method=method, tol=1e-8)
         else:
             CNF(HollowNet(2), 2, method=method, tol=1e-8)
-    with pytest.raises(TypeError, match="unexpected keyword argument.s. rtol; its extra options are the stage-solver settings"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument.s. rtol; its extra options are the stage-solver settings"):
         CNF(HollowNet(2), 2, rtol=1e-3)
 
 
 def test_a_field_on_pairs_needs_a_pair_state():
     with pytest.raises(
-        TypeError, match="HamiltonianField acts on pairs .q, p. .it is an sdl.PairField.; got a single tensor state"
+        TypeError, match=r"HamiltonianField acts on pairs .q, p. .it is an sdl.PairField.; got a single tensor state"
     ):
         sdl.odeint(HamiltonianField(2), torch.ones(3, 2), torch.linspace(0, 1, 3))
 
@@ -161,7 +161,8 @@ def test_the_torchdiffeq_adjoint_is_checked_at_resolution():
             "verlet",
             {},
             ValueError,
-            "'verlet' is a splitting method for .q, p. states and needs a field on pairs such as HamiltonianField; got ResNetField",
+            "'verlet' is a splitting method for .q, p. states and needs a field on pairs such as HamiltonianField; "
+            "got ResNetField",
         ),
         (GradientFlowField, False, "leapfrog", {}, ValueError, "got GradientFlowField"),
         (HamiltonianField, True, "rk4", {"recovery": "reverse"}, ValueError, "recovery='reverse' needs a time-reversible method"),
@@ -207,7 +208,7 @@ def test_a_config_accepts_what_can_run(field_type, method, gradient):
 
 
 def test_resolve_solve_needs_capabilities_not_a_field():
-    with pytest.raises(TypeError, match="field must be sdl.fields.Capabilities"):
+    with pytest.raises(TypeError, match=r"field must be sdl.fields.Capabilities"):
         resolve_solve("rk4", field=ResNetField(2))
     with pytest.raises(TypeError, match="pair=None takes the state layout from the field"):
         resolve_solve("rk4")

@@ -104,7 +104,10 @@ def test_gradient_flow_lipschitz_within_analytic_bounds(m, d):
 
 def test_linear_activation_attains_lower_bound():
     weight = torch.randn(4, 4, dtype=f64)
-    field = lambda z: -(z @ weight.T) @ weight  # σ(s) = s
+
+    def field(z):
+        return -(z @ weight.T) @ weight  # σ(s) = s
+
     estimate = one_sided_lipschitz(field, torch.randn(20, 4, dtype=f64))
     assert abs(estimate.value - float(gradient_flow_lipschitz_bounds(weight).lower)) < 1e-12
 
@@ -362,7 +365,7 @@ def test_stability_region_refuses_bad_grids(kwargs, message):
 def test_stability_region_and_disc_radius_name_what_they_got():
     assert stability_region(TABLEAUS["rk4"], resolution=2).modulus.shape == (2, 2)
     for function in (stability_region, stability_disc_radius):
-        with pytest.raises(TypeError, match="^tableau must be a sdl.integrators.ButcherTableau, got str$"):
+        with pytest.raises(TypeError, match=r"^tableau must be a sdl.integrators.ButcherTableau, got str$"):
             function("rk4")
 
 
@@ -424,10 +427,18 @@ def test_symplecticity_defect_of_every_registered_integrator(name):
     field, t, h = _CoupledPendulums(), torch.tensor(0.0, dtype=f64), 0.3
     q, p = torch.randn(8, 3, dtype=f64), torch.randn(8, 3, dtype=f64)
     if integrator.partitioned:
-        step = lambda q, p: integrator.step(field, t, h, (q, p))
+
+        def step(q, p):
+            return integrator.step(field, t, h, (q, p))
+
     else:
-        flat_field = lambda t, y: torch.cat(field(t, y.chunk(2, -1)), -1)
-        step = lambda q, p: integrator.step(flat_field, t, h, torch.cat([q, p], -1)).chunk(2, -1)
+
+        def flat_field(t, y):
+            return torch.cat(field(t, y.chunk(2, -1)), -1)
+
+        def step(q, p):
+            return integrator.step(flat_field, t, h, torch.cat([q, p], -1)).chunk(2, -1)
+
     defect = symplecticity_defect(step, q, p)
     if integrator.symplectic:
         assert defect <= 1e-12
@@ -464,8 +475,13 @@ def test_refinement_of_piecewise_linear_fields_keeps_the_coarse_values(slope):
     also with learnable weights, whose graph reaches the Jacobian but not z."""
     weight = torch.randn(3, 3, dtype=f64, requires_grad=True)
     bias = torch.randn(3, dtype=f64)
-    field = lambda z: z @ weight.T + bias  # only the analytic Jacobian below is used
-    jac = lambda z: slope(z @ weight.T + bias)[:, :, None] * weight
+
+    def field(z):
+        return z @ weight.T + bias  # only the analytic Jacobian below is used
+
+    def jac(z):
+        return slope(z @ weight.T + bias)[:, :, None] * weight
+
     z = torch.randn(30, 3, dtype=f64)
     coarse = one_sided_lipschitz(field, z, jac=jac)
     refined = one_sided_lipschitz(field, z, jac=jac, refine_steps=3)

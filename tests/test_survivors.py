@@ -43,7 +43,7 @@ def test_otd_equals_dto_on_fields_that_depend_on_time(method, recovery):
         q, p = sdl.odeint(field, (q0, p0), t, method=method, gradient=gradient, **extra)
         loss = (q[-1] ** 2).sum() + (p[-1] * q[-1]).sum() + q[4].sum()
         gradients.append(torch.autograd.grad(loss, (q0, p0, field.weight)))
-    for dto, otd in zip(*gradients):
+    for dto, otd in zip(*gradients, strict=True):
         torch.testing.assert_close(otd, dto, rtol=1e-10, atol=1e-12)
 
 

@@ -285,7 +285,7 @@ def test_bad_inputs_give_clear_errors():
         LinearShear(1, mode="middle")
     with pytest.raises(ValueError, match="layers must be a positive int, got 0"):
         LASympNet(1, layers=0)
-    with pytest.raises(ValueError, match="n must be a positive int, got 1.5"):
+    with pytest.raises(ValueError, match=r"n must be a positive int, got 1.5"):
         GSympNet(1.5)
     with pytest.raises(ValueError, match="step must be a finite real number, got nan"):
         GSympNet(1, step=float("nan"))

@@ -212,7 +212,7 @@ def test_initial_states_of_the_sympnets_recipes(generated):
 @pytest.mark.parametrize("name", ["mass_spring", "pendulum", "two_body"])
 def test_same_seed_same_data_other_seed_other_data(name):
     first, second, other = (make_trajectories(name, seed=seed) for seed in (7, 7, 8))
-    for a, b, c in zip(first, second, other):
+    for a, b, c in zip(first, second, other, strict=True):
         assert torch.equal(a.states, b.states) and torch.equal(a.clean, b.clean) and torch.equal(a.t, b.t)
         assert not torch.equal(a.clean, c.clean) and not torch.equal(a.states, c.states)
 
@@ -287,13 +287,13 @@ def test_bad_names_and_arguments_name_the_valid_choices():
     every_name = "mass_spring, pendulum, pendulum_sympnets, two_body, double_pendulum"
     with pytest.raises(ValueError, match=f"system: 'spring' is not valid; valid choices: {every_name}$"):
         get_system("spring")
-    with pytest.raises(ValueError, match="'spring'.*valid choices: mass_spring"):
+    with pytest.raises(ValueError, match=r"'spring'.*valid choices: mass_spring"):
         make_trajectories("spring")
-    with pytest.raises(ValueError, match="recipe of double_pendulum: 'hnn' is not valid; valid choices: sympnets$"):
+    with pytest.raises(ValueError, match=r"recipe of double_pendulum: 'hnn' is not valid; valid choices: sympnets$"):
         make_trajectories("double_pendulum", "hnn")
-    with pytest.raises(ValueError, match="recipe of mass_spring: 'sympnets' is not valid; valid choices: hnn$"):
+    with pytest.raises(ValueError, match=r"recipe of mass_spring: 'sympnets' is not valid; valid choices: hnn$"):
         make_trajectories("mass_spring", "sympnets")
-    with pytest.raises(ValueError, match="valid choices: hnn$"):
+    with pytest.raises(ValueError, match=r"valid choices: hnn$"):
         get_system("pendulum").initial_states(3, np.random.default_rng(0), recipe="greydanus")
     with pytest.raises(ValueError, match="seed must be non-negative"):
         make_trajectories("mass_spring", seed=-1)

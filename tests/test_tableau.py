@@ -30,7 +30,7 @@ def test_row_sums_must_equal_nodes():
 
 
 def test_weights_must_sum_to_one():
-    with pytest.raises(ValueError, match="weights b sum to 0.9"):
+    with pytest.raises(ValueError, match=r"weights b sum to 0.9"):
         ButcherTableau(a=((0,),), b=(0.9,), c=(0,), order=1)
 
 
@@ -78,7 +78,7 @@ def test_registered_gauss_legendre_tableaus_are_symplectic_and_symmetric_but_not
         a[0][0] += 1e-10
         if len(a) > 1:
             a[0][1] -= 1e-10  # the row sum stays c[0]
-        perturbed = ButcherTableau(a=tuple(map(tuple, a)), b=tableau.b, c=(a[0][0] + sum(a[0][1:]),) + tableau.c[1:], order=1)
+        perturbed = ButcherTableau(a=tuple(map(tuple, a)), b=tableau.b, c=(a[0][0] + sum(a[0][1:]), *tableau.c[1:]), order=1)
         assert not perturbed.symplectic and not perturbed.symmetric
 
 

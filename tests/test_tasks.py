@@ -109,7 +109,7 @@ def test_building_draws_from_its_own_seeded_stream():
     _, first = build(config)
     torch.rand(100)  # whatever ran before in the process
     _, second = build(config)
-    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+    for a, b in zip(first.state_dict().values(), second.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     _, other = build(config_from_dict({"data": {"n": 20}, "model": {"seed": 4}}))
     assert not torch.equal(first.field.weight, other.field.weight)
@@ -216,5 +216,5 @@ def test_inputs_of_any_dimension():
 def test_a_task_is_an_interface():
     with pytest.raises(TypeError):
         Task()
-    with pytest.raises(TypeError, match="Trainer needs an sdl.tasks.Task or data a task accepts"):
+    with pytest.raises(TypeError, match=r"Trainer needs an sdl.tasks.Task or data a task accepts"):
         Trainer(ODENet(ResNetField(2, num_layers=1)), {"x": 1}, TrainConfig())

@@ -1,5 +1,7 @@
 """Training by discretise-then-optimise: it learns, it resumes exactly, it fails loudly."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -35,7 +37,7 @@ def test_resumed_run_equals_uninterrupted_run():
     resumed.load_state_dict(saved)
     resumed.run(progress=False)
 
-    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert straight.history == resumed.history
 
@@ -47,7 +49,7 @@ def test_other_optimizers_decrease_the_loss(optimizer, lr):
     history = trainer.run(progress=False)
     assert history["loss"][-1] < history["loss"][0]
     if optimizer == "gd":  # Armijo backtracking never accepts an increase
-        assert all(b <= a for a, b in zip(history["loss"], history["loss"][1:]))
+        assert all(b <= a for a, b in itertools.pairwise(history["loss"]))
 
 
 def test_smoothness_penalty_makes_parameters_smoother():
@@ -86,7 +88,9 @@ def test_nan_loss_stops_training_with_a_clear_message():
 
 def test_data_and_model_of_different_dtypes_are_rejected():
     data = make_dataset("spiral2d", n=20, seed=0)
-    with pytest.raises(ValueError, match="the data are torch.float32 on cpu but the model's parameters are torch.float64 on cpu"):
+    with pytest.raises(
+        ValueError, match=r"the data are torch.float32 on cpu but the model's parameters are torch.float64 on cpu"
+    ):
         Trainer(_net(layers=3).double(), data, TrainConfig(iterations=1))
 
 
