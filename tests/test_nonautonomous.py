@@ -187,7 +187,7 @@ def test_interpolated_hamiltonian_of_a_trained_field():
         qs, ps = sdl.odeint(
             extended, (big_q, big_p), torch.linspace(0, 1.5, steps + 1, dtype=f64), method="verlet", output="last"
         )
-        errors.append(float((extended.energy(qs, ps) - extended.energy(big_q, big_p)).abs().max()))
+        errors.append(float((extended.energy(qs, ps) - extended.energy(big_q, big_p)).abs().max().detach()))
     assert 1.7 < math.log2(errors[0] / errors[1]) < 2.3, errors  # second order through the kinks too
     with pytest.raises(ValueError, match="needs a layered HamiltonianField"):
         InterpolatedHamiltonian(HamiltonianField(2), 1.0)
