@@ -8,6 +8,7 @@ stops exactly those, found by their network namespace, never by name.
     python _ray_namespace.py faults CONFIG RUNS      killed workers, then Ctrl-C, then --resume
     python _ray_namespace.py cluster CONFIG RUNS     a sweep on a two-node cluster (ray start)
     python _ray_namespace.py tune CONFIG RUNS        sdl tune with a --spec file (CONFIG's folder has spec.yaml)
+    python _ray_namespace.py tune_resume CONFIG RUNS sdl tune one trial at a time, Ctrl-C, then --resume
 """
 
 from __future__ import annotations
@@ -174,6 +175,64 @@ def tune(config: str, runs: str) -> dict:
     return _watch(_sdl("tune", config, "--spec", spec, "--space", "integrator=grid:euler,rk4", "--jobs", "2", "--runs", runs))
 
 
+def tune_resume(config: str, runs: str) -> dict:
+    """Three trials, one at a time, 4 reports each (iterations 400, logged every 100): lr 0.05
+    finishes; Ctrl-C (SIGINT to the process group) once lr 0.1 has shipped its first report; then
+    ``--resume`` reruns lr 0.1 and runs lr 1e-9, which ASHA stops at its first rung (its loss
+    0.135 against 0.07-0.09 of the others there)."""
+    sweep = _sdl(
+        "tune",
+        config,
+        "--space",
+        "train.lr=grid:0.05,0.1,1.0e-9",
+        "--metric",
+        "loss",
+        "--samples",
+        "1",
+        "--jobs",
+        "1",
+        "--set",
+        "train.iterations=400",
+        "--set",
+        "train.log_every=100",
+        "--runs",
+        runs,
+    )
+    interrupted = [False]
+
+    def logged(run: Path) -> int:
+        try:
+            return len(json.loads((run / "metrics.json").read_text())["iteration"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def tick() -> None:
+        runs_now = [p for p in Path(runs).glob("tune-*/tiny-*") if p.is_dir()]
+        if not interrupted[0] and len(runs_now) == 2 and sorted(map(logged, runs_now))[0] >= 1:
+            os.killpg(sweep.pid, signal.SIGINT)
+            interrupted[0] = True
+
+    first = _watch(sweep, tick)
+    (folder,) = Path(runs).glob("tune-*")
+    before = {p.name: (p / "checkpoint.pt").read_bytes() for p in folder.glob("tiny-*")}
+    logged_before = {p.name: logged(p) for p in folder.glob("tiny-*")}
+    table_before = (folder / "results.csv").read_text() if (folder / "results.csv").is_file() else ""
+    listening_after = sorted(_sockets()[0])
+    resumed = subprocess.run([*SDL, "tune", "--resume", str(folder), "--jobs", "1"], capture_output=True, text=True)
+    return {
+        **first,
+        "table_before": table_before,
+        "logged_before": logged_before,
+        "listening_after_ctrl_c": listening_after,
+        "resume_rc": resumed.returncode,
+        "resume_stdout": resumed.stdout,
+        "resume_stderr": resumed.stderr,
+        "kept": all((folder / name / "checkpoint.pt").read_bytes() == data for name, data in before.items()),
+        "logged_after": {p.name: logged(p) for p in folder.glob("tiny-*")},
+        "leftovers": sorted(p.name for p in folder.glob(".*")),
+    }
+
+
 def _stop_everything_started_here() -> None:
     """SIGKILL every other process in this network namespace: all of them were started by this script."""
     mine = os.readlink("/proc/self/ns/net")
@@ -188,7 +247,9 @@ def _stop_everything_started_here() -> None:
 if __name__ == "__main__":
     scenario, config, runs = sys.argv[1:4]
     try:
-        result = {"private": private, "faults": faults, "cluster": cluster, "tune": tune}[scenario](config, runs)
+        result = {"private": private, "faults": faults, "cluster": cluster, "tune": tune, "tune_resume": tune_resume}[scenario](
+            config, runs
+        )
     finally:
         _stop_everything_started_here()
     print(json.dumps(result))
