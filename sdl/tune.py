@@ -188,10 +188,11 @@ def _trial(params: dict, base_raw: dict, folders: Any) -> None:
     raw["name"] = safe_name(f"{base_raw['name']}-{tune.get_context().get_trial_id()}")
     raw["plots"] = []  # a trial may be stopped right after its last report: nothing is left for after it
     attempt = uuid.uuid4().hex  # a trial run again after an interruption is a new attempt: a new folder
+    node = ray.get_runtime_context().get_node_id()[:12]  # in Tune's records of the trial
 
     def report(run_dir: Path, metrics: dict) -> None:  # after the checkpoint: a stop here loses nothing
         placed = ray.get(folders.put.remote(attempt, run_dir.name, _pack(run_dir)))
-        tune.report({**metrics, "run": placed})
+        tune.report({**metrics, "run": placed, "node": node})
 
     scratch = _scratch(attempt)
     try:
