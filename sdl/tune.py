@@ -312,6 +312,7 @@ def tune(
                     num_samples=spec.samples,
                     scheduler=scheduler,
                     max_concurrent_trials=jobs or max(int(ray.cluster_resources().get("CPU", 1)), 1),
+                    reuse_actors=True,  # a trial after another on the same worker skips its start-up (Python, torch)
                 ),
                 run_config=ray_tune.RunConfig(
                     storage_path=str(experiment.parent), name=experiment.name, verbose=1 if verbose else 0
