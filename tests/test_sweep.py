@@ -89,6 +89,22 @@ def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "--resume", "{tmp}"], "no tune.yaml and ray/tune in"),
+        (["tune", "{config}", "--resume", "{tmp}"], "give no CONFIG"),
+        (["tune", "--resume", "{tmp}", "--metric", "loss", "--space", "train.lr=grid:1,2"], "give no --space, --metric"),
+        (["tune"], "tune needs a CONFIG file, or --resume TUNE_DIR"),
+    ],
+)
+def test_bad_tune_resume_options_are_user_errors_before_ray_starts(tmp_path, tiny_config, capsys, args, message):
+    args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
+    assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_pool_that_breaks_between_two_submits_loses_no_job(monkeypatch):
     """A worker may die after one job finished and before the next is submitted: ``submit`` itself
     raises. The job stays waiting and runs on a fresh pool; every job is reported exactly once."""
