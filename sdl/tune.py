@@ -318,14 +318,13 @@ def tune(
                     storage_path=str(experiment.parent), name=experiment.name, verbose=1 if verbose else 0
                 ),
             )
-        with _environment(
-            {**saving, **({} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"})}
-        ):  # the old reporter is silent at verbose=0
+        quiet = {} if verbose else {"RAY_AIR_NEW_OUTPUT": "0"}  # the old reporter is silent at verbose=0
+        with _environment({**saving, **quiet}):
             results = tuner.fit()
         finished = {trial.path for trial in ray_tune.ExperimentAnalysis(str(experiment)).trials if trial.status in _FINISHED}
     everything = [results[i] for i in range(len(results))]
     done = [result for result in everything if result.path in finished]
-    rows = _rows(done, spec.metric, reports)
+    rows = _rows(done, str(spec.metric), reports)
     write_table(out, rows)
     if len(done) < len(everything):  # Ctrl-C: Tune stopped and saved its state
         raise KeyboardInterrupt

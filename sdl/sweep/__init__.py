@@ -175,7 +175,7 @@ def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         try:
             yield pool
         except BaseException:
-            processes = list((pool._processes or {}).values())  # type: ignore[attr-defined]  # pid -> Process, since 3.2
+            processes = list((pool._processes or {}).values())  # pid -> Process (a private name, since 3.2)
             for process in processes:
                 process.terminate()
             for process in processes:
