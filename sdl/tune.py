@@ -197,7 +197,7 @@ def _trial(params: dict, base_raw: dict, folders: Any) -> None:
     scratch = _scratch(attempt)
     try:
         run_job(config_from_dict(raw), scratch, progress=False, on_log=report)
-    finally:  # not reached when Tune stops the trial; the next trial on this node removes it then
+    finally:  # may not be reached when Tune stops the trial; a later trial on this node removes it then
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -289,7 +289,7 @@ def tune(
     iterations = config_from_dict(base_raw).train
     reports = math.ceil(iterations.iterations / iterations.log_every)
     experiment = out / "ray" / "tune"
-    # Tune saves its state at most every 10 s by default; a driver that is killed loses less this way
+    # Tune saves its state every 10 s or more by default; a driver that is killed loses less this way
     saving = {"TUNE_GLOBAL_CHECKPOINT_S": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S", "1")}
     with ray_runtime(address, jobs, verbose) as ray:
         from ray import tune as ray_tune
