@@ -6,6 +6,7 @@ sdl refine RUN_DIR [--factor 2] [--interpolation constant|linear] [--runs DIR]
 sdl sweep CONFIG --grid KEY=V1,V2 [--grid ...] [--set ...] [--jobs N] [--backend local|ray] [--address HOST:PORT]
 sdl sweep --resume SWEEP_DIR [--jobs N] [--backend local|ray]
 sdl tune CONFIG --space KEY=KIND:V1,V2 [--space ...] [--spec FILE] [--metric M] [--mode min|max] [--samples N]
+sdl tune --resume TUNE_DIR [--jobs N] [--address HOST:PORT]
 sdl list
 sdl --version
 """
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend_options(sweep)
 
     tune = commands.add_parser("tune", help="hyperparameter search with Ray Tune (pip install 'sdl[ray]')")
-    tune.add_argument("config")
+    tune.add_argument("config", nargs="?", help="YAML config (not needed with --resume)")
     tune.add_argument(
         "--space",
         action="append",
@@ -73,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--samples", type=int, help="draws of the space; each grid point that often (default: 4)")
     tune.add_argument("--no-early-stop", action="store_true", help="no ASHA: every trial trains to the end")
     tune.add_argument("--runs", default="runs")
+    tune.add_argument(
+        "--resume", metavar="TUNE_DIR", help="finish the interrupted search of TUNE_DIR (only its unfinished trials)"
+    )
     _add_backend_options(tune, backend=False)
 
     commands.add_parser("list", help="tasks, integrators, vector fields, data sets and activations")
@@ -215,24 +219,55 @@ def _sweep(args) -> int:
 
 
 def _tune(args) -> int:
+    from pathlib import Path
+
     from . import plots
     from .experiment import new_run_dir
-    from .tune import TuneSpec, parse_dimension, read_spec, tune
+    from .tune import TuneSpec, parse_dimension, read_spec, read_tune_folder, tune
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: must be ≥ 1")
-    base = load_config(args.config, args.set)
-    base_raw = apply_overrides(base.to_dict(), args.set)
-    given = read_spec(args.spec) if args.spec else {}
-    early_stop = False if args.no_early_stop else None
-    options = {"metric": args.metric, "mode": args.mode, "samples": args.samples, "early_stop": early_stop}
-    given.update({k: v for k, v in options.items() if v is not None})
-    given["space"] = (*given.get("space", ()), *(parse_dimension(s) for s in args.space))
-    spec = TuneSpec(**given)
-    out = new_run_dir(args.runs, f"tune-{base.name}")
-    rows, best = tune(base_raw, spec, out, address=args.address, jobs=args.jobs, verbose=args.verbose)
+    options = {
+        "metric": args.metric,
+        "mode": args.mode,
+        "samples": args.samples,
+        "early_stop": False if args.no_early_stop else None,
+    }
+    if args.resume:
+        given = [
+            name
+            for name, value in (("CONFIG", args.config), ("--space", args.space), ("--spec", args.spec), ("--set", args.set))
+            if value
+        ]
+        given += [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
+        if given:
+            raise ConfigError(f"tune --resume TUNE_DIR takes the search of TUNE_DIR; give no {', '.join(given)}")
+        out = Path(args.resume)
+        base_raw, spec = read_tune_folder(out)
+    elif args.config:
+        base = load_config(args.config, args.set)
+        base_raw = apply_overrides(base.to_dict(), args.set)
+        given_spec = read_spec(args.spec) if args.spec else {}
+        given_spec.update({k: v for k, v in options.items() if v is not None})
+        given_spec["space"] = (*given_spec.get("space", ()), *(parse_dimension(s) for s in args.space))
+        spec = TuneSpec(**given_spec)
+        out = new_run_dir(args.runs, f"tune-{base.name}")
+    else:
+        raise ConfigError("tune needs a CONFIG file, or --resume TUNE_DIR")
+    try:
+        rows, best = tune(
+            base_raw, spec, out, address=args.address, jobs=args.jobs, verbose=args.verbose, resume=bool(args.resume)
+        )
+    except KeyboardInterrupt:
+        print(
+            f"sdl tune: interrupted; the finished trials are in {out}/results.csv; run the others with: sdl tune --resume {out}",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     if any(row.ok for row in rows):
-        plots.plot_sweep({row.label: row.metrics for row in rows}, out / "results.png", title=f"{base.name}: {spec.metric}")
+        plots.plot_sweep(
+            {row.label: row.metrics for row in rows}, out / "results.png", title=f"{base_raw['name']}: {spec.metric}"
+        )
     print((out / "results.md").read_text(), end="")
     print(f"tune folder: {out}")
     if best is None:

@@ -6,14 +6,17 @@ stops exactly those, found by their network namespace, never by name.
 
     python _ray_namespace.py private CONFIG RUNS     a sweep on a private instance; its sockets
     python _ray_namespace.py faults CONFIG RUNS      killed workers, then Ctrl-C, then --resume
-    python _ray_namespace.py cluster CONFIG RUNS     a sweep on a two-node cluster (ray start)
-    python _ray_namespace.py tune CONFIG RUNS        sdl tune with a --spec file (CONFIG's folder has spec.yaml)
+    python _ray_namespace.py cluster CONFIG RUNS     a sweep, then sdl tune with a --spec file (CONFIG's
+                                                     folder has spec.yaml), on a two-node cluster (ray start)
+                                                     whose second node cannot see the test's files
+    python _ray_namespace.py tune_resume CONFIG RUNS sdl tune one trial at a time, Ctrl-C, then --resume
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -136,8 +139,9 @@ def faults(config: str, runs: str) -> dict:
 
 
 def cluster(config: str, runs: str) -> dict:
-    """A head and a second node (1 CPU each, token authentication) on a non-loopback address of
-    this namespace; a sweep joins it with --address."""
+    """A head and a second node (1 CPU each, token authentication) on two non-loopback addresses of
+    this namespace; a sweep joins it with --address, then sdl tune (2 trials at once: one per node).
+    The second node shares no filesystem with the driver as far as the test's files go."""
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=TOKEN, RAY_USAGE_STATS_ENABLED="0")
     ray = [
         str(Path(sys.executable).with_name("ray")),
@@ -150,10 +154,14 @@ def cluster(config: str, runs: str) -> dict:
     ]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
     head = subprocess.run([*ray, "--head", "--port", "6390", "--include-dashboard", "false"], text=True, **quiet)
-    worker = subprocess.run([*ray, "--address", "10.77.0.2:6390"], text=True, **quiet)
+    # the second node sees no file of this test: a mount namespace of its own, an empty tmpfs over
+    # the test's folder (runs/ included), its working directory outside it
+    hide = f'cd / && mount -t tmpfs sdl-hidden {shlex.quote(os.getcwd())} && exec "$0" "$@"'
+    second = [*ray[:-3], "--node-ip-address", "10.77.0.3", "--disable-usage-stats", "--address", "10.77.0.2:6390"]
+    worker = subprocess.run(["unshare", "-m", "sh", "-c", hide, *second], text=True, **quiet)
     if head.returncode or worker.returncode:
         return {"rc": -1, "stderr": head.stderr + worker.stderr}
-    return _watch(
+    sweep = _watch(
         _sdl(
             "sweep",
             config,
@@ -167,11 +175,83 @@ def cluster(config: str, runs: str) -> dict:
             runs,
         )
     )
-
-
-def tune(config: str, runs: str) -> dict:
     spec = str(Path(config).with_name("spec.yaml"))
-    return _watch(_sdl("tune", config, "--spec", spec, "--space", "integrator=grid:euler,rk4", "--jobs", "2", "--runs", runs))
+    tune_args = ["--spec", spec, "--space", "integrator=grid:euler,rk4", "--address", "10.77.0.2:6390", "--runs", runs]
+    tune = _watch(_sdl("tune", config, *tune_args))
+    return {"sweep": sweep, "tune": tune, "second_node_sees": _seen_from_another_mount_namespace(os.getcwd())}
+
+
+def _seen_from_another_mount_namespace(folder: str) -> list[list[str]]:
+    """What each process of this network namespace that lives in another mount namespace (the
+    second node's) finds in ``folder``, looked at through its own root."""
+    mine = os.readlink("/proc/self/ns/mnt")
+    net = os.readlink("/proc/self/ns/net")
+    seen = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "ns/net") == net and os.readlink(proc / "ns/mnt") != mine:
+                seen.append(sorted(os.listdir(f"{proc}/root{folder}")))
+        except OSError:
+            continue
+    return seen
+
+
+def tune_resume(config: str, runs: str) -> dict:
+    """Three trials, one at a time, 4 reports each (iterations 400, logged every 100): lr 0.05
+    finishes; Ctrl-C (SIGINT to the process group) once lr 0.1 has shipped its first report; then
+    ``--resume`` reruns lr 0.1 and runs lr 1e-9, which ASHA stops at its first rung (its loss
+    0.135 against 0.07-0.09 of the others there)."""
+    sweep = _sdl(
+        "tune",
+        config,
+        "--space",
+        "train.lr=grid:0.05,0.1,1.0e-9",
+        "--metric",
+        "loss",
+        "--samples",
+        "1",
+        "--jobs",
+        "1",
+        "--set",
+        "train.iterations=400",
+        "--set",
+        "train.log_every=100",
+        "--runs",
+        runs,
+    )
+    interrupted = [False]
+
+    def logged(run: Path) -> int:
+        try:
+            return len(json.loads((run / "metrics.json").read_text())["iteration"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def tick() -> None:
+        runs_now = [p for p in Path(runs).glob("tune-*/tiny-*") if p.is_dir()]
+        if not interrupted[0] and len(runs_now) == 2 and sorted(map(logged, runs_now))[0] >= 1:
+            os.killpg(sweep.pid, signal.SIGINT)
+            interrupted[0] = True
+
+    first = _watch(sweep, tick)
+    (folder,) = Path(runs).glob("tune-*")
+    before = {p.name: (p / "checkpoint.pt").read_bytes() for p in folder.glob("tiny-*")}
+    logged_before = {p.name: logged(p) for p in folder.glob("tiny-*")}
+    table_before = (folder / "results.csv").read_text() if (folder / "results.csv").is_file() else ""
+    listening_after = sorted(_sockets()[0])
+    resumed = subprocess.run([*SDL, "tune", "--resume", str(folder), "--jobs", "1"], capture_output=True, text=True)
+    return {
+        **first,
+        "table_before": table_before,
+        "logged_before": logged_before,
+        "listening_after_ctrl_c": listening_after,
+        "resume_rc": resumed.returncode,
+        "resume_stdout": resumed.stdout,
+        "resume_stderr": resumed.stderr,
+        "kept": all((folder / name / "checkpoint.pt").read_bytes() == data for name, data in before.items()),
+        "logged_after": {p.name: logged(p) for p in folder.glob("tiny-*")},
+        "leftovers": sorted(p.name for p in folder.glob(".*")),
+    }
 
 
 def _stop_everything_started_here() -> None:
@@ -188,7 +268,7 @@ def _stop_everything_started_here() -> None:
 if __name__ == "__main__":
     scenario, config, runs = sys.argv[1:4]
     try:
-        result = {"private": private, "faults": faults, "cluster": cluster, "tune": tune}[scenario](config, runs)
+        result = {"private": private, "faults": faults, "cluster": cluster, "tune_resume": tune_resume}[scenario](config, runs)
     finally:
         _stop_everything_started_here()
     print(json.dumps(result))

@@ -1,9 +1,12 @@
 """Sweeps on the local backend: resume, and what stays out of the way (Ray is never imported)."""
 
 import csv
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +89,22 @@ def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tune", "--resume", "{tmp}"], "no tune.yaml and ray/tune in"),
+        (["tune", "{config}", "--resume", "{tmp}"], "give no CONFIG"),
+        (["tune", "--resume", "{tmp}", "--metric", "loss", "--space", "train.lr=grid:1,2"], "give no --space, --metric"),
+        (["tune"], "tune needs a CONFIG file, or --resume TUNE_DIR"),
+    ],
+)
+def test_bad_tune_resume_options_are_user_errors_before_ray_starts(tmp_path, tiny_config, capsys, args, message):
+    args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
+    assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_pool_that_breaks_between_two_submits_loses_no_job(monkeypatch):
     """A worker may die after one job finished and before the next is submitted: ``submit`` itself
     raises. The job stays waiting and runs on a fresh pool; every job is reported exactly once."""
@@ -97,7 +116,7 @@ def test_a_pool_that_breaks_between_two_submits_loses_no_job(monkeypatch):
     class PoolThatBreaksOnItsSecondSubmit:
         breaks_left = 1
 
-        def __init__(self, max_workers):
+        def __init__(self, max_workers, **options):
             self.submits = 0
 
         def __enter__(self):
@@ -122,3 +141,68 @@ def test_a_pool_that_breaks_between_two_submits_loses_no_job(monkeypatch):
     sweep.ProcessPoolBackend(workers=2).run(jobs, lambda index, outcome: reports.append((index, outcome.label)))
     assert PoolThatBreaksOnItsSecondSubmit.breaks_left == 0
     assert sorted(reports) == [(i, f"job{i}") for i in range(4)]
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(child) for child in (task / "children").read_text().split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process tree from /proc (Linux)")
+def test_ctrl_c_stops_the_pool_workers_exits_130_and_resume_runs_exactly_the_missing_jobs(tmp_path, capsys):
+    """Two jobs of 300 iterations run in the pool when SIGINT reaches the sweep's own process (a
+    terminal's Ctrl-C reaches the workers too, and they ignore it); the short job's row is on disk.
+    The sweep terminates its workers at once, the interrupted jobs' run folders (with a mid-training
+    checkpoint) get no row, and --resume runs exactly those two."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "log_every": 25}}))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    args = ["sweep", str(config), "--grid", "train.iterations=2,300,301", "--jobs", "2", "--runs", str(tmp_path / "runs")]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "sdl.cli", *args], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the short job has its row and both long jobs a checkpoint
+            folders = list((tmp_path / "runs").glob("sweep-tiny-*"))
+            table = folders[0] / "results.csv" if folders else None
+            long_runs = [p for p in folders[0].glob("tiny-30*") if (p / "metrics.json").is_file()] if folders else []
+            if table and table.is_file() and len(table.read_text().splitlines()) == 2 and len(long_runs) == 2:
+                break
+            time.sleep(0.02)
+        workers = _children(sweep.pid)
+        os.kill(sweep.pid, signal.SIGINT)
+        _, stderr = sweep.communicate(timeout=60)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == 130, stderr
+    assert f"sdl sweep --resume {folders[0]}" in stderr
+    assert len(workers) >= 2 and not any(_alive(pid) for pid in workers)  # the pool's workers stopped with it
+    (folder,) = folders
+    assert list(_rows(folder)) == ["train.iterations=2"]  # no row for a job that did not finish
+    finished = Path(_rows(folder)["train.iterations=2"]["run"])
+    checkpoint = (finished / "checkpoint.pt").read_bytes()
+    interrupted = {p.name: (p / "checkpoint.pt").read_bytes() for p in folder.glob("tiny-30*")}
+    assert len(interrupted) == 2  # both stopped part-way: fewer than their 12 logged evaluations
+    assert all(len(json.loads((folder / name / "metrics.json").read_text())["iteration"]) < 12 for name in interrupted)
+
+    capsys.readouterr()
+    assert cli.main(["sweep", "--resume", str(folder), "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    progress = sorted(line.split(" ", 3)[3] for line in err.splitlines() if line.startswith("sdl sweep: "))
+    assert progress == ["train.iterations=300: done", "train.iterations=301: done"], err  # exactly the missing jobs
+    rows = _rows(folder)
+    assert list(rows) == ["train.iterations=2", "train.iterations=300", "train.iterations=301"]
+    assert Path(rows["train.iterations=2"]["run"]) == finished and (finished / "checkpoint.pt").read_bytes() == checkpoint
+    assert {Path(rows[label]["run"]).name for label in list(rows)[1:]}.isdisjoint(interrupted)  # new folders
+    assert all((folder / name / "checkpoint.pt").read_bytes() == data for name, data in interrupted.items())  # kept

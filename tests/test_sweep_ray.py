@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).with_name("_ray_namespace.py")
 NAMESPACE = (
     "ip link set lo up && ip link add sdl0 type veth peer name sdl1 && ip addr add 10.77.0.2/24 dev sdl0 && "
+    "ip addr add 10.77.0.3/24 dev sdl0 && "
     "ip link set sdl0 up && ip link set sdl1 up && ip route add default via 10.77.0.1 dev sdl0"
 )
 TINY = {**SWEEP_TINY, "train": {**SWEEP_TINY["train"], "iterations": 4, "log_every": 2}}
@@ -126,8 +127,30 @@ def resumed_only_the_missing(stderr: str) -> bool:
     )
 
 
-def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_both_nodes(tmp_path):
-    seen = _in_namespace("cluster", tmp_path)
+@pytest.fixture(scope="module")
+def on_a_cluster(tmp_path_factory):
+    """One two-node cluster for a sweep and a tune: (what the harness saw, the test's folder)."""
+    folder = tmp_path_factory.mktemp("cluster")
+    (folder / "spec.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "space": {"train.lr": {"loguniform": [1.0e-3, 1.0e-1]}, "model.width": {"choice": [2, 3]}},
+                "metric": "val_accuracy",
+                "mode": "max",
+                "samples": 1,
+            }
+        )
+    )
+    return _in_namespace("cluster", folder), folder
+
+
+def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_both_nodes(on_a_cluster):
+    """The second node cannot see the test's folder (a mount namespace of its own): its jobs' run
+    folders reach the sweep folder only by being shipped back to the driver."""
+    everything, tmp_path = on_a_cluster
+    seen_there = everything["second_node_sees"]  # its own empty tmpfs, where its processes made a HOME
+    assert seen_there and not any({"runs", "tiny.yaml", "spec.yaml"} & set(names) for names in seen_there), seen_there
+    seen = everything["sweep"]
     assert seen["rc"] == 0, seen["stderr"]
     nodes = {line.rsplit(" on node ", 1)[1] for line in seen["stderr"].splitlines() if " on node " in line}
     assert len(nodes) == 2, seen["stderr"]
@@ -138,20 +161,13 @@ def test_a_sweep_joins_a_two_node_cluster_with_token_authentication_and_uses_bot
     )
 
 
-def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_unchanged(tmp_path):
-    (tmp_path / "spec.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "space": {"train.lr": {"loguniform": [1.0e-3, 1.0e-1]}, "model.width": {"choice": [2, 3]}},
-                "metric": "val_accuracy",
-                "mode": "max",
-                "samples": 1,
-            }
-        )
-    )
-    seen = _in_namespace("tune", tmp_path)
+def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_unchanged(on_a_cluster):
+    """On the two-node cluster, two trials at once (one per node): each trial's run folder is in the
+    tune folder, also the one trained on the node that cannot see it (shipped to the driver)."""
+    everything, tmp_path = on_a_cluster
+    seen = everything["tune"]
     assert seen["rc"] == 0, seen["stderr"]
-    assert seen["stderr"] == "" and seen["off_loopback"] == []  # Tune's reporter is silent; nothing left the machine
+    assert seen["stderr"] == ""  # Tune's reporter is silent
     (folder,) = (tmp_path / "runs").glob("tune-tiny-*")
     rows = _rows(folder)
     assert len(rows) == 2 and {label.split(", ")[-1] for label in rows} == {"integrator=euler", "integrator=rk4"}
@@ -159,6 +175,8 @@ def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_un
         config = yaml.safe_load((tmp_path / row["run"] / "config.yaml").read_text())
         assert 1e-3 <= config["train"]["lr"] <= 1e-1 and config["model"]["width"] in (2, 3)
         assert (tmp_path / row["run"] / "checkpoint.pt").is_file() and (tmp_path / row["run"]).parent == folder
+    records = [json.loads(path.read_text().splitlines()[-1]) for path in (folder / "ray" / "tune").glob("*/result.json")]
+    assert len({record["node"] for record in records}) == 2  # one trial on each node
     best_value = max(float(row["val_accuracy"]) for row in rows.values())
     best = yaml.safe_load((folder / "best.yaml").read_text())
     (best_row,) = [
@@ -175,3 +193,28 @@ def test_tune_searches_the_space_each_trial_a_run_folder_and_best_yaml_trains_un
     if best_row["note"] == "":  # a trial that trained to the end: the same config gives the same metrics, bit for bit
         trial = json.loads((tmp_path / best_row["run"] / "metrics.json").read_text())
         assert json.loads((again / "metrics.json").read_text()) == trial
+
+
+def test_tune_ctrl_c_then_resume_finishes_only_the_missing_trials_and_asha_stops_the_bad_one(tmp_path):
+    """One trial at a time, 4 reports each: lr 0.05 finishes, Ctrl-C while lr 0.1 runs, then
+    --resume runs lr 0.1 again (a new folder; the interrupted one is kept) and lr 1e-9, which ASHA
+    stops at its first rung (grace period 1): its run folder holds 1 of 4 logged evaluations."""
+    seen = _in_namespace("tune_resume", tmp_path)
+    assert seen["rc"] == 130 and "sdl tune --resume" in seen["stderr"], seen["stderr"]
+    assert all(line.startswith("sdl tune: ") for line in seen["stderr"].splitlines()), seen["stderr"]  # quiet
+    assert seen["off_loopback"] == [] and seen["listening_after_ctrl_c"] == []
+    before = sorted(seen["logged_before"].values())
+    assert before[-1] == 4 and 1 <= before[0] < 4, seen["logged_before"]  # lr 0.1 was stopped part-way
+    assert [line.split(",")[0] for line in seen["table_before"].splitlines()] == ["label", "train.lr=0.05"]
+    assert seen["resume_rc"] == 0 and seen["resume_stderr"] == "", seen["resume_stderr"]
+    assert seen["kept"] and seen["leftovers"] == []  # nothing finished (or interrupted) was overwritten
+    (folder,) = (tmp_path / "runs").glob("tune-tiny-*")
+    rows = _rows(folder)
+    assert sorted(rows) == ["train.lr=0.05", "train.lr=0.1", "train.lr=1e-09"]
+    assert rows["train.lr=0.05"]["run"] in seen["table_before"]  # the finished trial did not run again
+    new = {Path(row["run"]).name for row in rows.values()} - set(seen["logged_before"])
+    assert len(new) == 2 and len(seen["logged_after"]) == 4  # two new run folders, the four all kept
+    assert rows["train.lr=0.1"]["note"] == "" and seen["logged_after"][Path(rows["train.lr=0.1"]["run"]).name] == 4
+    assert rows["train.lr=1e-09"]["note"] == "stopped early by ASHA at iteration 100"
+    assert seen["logged_after"][Path(rows["train.lr=1e-09"]["run"]).name] == 1
+    assert yaml.safe_load((folder / "best.yaml").read_text())["train"]["lr"] == 0.05  # lowest loss at the end

@@ -9,7 +9,10 @@ outcome as it arrives:
 - ``ProcessPoolBackend``: a local pool of worker processes. A worker that dies (killed, out of
   memory) breaks a ``ProcessPoolExecutor`` and every job in flight with it; the jobs in flight are
   then run again, each alone in a fresh one-worker pool, so that only a job whose own worker dies
-  becomes a row ("worker process died"), and the jobs not yet started go on in a new pool.
+  becomes a row ("worker process died"), and the jobs not yet started go on in a new pool. The
+  workers ignore Ctrl-C; this process, on Ctrl-C, reports the jobs that had finished, terminates its
+  own workers (the jobs in flight stop where they are, their run folders left without a row, so
+  ``resume_sweep`` runs them again into new folders) and raises ``KeyboardInterrupt``.
 - ``RayBackend`` (``sdl.sweep.ray``, the extra ``sdl[ray]``): a private Ray instance on loopback,
   or an existing Ray cluster; each run folder is shipped back to this process and written here.
 
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,28 +135,60 @@ class ProcessPoolBackend(Backend):
         in_flight: dict[Future, tuple[int, Job]] = {}
         lost: list[tuple[int, Job]] = []
         broken = False
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            while ((waiting and not broken) or in_flight) and not lost:
-                while waiting and not broken and len(in_flight) < self.workers:
-                    try:
-                        future = pool.submit(run_job_safely, waiting[0][1])
-                    except BrokenProcessPool:  # a worker died since the last wait; the job stays waiting
-                        broken = True
-                    else:
-                        in_flight[future] = waiting.popleft()
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index, job = in_flight.pop(future)
-                    try:
+        with _pool(self.workers) as pool:
+            try:
+                while ((waiting and not broken) or in_flight) and not lost:
+                    while waiting and not broken and len(in_flight) < self.workers:
+                        try:
+                            future = pool.submit(run_job_safely, waiting[0][1])
+                        except BrokenProcessPool:  # a worker died since the last wait; the job stays waiting
+                            broken = True
+                        else:
+                            in_flight[future] = waiting.popleft()
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index, job = in_flight.pop(future)
+                        try:
+                            report(index, future.result())
+                        except BrokenProcessPool:
+                            lost.append((index, job))
+            except KeyboardInterrupt:  # a job that finished before Ctrl-C keeps its row
+                for future, (index, _job) in in_flight.items():
+                    if future.done() and not future.cancelled() and future.exception() is None:
                         report(index, future.result())
-                    except BrokenProcessPool:
-                        lost.append((index, job))
+                raise
             lost += in_flight.values()
         return sorted(lost, key=lambda item: item[0])
 
 
+def _ignore_ctrl_c() -> None:
+    """In a pool's worker: a terminal's Ctrl-C goes to the whole process group; the sweep's own
+    process decides what happens to the jobs (it terminates the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers are terminated (only they: the pool's own processes) when the
+    block is left by an exception, Ctrl-C included, so that no job runs on after its sweep."""
+    with ProcessPoolExecutor(max_workers=workers, initializer=_ignore_ctrl_c) as pool:
+        try:
+            yield pool
+        except BaseException:
+            processes = list((pool._processes or {}).values())  # pid -> Process (a private name, since 3.2)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(5)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def _alone(job: Job) -> JobOutcome:
-    with ProcessPoolExecutor(max_workers=1) as pool:
+    with _pool(1) as pool:
         try:
             return pool.submit(run_job_safely, job).result()
         except BrokenProcessPool:

@@ -177,10 +177,15 @@ def _run_and_pack(job: Job) -> tuple[JobOutcome, bytes]:
         if not outcome.ok:
             return outcome, b""
         run = Path(outcome.run)
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as tar:
-            tar.add(run, arcname=run.name)
-        return replace(outcome, run=run.name), archive.getvalue()
+        return replace(outcome, run=run.name), _pack(run)
+
+
+def _pack(run: Path) -> bytes:
+    """The folder ``run`` as an uncompressed tar archive, its members under ``run.name``."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(run, arcname=run.name)
+    return archive.getvalue()
 
 
 def _receive(ray, ref, job: Job) -> JobOutcome:
@@ -199,13 +204,19 @@ def _receive(ray, ref, job: Job) -> JobOutcome:
     return replace(outcome, run=str(_unpack(archive, Path(job.root), outcome.run)))
 
 
-def _unpack(archive: bytes, root: Path, name: str) -> Path:
+def _unpack(archive: bytes, root: Path, name: str, replacing: Path | None = None) -> Path:
     """Unpack the run folder ``name`` from ``archive`` into ``root`` under a name no folder there has
-    (``name``, else ``name-1``, ...): first into a hidden temporary folder, then renamed in one step."""
+    (``name``, else ``name-1``, ...): first into a hidden temporary folder, then renamed in one step.
+    ``replacing``: a folder this process unpacked before (an older copy of the same run), which the
+    new copy takes the place of (the old one is moved aside first, then removed)."""
     incoming = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
     try:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
             tar.extractall(incoming, filter="data")  # no absolute paths, links out or devices
+        if replacing is not None:
+            os.rename(replacing, incoming / ".previous")  # removed with the temporary folder
+            os.rename(incoming / name, replacing)
+            return replacing
         for n in range(1000):
             target = root / (name if n == 0 else f"{name}-{n}")
             if not target.exists():
