@@ -39,7 +39,7 @@ FLOWS = {
     "RealNVP + LULinear": ["model.flow=realnvp", "model.mixing=lu"],
     "HollowNet CNF": ["model.flow=cnf", "model.hidden=64", "model.steps=6"],
 }
-METRICS = ("ess", "free_energy_error", "energy_shift")
+METRICS = ("ess", "free_energy_error", "energy_shift", "state_b_fraction")
 CNF_STEPS = {"double_well": 1000, "muller_brown": 1000, "phi4": 300}  # about 2 minutes per model on one core
 
 
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per flow (default: the config's)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     parser.add_argument("--out", type=Path, default=Path("runs/boltzmann"))
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 20 steps, small MCMC runs")
     args = parser.parse_args()
@@ -73,7 +74,7 @@ def main() -> None:
         for flow in args.flows:
             for seed in range(args.seeds):
                 steps = args.steps or (CNF_STEPS[system] if flow == "HollowNet CNF" else None)
-                overrides = [*FLOWS[flow], f"model.seed={seed}", f"train.seed={seed}", "plots=[]", *extra]
+                overrides = [*FLOWS[flow], f"model.seed={seed}", f"train.seed={seed}", "plots=[]", *extra, *args.set]
                 if steps is not None:
                     overrides.append(f"train.iterations={steps}")
                 # one evaluation, at the end: the time per step is that of training
@@ -91,8 +92,8 @@ def main() -> None:
         "",
         f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}`",
         "",
-        "| system | flow | ESS | ΔF error (kT) | energy shift (kT) | ms / step |",
-        "|---|---|---:|---:|---:|---:|",
+        "| system | flow | ESS | ΔF error (kT) | energy shift (kT) | flow samples in B | ms / step |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for (system, flow), rows in results.items():
         cells = []

@@ -10,10 +10,11 @@ from sdl.boltzmann import (
     effective_sample_size,
     free_energy_difference,
     log_importance_weights,
+    mcmc_free_energy,
     reverse_kl,
 )
 from sdl.config import ConfigError, config_from_dict
-from sdl.data.energies import Energy, Phi4
+from sdl.data.energies import Energy, Phi4, sample_mcmc
 from sdl.experiment import analyse_run, build, run_job
 from sdl.models import CNF, HollowNet
 from sdl.models.flows import realnvp
@@ -95,6 +96,10 @@ def test_configs_check_energies_lattices_weights_and_plots():
         ({"task": {"kind": "boltzmann", "forward_weight": 0.0, "reverse_weight": 0.0}}, "both 0: nothing to train"),
         ({"data": {"energy": "phi4"}, "plots": ["samples"]}, "plots: 'samples' needs a 2-D energy"),
         ({"train": {"iterations": 3}}, "train.batch_size: None"),
+        (
+            {"task": {**_SMALL["task"], "standardize": True}, "model": {"flow": "cnf"}},
+            "task.standardize: true needs a RealNVP or alternating flow (model.flow), got 'cnf'",
+        ),
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             config_from_dict({**_SMALL, **change})
@@ -116,10 +121,52 @@ def test_a_run_trains_writes_its_folder_plots_and_analysis(tmp_path):
     assert torch.equal(task.train, build(config)[0].train)  # the MCMC data depend on data.seed alone
 
 
-def test_phi4_task_uses_the_mcmc_run_as_the_free_energy_reference():
-    config = config_from_dict({**_SMALL, "data": {**_SMALL["data"], "energy": "phi4", "lattice": 4}})
+def test_standardize_puts_the_training_samples_moments_first_on_the_data_side():
+    config = config_from_dict({**_SMALL, "data": {**_SMALL["data"], "energy": "muller_brown"}})
     task, model = build(config)
-    samples = torch.cat([task.train, task.test]).double()
-    fraction = Phi4(4).in_state_b(samples).double().mean()
-    assert task.reference_free_energy == pytest.approx(-math.log(fraction / (1 - fraction)), rel=1e-12)
+    task_s, model_s = build(
+        config_from_dict({**_SMALL, "data": config.data.__dict__, "task": {**_SMALL["task"], "standardize": True}})
+    )
+    assert torch.equal(task.train, task_s.train)
+    standardize, inner = model_s.transform.layers
+    torch.testing.assert_close(standardize.mean, task.train.mean(0))
+    torch.testing.assert_close(standardize.scale, task.train.std(0))
+    z, _ = standardize(task.train)  # the flow's layers see the samples at zero mean and unit variance
+    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.ones(2), atol=1e-5, rtol=0)
+    inner.load_state_dict(model.transform.state_dict())  # the same learned layers: densities differ by the change of scale
+    x = task.test[:5]
+    expected = model.log_prob(standardize(x)[0]) - standardize.scale.log().sum()
+    torch.testing.assert_close(model_s.log_prob(x), expected)
+
+
+def test_mcmc_free_energy_and_its_standard_error_equal_hand_computed_values():
+    # chain 0 spends 2 of 4 states in B, chain 1 one of 4: p = 3/8, f = (1/2, 1/4)
+    in_b = torch.tensor([[True, True], [True, False], [False, False], [False, False]])
+    value, error = mcmc_free_energy(in_b)
+    assert value == pytest.approx(-math.log(3 / 5), rel=1e-14)
+    assert error == pytest.approx((0.25 / math.sqrt(2)) / math.sqrt(2) / (3 / 8 * 5 / 8), rel=1e-14)
+    with pytest.raises(ValueError, match="never visit state B"):
+        mcmc_free_energy(torch.zeros(4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"chains ≥ 2\), got shape \(4,\)"):
+        mcmc_free_energy(torch.zeros(4, dtype=torch.bool))
+
+
+def test_phi4_task_takes_its_free_energy_reference_from_a_separate_mcmc_run():
+    data = {**_SMALL["data"], "energy": "phi4", "lattice": 4, "reference_chains": 8, "reference_steps": 300}
+    config = config_from_dict({**_SMALL, "data": data})
+    task, model = build(config)
+    energy = Phi4(4)
+    # the reference is the run of seed + 1 with the reference's chains and sweeps, not the training data
+    reference = sample_mcmc(energy, 300, chains=8, burn_in=100, thin=5, seed=1, **energy.mcmc_settings()).samples
+    value, error = mcmc_free_energy(energy.in_state_b(reference))
+    assert task.reference_free_energy == pytest.approx(value, rel=1e-12) and task.reference_error == pytest.approx(error)
+    assert 0 < error < 1
+    training = torch.cat([task.train, task.test]).double()
+    fraction = energy.in_state_b(training).double().mean()
+    assert task.reference_free_energy != pytest.approx(-math.log(fraction / (1 - fraction)), abs=1e-6)
     assert task.train.shape[-1] == 16 and model.dim == 16
+    other = build(config_from_dict({**_SMALL, "data": {**data, "reference_seed": 7}}))[0]
+    assert other.reference_free_energy != pytest.approx(task.reference_free_energy, abs=1e-9)
+    with pytest.raises(ConfigError, match="data.reference_seed: 0 equals data.seed"):
+        config_from_dict({**_SMALL, "data": {**data, "reference_seed": 0}})
