@@ -168,5 +168,5 @@ def test_phi4_task_takes_its_free_energy_reference_from_a_separate_mcmc_run():
     assert task.train.shape[-1] == 16 and model.dim == 16
     other = build(config_from_dict({**_SMALL, "data": {**data, "reference_seed": 7}}))[0]
     assert other.reference_free_energy != pytest.approx(task.reference_free_energy, abs=1e-9)
-    with pytest.raises(ConfigError, match="data.reference_seed: 0 equals data.seed"):
+    with pytest.raises(ConfigError, match=r"data\.reference_seed: 0 equals data\.seed"):
         config_from_dict({**_SMALL, "data": {**data, "reference_seed": 0}})
