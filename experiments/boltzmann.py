@@ -63,6 +63,8 @@ def main() -> None:
             "data.steps=200",
             "data.burn_in=100",
             "data.eval_samples=500",
+            "data.reference_chains=8",
+            "data.reference_steps=200",
             "model.couplings=2",
             "model.hidden=16",
             "data.lattice=4",
@@ -85,8 +87,14 @@ def main() -> None:
                 result = run_job(config, folder, progress=False)
                 row = {key: result.metrics[key] for key in METRICS}
                 row["ms_per_step"] = 1e3 * result.seconds / config.train.iterations
+                reference_error = result.metrics.get("reference_free_energy_error", 0.0)
                 results.setdefault((system, flow), []).append(row)
-                print(f"{system:13s} {flow:22s} seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()), flush=True)
+                print(
+                    f"{system:13s} {flow:22s} seed {seed}: "
+                    + ", ".join(f"{k} {v:.4g}" for k, v in row.items())
+                    + (f" (reference ΔF standard error {reference_error:.3g} kT)" if reference_error else ""),
+                    flush=True,
+                )
     lines = [
         "# Boltzmann generators: mean ± std over seeds",
         "",
