@@ -22,6 +22,7 @@ gets ``results.md`` (the table and the command).
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -98,7 +99,7 @@ def main() -> None:
     lines = [
         "# Boltzmann generators: mean ± std over seeds",
         "",
-        f"Command: `PYTHONPATH=. python {' '.join(sys.argv)}`",
+        f"Command: `PYTHONPATH=. python {shlex.join(sys.argv)}`",
         "",
         "| system | flow | ESS | ΔF error (kT) | energy shift (kT) | flow samples in B | ms / step |",
         "|---|---|---:|---:|---:|---:|---:|",
