@@ -96,10 +96,6 @@ def test_configs_check_energies_lattices_weights_and_plots():
         ({"task": {"kind": "boltzmann", "forward_weight": 0.0, "reverse_weight": 0.0}}, "both 0: nothing to train"),
         ({"data": {"energy": "phi4"}, "plots": ["samples"]}, "plots: 'samples' needs a 2-D energy"),
         ({"train": {"iterations": 3}}, "train.batch_size: None"),
-        (
-            {"task": {**_SMALL["task"], "standardize": True}, "model": {"flow": "cnf"}},
-            "task.standardize: true needs a RealNVP or alternating flow (model.flow), got 'cnf'",
-        ),
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
             config_from_dict({**_SMALL, **change})
@@ -119,25 +115,6 @@ def test_a_run_trains_writes_its_folder_plots_and_analysis(tmp_path):
     assert (analysis / "analysis.json").is_file() and (analysis / "reaction_coordinate.png").is_file()
     task, _ = build(config)
     assert torch.equal(task.train, build(config)[0].train)  # the MCMC data depend on data.seed alone
-
-
-def test_standardize_puts_the_training_samples_moments_first_on_the_data_side():
-    config = config_from_dict({**_SMALL, "data": {**_SMALL["data"], "energy": "muller_brown"}})
-    task, model = build(config)
-    task_s, model_s = build(
-        config_from_dict({**_SMALL, "data": config.data.__dict__, "task": {**_SMALL["task"], "standardize": True}})
-    )
-    assert torch.equal(task.train, task_s.train)
-    standardize, inner = model_s.transform.layers
-    torch.testing.assert_close(standardize.mean, task.train.mean(0))
-    torch.testing.assert_close(standardize.scale, task.train.std(0))
-    z, _ = standardize(task.train)  # the flow's layers see the samples at zero mean and unit variance
-    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
-    torch.testing.assert_close(z.std(0), torch.ones(2), atol=1e-5, rtol=0)
-    inner.load_state_dict(model.transform.state_dict())  # the same learned layers: densities differ by the change of scale
-    x = task.test[:5]
-    expected = model.log_prob(standardize(x)[0]) - standardize.scale.log().sum()
-    torch.testing.assert_close(model_s.log_prob(x), expected)
 
 
 def test_mcmc_free_energy_and_its_standard_error_equal_hand_computed_values():

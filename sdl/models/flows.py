@@ -25,7 +25,6 @@ __all__ = [
     "FlowSequence",
     "NormalizingFlow",
     "Permutation",
-    "Standardize",
     "alternating_flow",
     "realnvp",
 ]
@@ -88,35 +87,6 @@ class Permutation(nn.Module):
     def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _check_last_dim(z, len(self.indices))
         return z[..., self.inverse_indices], z.new_zeros(z.shape[:-1])
-
-
-class Standardize(nn.Module):
-    """Fixed elementwise affine map z = (x - μ) / σ (no parameters; μ, σ are buffers), logdet -Σ log σ.
-
-    The whitening layer of Boltzmann generators (Noé et al. 2019): put first on the data side of a
-    flow, it lets the learned layers work at unit scale when the data live at another one (the
-    Müller–Brown wells are ~0.1 wide). Shapes: ``mean``, ``scale`` (n,), every σ > 0.
-    """
-
-    def __init__(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
-        super().__init__()
-        if mean.ndim != 1 or scale.shape != mean.shape:
-            raise ValueError(f"mean and scale must be (n,) tensors of one shape, got {tuple(mean.shape)}, {tuple(scale.shape)}")
-        if not bool(torch.isfinite(mean).all()) or not bool((scale > 0).all() and torch.isfinite(scale).all()):
-            raise ValueError(
-                f"mean must be finite and every scale finite and > 0, got mean {mean.tolist()}, scale {scale.tolist()}"
-            )
-        self.register_buffer("mean", mean.detach().clone())
-        self.register_buffer("scale", scale.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shapes: x (..., n) → z (..., n), logdet (...,)."""
-        _check_last_dim(x, len(self.mean))
-        return (x - self.mean) / self.scale, (-self.scale.log().sum()).expand(x.shape[:-1])
-
-    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _check_last_dim(z, len(self.mean))
-        return self.mean + self.scale * z, self.scale.log().sum().expand(z.shape[:-1])
 
 
 class AffineCoupling(nn.Module):

@@ -43,7 +43,6 @@ from ..data.energies import (
     state_free_energy_quadrature,
 )
 from ..models.cnf import CNF
-from ..models.flows import FlowSequence, NormalizingFlow, Standardize
 from .base import Task, TaskConfig, seeded
 from .density import (
     DensityModel,
@@ -123,14 +122,11 @@ class BoltzmannData:
 class BoltzmannConfig(TaskConfig):
     """``task: boltzmann``. ``forward_weight`` / ``reverse_weight``: weights of the forward KL (on MCMC
     samples) and the reverse KL (on the energy); ``logdet_penalty``, ``merge_every``, ``refine_every``:
-    the P4Inv band penalty and scheduler, as in the density task. ``standardize``: put a fixed
-    ``Standardize`` layer (mean and standard deviation of the training samples per coordinate) first
-    on the data side of a RealNVP or alternating flow, so that its layers see data at unit scale."""
+    the P4Inv band penalty and scheduler, as in the density task."""
 
     kind: str = "boltzmann"
     forward_weight: float = 1.0
     reverse_weight: float = 0.0
-    standardize: bool = False
     logdet_penalty: float = 0.1
     merge_every: int = 10
     refine_every: int | None = 50
@@ -148,8 +144,6 @@ class BoltzmannConfig(TaskConfig):
         check_at_least("task.merge_every", self.merge_every, 1)
         if self.refine_every is not None:
             check_at_least("task.refine_every", self.refine_every, 1)
-        if not isinstance(self.standardize, bool):
-            raise ConfigError(f"task.standardize: {self.standardize!r} must be true or false")
 
     def plots_for(self, config) -> tuple[str, ...]:
         dim = config.data.get_energy().dim
@@ -174,8 +168,6 @@ class BoltzmannConfig(TaskConfig):
                     f"plots: {plot!r} needs a 2-D energy, {config.data.energy!r} has d = {dim}; "
                     f"valid here: {', '.join(p for p in PLOTS if p not in _TWO_D_PLOTS)}"
                 )
-        if self.standardize and config.model.flow == "cnf":
-            raise ConfigError("task.standardize: true needs a RealNVP or alternating flow (model.flow), got 'cnf'")
         check_flow_solve(config)
 
     def build(self, config, data_dir: Path | None = None) -> tuple[BoltzmannGenerator, nn.Module]:
@@ -187,9 +179,6 @@ class BoltzmannConfig(TaskConfig):
         train, test = samples[:, held_out:].reshape(-1, energy.dim), samples[:, :held_out].reshape(-1, energy.dim)
         with seeded(config.model.seed):
             model = _model(config.model, config, energy.dim)
-        if self.standardize:
-            assert isinstance(model, NormalizingFlow)  # check() refuses the CNF
-            model.transform = FlowSequence([Standardize(train.mean(0), train.std(0)), model.transform])
         model = model.to(device=device, dtype=dtype)
         regularizers = logdet_regularizers(model, self.logdet_penalty)
         reference, reference_error = _reference_free_energy(energy, d, data_dir)
