@@ -6,7 +6,7 @@ samples plus 0.1 × reverse KL) for every system, flow and seed with the same bu
 mean ± standard deviation over the seeds, on the task's fixed batch of flow samples:
 
 - ESS: Kish's normalised effective sample size of the importance weights (1 is perfect);
-- ΔF error: the reweighted F_B - F_A minus the reference (2-D: quadrature; φ⁴: the MCMC run), kT;
+- ΔF error: the reweighted F_B - F_A minus the reference (2-D: quadrature; φ⁴: a separate MCMC run, its standard error printed), kT;
 - energy shift: mean u of the flow's samples minus that of held-out MCMC samples, kT;
 - ms / step: wall time of training per optimizer step (plus one final evaluation), one thread.
 

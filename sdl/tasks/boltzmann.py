@@ -10,7 +10,7 @@ forward KL on MCMC samples and reverse KL on the energy (``sdl.boltzmann``). The
 density task's (``DensityModel``: RealNVP with permutation, P4Inv or LU mixing, the alternating
 P4Inv flow, the HollowNet CNF) on ℝ^d. Metrics on a fixed batch of flow samples: the normalised
 ESS of the importance weights, the free-energy difference F_B - F_A between the energy's states and
-its error against a reference (2-D: quadrature; φ⁴: the MCMC run), the mean energy shift of the
+its error against a reference (2-D: quadrature; φ⁴: a separate, longer MCMC run), the mean energy shift of the
 flow's samples against the held-out MCMC samples (kT), and the held-out NLL.
 """
 
