@@ -9,9 +9,7 @@ differs (``experiments/configs/digits_robust.yaml`` and the overrides in ``MODEL
 - nonexpansive: the gradient flow -Aᵀσ(Az + b) with A rescaled so that h‖A‖² ≤ 2 (each layer
   1-Lipschitz), orthogonal head;
 - switching: expansive and contractive layers in turn with step sizes that make each pair
-  1-Lipschitz (leaky ReLU), orthogonal head;
-- nonexpansive_p4orth: the gradient flow with A_k = c s_k Q_k C_k (Q_k C_k orthogonal, a
-  ``P4OrthLinear`` merged every 10 steps; s_k < 1), non-expansive with no norm computed, orthogonal head.
+  1-Lipschitz (leaky ReLU), orthogonal head.
 
 For each network and training seed: clean validation accuracy; robust accuracy under ℓ₂ PGD
 (``sdl.stability.pgd_l2``, pixels kept in [0, 1]) and certified accuracy (margin / (√2 L) > ε with
@@ -46,7 +44,6 @@ MODELS = {
     "antisymmetric": ["model.field=antisymmetric", "model.activation=tanh", "model.constraint=null", "model.head=linear"],
     "nonexpansive": [],
     "switching": ["model.field=switching", "model.activation=leaky_relu", "model.constraint=switching"],
-    "nonexpansive_p4orth": ["model.constraint=nonexpansive_p4orth"],
 }
 
 

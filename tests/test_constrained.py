@@ -7,10 +7,7 @@ from problems import fit
 from sdl.integrators import TABLEAUS, ExplicitRungeKutta
 from sdl.models import CONSTRAINTS, GradientFlowField, ODENet, ResNetField, SwitchingField, leaky_relu
 from sdl.models.constrained import SpectralNorm
-from sdl.models.p4inv import P4InvScheduler
-from sdl.models.p4orth import P4OrthLinear
 from sdl.stability import contractivity_radius, step_lipschitz_bound
-from sdl.tasks.classification import Classification
 
 F64 = torch.float64
 CONTRACTIVE = [n for n, t in TABLEAUS.items() if t.explicit and contractivity_radius(t) > 0]
@@ -96,70 +93,6 @@ def test_the_rule_holds_after_training_steps(constraint, norm):
     assert products.max() >= 2 * model.radius * (1 - 1e-9)  # and the rule was needed
 
 
-def _p4orth_network(method: str, act: str = "relu", scale: float = 6.0) -> ODENet:
-    """A square gradient-flow network under "nonexpansive_p4orth", with its Cayley perturbations far
-    from the identity (U, V ~ N(0, 1)) and s_k near 1 (the bound nearly attained)."""
-    field = GradientFlowField(4, act, num_layers=4, init_scale=8.0)
-    model = ODENet(field, method=method, in_dim=4, num_classes=3, t_final=2.0, constraint="nonexpansive_p4orth").double()
-    rule = model.field.parametrizations.weight[0]
-    with torch.no_grad():
-        for layer in rule.layers:
-            layer.u.normal_()
-        rule.scale_logit.fill_(scale)
-    return model
-
-
-@pytest.mark.parametrize("method", CONTRACTIVE)
-@pytest.mark.parametrize("act", ["relu", "tanh"])
-def test_p4orth_networks_are_non_expansive_with_every_singular_value_c_s_k(method, act):
-    """A^k = c s_k Q^k C^k: every singular value is c s_k (float64, 1e-12), h L_σ ‖A^k‖² ≤ 2r, and
-    the flow map is 1-Lipschitz over random pairs to round-off."""
-    torch.manual_seed(1)
-    model = _p4orth_network(method, act)
-    rule = model.field.parametrizations.weight[0]
-    singular = torch.linalg.svdvals(model.field.weight.detach())
-    expected = rule.norm_bound * torch.sigmoid(rule.scale_logit.detach())
-    torch.testing.assert_close(singular, expected[:, None].expand_as(singular), rtol=1e-12, atol=0)
-    assert (model.step_size * model.field.activation.lipschitz * singular[:, 0] ** 2).max() <= 2 * model.radius * (1 + 1e-12)
-    assert _flow_ratios(model).max() <= 1 + 1e-12
-
-
-def test_p4orth_networks_expand_when_the_scale_exceeds_the_bound():
-    """Not vacuous: the same orthogonal layers scaled to 1.5 c (outside the rule) expand some pairs."""
-    torch.manual_seed(1)
-    model = _p4orth_network("rk4")
-    rule = model.field.parametrizations.weight[0]
-    rule.norm_bound *= 1.5 / torch.sigmoid(rule.scale_logit.detach()).min().item()
-    assert _flow_ratios(model).max() > 1.05
-
-
-def test_p4orth_rule_holds_after_training_with_merges():
-    """50 large Adam steps with ``P4InvScheduler`` (the classification task's scheduler for this
-    constraint: merges every 10 steps): Q stays orthogonal to 1e-12 and the rule holds."""
-    torch.manual_seed(0)
-    model = ODENet(
-        GradientFlowField(4, "tanh", num_layers=3), method="ssprk3", in_dim=4, num_classes=3, constraint="nonexpansive_p4orth"
-    ).double()
-    x, y = torch.randn(64, 4, dtype=F64), torch.randint(0, 3, (64,))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.2)
-    (scheduler,) = Classification.schedulers(None, model, optimizer)
-    assert isinstance(scheduler, P4InvScheduler) and len(scheduler.layers) == 3
-    before = model.field.weight.detach().clone()
-    for _ in range(50):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-    layers = [m for m in model.modules() if isinstance(m, P4OrthLinear)]
-    assert all(layer.num_merges == 5 and layer.orthogonality_error() <= 1e-12 for layer in layers)
-    assert (model.field.weight.detach() - before).abs().max() > 0.1  # it trained
-    singular = torch.linalg.svdvals(model.field.weight.detach())
-    assert (singular.max(-1).values / singular.min(-1).values - 1).abs().max() <= 1e-12
-    assert (model.step_size * singular[:, 0] ** 2).max() <= 2 * model.radius * (1 + 1e-12)
-    assert Classification.schedulers(None, ODENet(GradientFlowField(4, num_layers=3), in_dim=4), optimizer) == []
-
-
 def test_power_iteration_is_a_lower_bound_that_converges_and_eval_is_exact():
     weight = torch.randn(5, 7, 4, dtype=F64)
     exact = torch.linalg.matrix_norm(weight, 2)
@@ -195,7 +128,6 @@ def test_a_network_advances_its_power_iteration_in_training_passes_only(constrai
         {"constraint": "nonexpansive"},
         {"constraint": "nonexpansive", "constraint_norm": "power"},
         {"constraint": "nonexpansive_step"},
-        {"constraint": "nonexpansive_p4orth"},
         {"constraint": "switching", "method": "euler"},
     ],
     ids=str,
@@ -215,7 +147,7 @@ def test_constrained_gradients_agree_between_autograd_and_the_adjoint(kwargs):
         model = ODENet(field, in_dim=3, num_classes=3, gradient=gradient, **options).double()
         x, y = torch.randn(32, 3, dtype=F64), torch.randint(0, 3, (32,))
         torch.nn.functional.cross_entropy(model(x), y).backward()
-        gradients.append([p.grad.clone() for p in model.parameters() if p.requires_grad])
+        gradients.append([p.grad.clone() for p in model.parameters()])
     for autograd, adjoint in zip(*gradients):
         torch.testing.assert_close(adjoint, autograd, rtol=1e-10, atol=1e-12)
 
@@ -315,7 +247,7 @@ def test_a_constrained_network_round_trips_through_its_state_dict():
 
 
 def test_constraints_are_listed_with_a_description():
-    assert set(CONSTRAINTS) == {"nonexpansive", "nonexpansive_step", "nonexpansive_p4orth", "switching"}
+    assert set(CONSTRAINTS) == {"nonexpansive", "nonexpansive_step", "switching"}
     assert all(isinstance(text, str) and text for text in CONSTRAINTS.values())
 
 
@@ -348,13 +280,6 @@ def test_constraints_are_listed_with_a_description():
             "unknown constraint_norm",
         ),
         (GradientFlowField(3, num_layers=2), {"constraint": "switching", "method": "euler"}, TypeError, "needs a SwitchingField"),
-        (
-            GradientFlowField(3, num_layers=2, width=5),
-            {"constraint": "nonexpansive_p4orth"},
-            ValueError,
-            r"needs a square A \(width = dim\), got width 5, dim 3",
-        ),
-        (ResNetField(3, num_layers=2), {"constraint": "nonexpansive_p4orth"}, TypeError, "needs a GradientFlowField"),
         (SwitchingField(3, "tanh", num_layers=2), {"constraint": "switching", "method": "euler"}, ValueError, "0 < m ≤ σ'"),
         (SwitchingField(3, num_layers=2), {"constraint": "switching", "method": "rk4"}, ValueError, "explicit Euler"),
         (

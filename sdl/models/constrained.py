@@ -15,12 +15,6 @@ norms and issues the certificate; a rule never certifies itself):
 - "nonexpansive_step" (choose the step): A is left alone and layer k takes the step
   h_k = min(h, 2r / (L_σ ‖A^k‖₂²)); the steps are read to the host once per forward pass and no
   gradient flows through them. The network's time Σ h_k is then at most T.
-- "nonexpansive_p4orth" (orthogonal by construction): a square ``GradientFlowField`` (width = dim)
-  whose A^k = c s_k Q^k C^k, with Q^k C^k orthogonal (a ``P4OrthLinear``: frozen Q^k and its Cayley
-  perturbation C^k, merged by ``P4InvScheduler``), s_k = sigmoid(a_k) ∈ (0, 1) learned and
-  c = (2r / (h L_σ))^½. Every singular value of A^k is c s_k, so h L_σ ‖A^k‖₂² = 2r s_k² < 2r with
-  no norm computed: the step is non-expansive for any U, V, a (and A^k is also strongly monotone,
-  ν = -m c² s_k²). The learned map is thereby restricted to scaled orthogonal A.
 - "switching" (Celledoni et al. 2022): a ``SwitchingField`` with explicit Euler; see
   ``switching_step_sizes``.
 
@@ -36,25 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .p4orth import P4OrthLinear
 from .vector_fields import GradientFlowField, SwitchingField, _gradient_flow_circle
 
-__all__ = [
-    "CONSTRAINTS",
-    "NORMS",
-    "SpectralNorm",
-    "nonexpansive_step_sizes",
-    "orthogonal_rule",
-    "rescale_to_rule",
-    "switching_step_sizes",
-]
+__all__ = ["CONSTRAINTS", "NORMS", "SpectralNorm", "nonexpansive_step_sizes", "rescale_to_rule", "switching_step_sizes"]
 
 CONSTRAINTS: dict[str, str] = {
     "nonexpansive": "gradient-flow field; A rescaled at every forward pass so that h L_σ ‖A_k‖₂² ≤ 2r "
     "(r: the method's contractivity radius): every step 1-Lipschitz",
     "nonexpansive_step": "gradient-flow field; layer k steps h_k = min(h, 2r / (L_σ ‖A_k‖₂²)): every step 1-Lipschitz",
-    "nonexpansive_p4orth": "square gradient-flow field; A_k = c s_k Q_k C_k, Q_k C_k orthogonal (P4OrthLinear), "
-    "s_k in (0, 1), c = (2r/(h L_σ))^½: every step 1-Lipschitz by construction, no norm computed",
     "switching": "switching field, explicit Euler; contractive step h_c = min(h, 1/(L_σ‖A_c‖²)), expansive step "
     "h_e ≤ (1/κ_c - 1)/(L_σ‖A_e‖): every (expansive, contractive) pair 1-Lipschitz",
 }
@@ -108,46 +91,6 @@ class _RescaleToRule(nn.Module):
     def forward(self, weight: Tensor) -> Tensor:
         scale = (self.squared_norm_bound**0.5 / self.norm(weight)).clamp(max=1.0)  # ‖A‖ = 0 gives inf, then 1
         return weight * scale.unsqueeze(-1).unsqueeze(-1)
-
-
-class _ScaledOrthogonal(nn.Module):
-    """The parametrisation A ↦ c sigmoid(a_k) Q_k C_k per layer (it ignores A after construction):
-    ``layers`` holds one ``P4OrthLinear`` per layer (one for shared parameters), ``scale_logit`` a."""
-
-    def __init__(self, weight: Tensor, squared_norm_bound: float, rank: int) -> None:
-        super().__init__()
-        self.norm_bound = squared_norm_bound**0.5  # c
-        stack = weight.detach().reshape(-1, *weight.shape[-2:]).double()
-        # start from the orthogonal polar factor of the initial A and its norm (capped below c)
-        u, singular, vh = torch.linalg.svd(stack)
-        self.layers = nn.ModuleList(
-            P4OrthLinear(weight.shape[-1], rank, bias=False, init=q, dtype=weight.dtype, device=weight.device) for q in u @ vh
-        )
-        start = (singular[:, 0] / self.norm_bound).clamp(1e-3, 1 - 1e-3)
-        self.scale_logit = nn.Parameter(torch.logit(start).to(weight).reshape(weight.shape[:-2]))
-        self.shape = tuple(weight.shape)
-
-    def right_inverse(self, weight: Tensor) -> Tensor:
-        # A itself is not learned (the P4Orth layers and a are): keep an empty, frozen placeholder
-        return weight.new_empty(0)
-
-    def forward(self, placeholder: Tensor) -> Tensor:
-        matrices = torch.stack([layer.matrix() for layer in self.layers]).reshape(self.shape)
-        return (self.norm_bound * torch.sigmoid(self.scale_logit)).unsqueeze(-1).unsqueeze(-1) * matrices
-
-
-def orthogonal_rule(field: GradientFlowField, *, step_size: float, radius: float, rank: int = 1) -> None:
-    """Register the "nonexpansive_p4orth" parametrisation on ``field.weight`` (in place; module
-    docstring): every read of ``field.weight`` is then c s_k Q^k C^k, with ``P4OrthLinear`` layers of
-    Cayley rank ``rank`` (found by ``P4InvScheduler``, which merges them); needs width = dim."""
-    _check_gradient_flow(field, "nonexpansive_p4orth")
-    if field.width != field.dim:
-        raise ValueError(
-            f"constraint='nonexpansive_p4orth' needs a square A (width = dim), got width {field.width}, dim {field.dim}"
-        )
-    rule = _ScaledOrthogonal(field.weight, _squared_norm_bound(field, step_size, radius), rank)
-    torch.nn.utils.parametrize.register_parametrization(field, "weight", rule, unsafe=True)
-    field.parametrizations.weight.original.requires_grad_(False)
 
 
 def _squared_norm_bound(field: GradientFlowField, step_size: float, radius: float) -> float:

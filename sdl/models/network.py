@@ -25,7 +25,6 @@ from .constrained import (
     _check_gradient_flow,
     _check_switching,
     nonexpansive_step_sizes,
-    orthogonal_rule,
     rescale_to_rule,
     switching_step_sizes,
 )
@@ -72,8 +71,6 @@ class ODENet(nn.Module):
         constraint: None, or a name from ``sdl.models.CONSTRAINTS`` (``sdl.models.constrained``):
             "nonexpansive" registers a parametrisation on ``field.weight`` that rescales A^k so that
             h L_σ ‖A^k‖₂² ≤ 2r (r = ``sdl.stability.contractivity_radius`` of the method);
-            "nonexpansive_p4orth" makes A^k = c s_k Q^k C^k with orthogonal Q^k C^k (``P4OrthLinear``,
-            merged by ``P4InvScheduler``) and s_k < 1, non-expansive with no norm computed;
             "nonexpansive_step" and "switching" choose the step sizes h_k from the weights at
             every forward pass (``step_sizes()``), read to the host once per pass.
         constraint_norm: "exact" (SVD) or "power" (one warm-started power iteration per training
@@ -173,8 +170,6 @@ class ODENet(nn.Module):
             )
         if constraint == "nonexpansive":
             rescale_to_rule(self.field, step_size=self.step_size, radius=self.radius, norm=norm)
-        elif constraint == "nonexpansive_p4orth":
-            orthogonal_rule(self.field, step_size=self.step_size, radius=self.radius)
         else:
             _check_gradient_flow(self.field, constraint)
             self.step_norm = SpectralNorm(self.field.weight.detach(), power=norm == "power")

@@ -98,12 +98,6 @@ class P4OrthLinear(P4Layer):
         x = w - 2.0 * torch.linalg.solve(gram.T, (w @ basis).T).T @ basis.T
         return x.reshape(y.shape), y.new_zeros(y.shape[:-1])
 
-    def matrix(self) -> torch.Tensor:
-        """Q C as a dense (n, n) tensor in the compute dtype, differentiable in U and V: the layer
-        as a weight for code that needs the matrix itself (``constraint="nonexpansive_p4orth"``). O(n² r)."""
-        basis, gram = self._factors(self.u, self.v)
-        return self._weight_c - 2.0 * (self._weight_c @ basis) @ torch.linalg.solve(gram, basis.T)
-
     def effective_matrix(self) -> torch.Tensor:
         """Q C as a dense (n, n) tensor in ``state_dtype`` (for checks; not used in training)."""
         u, v = self.u.detach().to(self.state_dtype), self.v.detach().to(self.state_dtype)

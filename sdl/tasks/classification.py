@@ -28,7 +28,6 @@ from ..models import AntisymmetricField, GradientFlowField, HamiltonianField, OD
 from ..models.activations import activation_names
 from ..models.constrained import CONSTRAINTS, NORMS
 from ..models.network import HEADS, LIFTS, MOMENTA
-from ..models.p4inv import P4InvScheduler, P4Layer
 from ..models.vector_fields import KINETIC_MODELS
 from ..stability import per_layer_stability
 from .base import Regularizer, Smoothness, Task, TaskConfig, check_solve, seeded
@@ -258,13 +257,6 @@ class Classification(Task):
             "val_accuracy": accuracy(model(self.data.x_val), self.data.y_val),
         }
         return loss, metrics
-
-    def schedulers(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list:
-        """``P4InvScheduler`` (merge every 10 steps, refine every 50 merges) for a model with P4 layers
-        (``constraint="nonexpansive_p4orth"``), else none."""
-        if not any(isinstance(layer, P4Layer) for layer in model.modules()):
-            return []
-        return [P4InvScheduler(model, optimizer)]
 
     def divergence_advice(self, model: nn.Module) -> str:
         step = getattr(model, "step_size", None)
