@@ -18,6 +18,7 @@ from sdl.data.energies import Energy, Phi4, sample_mcmc
 from sdl.experiment import analyse_run, build, run_job
 from sdl.models import CNF, HollowNet
 from sdl.models.flows import realnvp
+from sdl.tasks.boltzmann import BoltzmannGenerator
 
 
 class _Gaussian(Energy):
@@ -147,3 +148,23 @@ def test_phi4_task_takes_its_free_energy_reference_from_a_separate_mcmc_run():
     assert other.reference_free_energy != pytest.approx(task.reference_free_energy, abs=1e-9)
     with pytest.raises(ConfigError, match=r"data\.reference_seed: 0 equals data\.seed"):
         config_from_dict({**_SMALL, "data": {**data, "reference_seed": 0}})
+
+
+class _WallGaussian(_Gaussian):
+    """½‖x‖² with an infinite wall at x₁ > 2: a flow sample beyond it has u = inf."""
+
+    def energy(self, x):
+        return torch.where(x[..., 0] > 2, math.inf, 0.5 * x.square().sum(-1))
+
+
+def test_forward_kl_alone_keeps_a_finite_objective_when_a_flow_sample_has_infinite_energy():
+    data = torch.randn(64, 3, dtype=torch.float64)
+    noise = torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert bool((noise[:, 0] > 2).any())
+    flow = realnvp(3, 2, 8, "permutation").double()  # the identity: flow samples are the noise
+    task = BoltzmannGenerator(_WallGaussian(), data, data, noise, 0.0, reverse_weight=0.0)
+    objective, metrics = task.evaluate(flow)
+    assert metrics["reverse_kl"] == math.inf
+    assert objective.item() == pytest.approx(metrics["test_nll"], rel=1e-12)
+    weighted = BoltzmannGenerator(_WallGaussian(), data, data, noise, 0.0, reverse_weight=0.1)
+    assert weighted.evaluate(flow)[0].item() == math.inf  # with a weight, the infinite term counts

@@ -323,7 +323,9 @@ class BoltzmannGenerator(Task):
         with torch.no_grad():
             nll = -torch.cat([_exact_log_prob(model, chunk) for chunk in self.test.split(_EVALUATION_CHUNK)]).mean()
         metrics = {"test_nll": nll.item(), **self.sample_metrics(model), "reference_free_energy_error": self.reference_error}
-        objective = self.forward_weight * nll + self.reverse_weight * metrics["reverse_kl"]
+        objective = self.forward_weight * nll
+        if self.reverse_weight > 0:  # a term of weight 0 stays out: 0 · inf (one far-out sample) would be nan
+            objective = objective + self.reverse_weight * metrics["reverse_kl"]
         return objective, metrics
 
     def schedulers(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list:
