@@ -158,13 +158,16 @@ class _WallGaussian(_Gaussian):
 
 
 def test_forward_kl_alone_keeps_a_finite_objective_when_a_flow_sample_has_infinite_energy():
-    data = torch.randn(64, 3, dtype=torch.float64)
+    data = 0.5 * torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     noise = torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    assert bool((noise[:, 0] > 2).any())
-    flow = realnvp(3, 2, 8, "permutation").double()  # the identity: flow samples are the noise
+    flow = realnvp(3, 2, 8, "permutation").double()  # fresh couplings: x is the noise, permuted
     task = BoltzmannGenerator(_WallGaussian(), data, data, noise, 0.0, reverse_weight=0.0)
     objective, metrics = task.evaluate(flow)
     assert metrics["reverse_kl"] == math.inf
     assert objective.item() == pytest.approx(metrics["test_nll"], rel=1e-12)
     weighted = BoltzmannGenerator(_WallGaussian(), data, data, noise, 0.0, reverse_weight=0.1)
     assert weighted.evaluate(flow)[0].item() == math.inf  # with a weight, the infinite term counts
+    u, u_test = _WallGaussian().energy(task.flow_samples(flow)[0]), _WallGaussian().energy(data)
+    assert not bool(torch.isfinite(u).all()) and bool(torch.isfinite(u_test).all())
+    assert metrics["energy_shift"] == pytest.approx((u[torch.isfinite(u)].mean() - u_test.mean()).item(), rel=1e-12)
+    assert metrics["energy_shift_median"] == pytest.approx((u.median() - u_test.median()).item(), rel=1e-12)
