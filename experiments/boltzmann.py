@@ -91,11 +91,12 @@ def main() -> None:
         for flow in args.flows:
             for seed in range(args.seeds):
                 steps = args.steps or (CNF_STEPS[system] if flow == "HollowNet CNF" else None)
-                overrides = [*FLOWS[flow], f"model.seed={seed}", f"train.seed={seed}", "plots=[]", *extra, *args.set]
+                overrides = [*FLOWS[flow], f"model.seed={seed}", f"train.seed={seed}", "plots=[]", *extra]
                 if steps is not None:
                     overrides.append(f"train.iterations={steps}")
                 # one evaluation, at the end: the time per step is that of training
                 overrides.append(f"train.log_every={steps or load_config(CONFIGS / SYSTEMS[system]).train.iterations}")
+                overrides += args.set  # last: they win over the script's own (e.g. train.log_every)
                 if system != "phi4":
                     overrides = [o for o in overrides if not o.startswith("data.lattice")]
                 config = load_config(CONFIGS / SYSTEMS[system], overrides)
