@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--flows", nargs="+", default=list(FLOWS), choices=list(FLOWS))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed … first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per flow (default: the config's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for every run")
@@ -89,7 +90,7 @@ def main() -> None:
     results: dict = {}
     for system in args.systems:
         for flow in args.flows:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 steps = args.steps or (CNF_STEPS[system] if flow == "HollowNet CNF" else None)
                 overrides = [*FLOWS[flow], f"model.seed={seed}", f"train.seed={seed}", "plots=[]", *extra]
                 if steps is not None:
