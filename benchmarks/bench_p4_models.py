@@ -9,12 +9,16 @@ take their steps round-robin (``_timing.compare``), so load changes hit all of t
    6 couplings of width 128, batch 256, forward KL + 0.1 × reverse KL) with P4Inv mixing against
    nflows' LULinear (after the reversal) and the fixed permutation. The MCMC data are made once
    (a smaller run than the config's: the data do not change the cost of a step).
+2. ``double_well``, ``muller_brown``: the 2-D Boltzmann generators of ``bg_double_well.yaml`` (forward
+   KL + 0.1 × reverse KL) and ``bg_muller_brown.yaml`` (forward KL alone): RealNVP (6 couplings of
+   width 64) with P4Inv, LULinear and permutation mixing, and the HollowNet CNF (width 64, 6 RK4 steps,
+   exact divergence) of ``experiments/boltzmann.py``.
 
 (A second part, the digits non-expansive network with a P4Orth constraint against the exact and
 power-iteration norms, was measured at commit d04c066 and left out with that constraint: see
 benchmarks/RESULTS.md §8.)
 
-    PYTHONPATH=. python benchmarks/bench_p4_models.py [--repeats 30] [--quick]
+    PYTHONPATH=. python benchmarks/bench_p4_models.py [--parts double_well muller_brown phi4] [--repeats 30] [--quick]
 """
 
 from __future__ import annotations
@@ -30,7 +34,15 @@ from sdl.experiment import build
 from sdl.training import Trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+_TWO_D_FLOWS = {
+    "RealNVP + P4Inv": ["model.mixing=p4inv"],
+    "RealNVP + LULinear": ["model.mixing=lu"],
+    "RealNVP, permutations": ["model.mixing=permutation"],
+    "HollowNet CNF": ["model.flow=cnf", "model.hidden=64", "model.steps=6"],
+}
 PARTS = {
+    "double_well": ("bg_double_well.yaml", ["data.steps=200", "data.burn_in=100", "plots=[]"], _TWO_D_FLOWS),
+    "muller_brown": ("bg_muller_brown.yaml", ["data.steps=200", "data.burn_in=100", "plots=[]"], _TWO_D_FLOWS),
     "phi4": (
         "bg_phi4.yaml",
         ["data.steps=200", "data.burn_in=100", "data.reference_chains=8", "data.reference_steps=200", "plots=[]"],
