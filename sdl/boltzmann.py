@@ -31,6 +31,7 @@ __all__ = [
     "forward_kl",
     "free_energy_difference",
     "log_importance_weights",
+    "mcmc_free_energy",
     "reverse_kl",
 ]
 
@@ -73,3 +74,21 @@ def free_energy_difference(log_w: Tensor, in_state_b: Tensor) -> float:
     """F_B - F_A = -log(Σ_B w / Σ_A w) in kT, from log w (n,) and the state of each sample (n,) bool.
     ±inf when one state gets no weight (the flow never visits it)."""
     return float(torch.logsumexp(log_w[~in_state_b], 0) - torch.logsumexp(log_w[in_state_b], 0))
+
+
+def mcmc_free_energy(in_state_b: Tensor) -> tuple[float, float]:
+    """F_B - F_A = -log(p_B / (1 - p_B)) in kT from the states of MCMC samples, and its standard error.
+
+    ``in_state_b``: (kept states, chains) bool, the chains independent. With f_c the fraction of
+    chain c's states in B, p_B = mean_c f_c, SE(p_B) = std(f_c)/√C and, by the delta method,
+    SE(ΔF) = SE(p_B) / (p_B (1 - p_B)). The per-chain fractions carry each chain's autocorrelation,
+    so the error is honest when every chain crosses between the states many times.
+    """
+    if in_state_b.ndim != 2 or in_state_b.shape[1] < 2:
+        raise ValueError(f"in_state_b must be (kept states, chains ≥ 2), got shape {tuple(in_state_b.shape)}")
+    fractions = in_state_b.double().mean(0)
+    p = fractions.mean()
+    if not 0 < float(p) < 1:
+        raise ValueError(f"the MCMC samples never visit state {'A' if float(p) == 1 else 'B'}; run the chains longer")
+    error = fractions.std() / math.sqrt(len(fractions)) / (p * (1 - p))
+    return float(-torch.log(p / (1 - p))), float(error)

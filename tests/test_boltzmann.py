@@ -10,13 +10,15 @@ from sdl.boltzmann import (
     effective_sample_size,
     free_energy_difference,
     log_importance_weights,
+    mcmc_free_energy,
     reverse_kl,
 )
 from sdl.config import ConfigError, config_from_dict
-from sdl.data.energies import Energy, Phi4
+from sdl.data.energies import Energy, Phi4, sample_mcmc
 from sdl.experiment import analyse_run, build, run_job
 from sdl.models import CNF, HollowNet
 from sdl.models.flows import realnvp
+from sdl.tasks.boltzmann import BoltzmannGenerator
 
 
 class _Gaussian(Energy):
@@ -116,10 +118,56 @@ def test_a_run_trains_writes_its_folder_plots_and_analysis(tmp_path):
     assert torch.equal(task.train, build(config)[0].train)  # the MCMC data depend on data.seed alone
 
 
-def test_phi4_task_uses_the_mcmc_run_as_the_free_energy_reference():
-    config = config_from_dict({**_SMALL, "data": {**_SMALL["data"], "energy": "phi4", "lattice": 4}})
+def test_mcmc_free_energy_and_its_standard_error_equal_hand_computed_values():
+    # chain 0 spends 2 of 4 states in B, chain 1 one of 4: p = 3/8, f = (1/2, 1/4)
+    in_b = torch.tensor([[True, True], [True, False], [False, False], [False, False]])
+    value, error = mcmc_free_energy(in_b)
+    assert value == pytest.approx(-math.log(3 / 5), rel=1e-14)
+    assert error == pytest.approx((0.25 / math.sqrt(2)) / math.sqrt(2) / (3 / 8 * 5 / 8), rel=1e-14)
+    with pytest.raises(ValueError, match="never visit state B"):
+        mcmc_free_energy(torch.zeros(4, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"chains ≥ 2\), got shape \(4,\)"):
+        mcmc_free_energy(torch.zeros(4, dtype=torch.bool))
+
+
+def test_phi4_task_takes_its_free_energy_reference_from_a_separate_mcmc_run():
+    data = {**_SMALL["data"], "energy": "phi4", "lattice": 4, "reference_chains": 8, "reference_steps": 300}
+    config = config_from_dict({**_SMALL, "data": data})
     task, model = build(config)
-    samples = torch.cat([task.train, task.test]).double()
-    fraction = Phi4(4).in_state_b(samples).double().mean()
-    assert task.reference_free_energy == pytest.approx(-math.log(fraction / (1 - fraction)), rel=1e-12)
+    energy = Phi4(4)
+    # the reference is the run of seed + 1 with the reference's chains and sweeps, not the training data
+    reference = sample_mcmc(energy, 300, chains=8, burn_in=100, thin=5, seed=1, **energy.mcmc_settings()).samples
+    value, error = mcmc_free_energy(energy.in_state_b(reference))
+    assert task.reference_free_energy == pytest.approx(value, rel=1e-12) and task.reference_error == pytest.approx(error)
+    assert 0 < error < 1
+    training = torch.cat([task.train, task.test]).double()
+    fraction = energy.in_state_b(training).double().mean()
+    assert task.reference_free_energy != pytest.approx(-math.log(fraction / (1 - fraction)), abs=1e-6)
     assert task.train.shape[-1] == 16 and model.dim == 16
+    other = build(config_from_dict({**_SMALL, "data": {**data, "reference_seed": 7}}))[0]
+    assert other.reference_free_energy != pytest.approx(task.reference_free_energy, abs=1e-9)
+    with pytest.raises(ConfigError, match=r"data\.reference_seed: 0 equals data\.seed"):
+        config_from_dict({**_SMALL, "data": {**data, "reference_seed": 0}})
+
+
+class _WallGaussian(_Gaussian):
+    """½‖x‖² with an infinite wall at x₁ > 2: a flow sample beyond it has u = inf."""
+
+    def energy(self, x):
+        return torch.where(x[..., 0] > 2, math.inf, 0.5 * x.square().sum(-1))
+
+
+def test_forward_kl_alone_keeps_a_finite_objective_when_a_flow_sample_has_infinite_energy():
+    data = 0.5 * torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    noise = torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    flow = realnvp(3, 2, 8, "permutation").double()  # fresh couplings: x is the noise, permuted
+    task = BoltzmannGenerator(_WallGaussian(), data, data, noise, 0.0, reverse_weight=0.0)
+    objective, metrics = task.evaluate(flow)
+    assert metrics["reverse_kl"] == math.inf
+    assert objective.item() == pytest.approx(metrics["test_nll"], rel=1e-12)
+    weighted = BoltzmannGenerator(_WallGaussian(), data, data, noise, 0.0, reverse_weight=0.1)
+    assert weighted.evaluate(flow)[0].item() == math.inf  # with a weight, the infinite term counts
+    u, u_test = _WallGaussian().energy(task.flow_samples(flow)[0]), _WallGaussian().energy(data)
+    assert not bool(torch.isfinite(u).all()) and bool(torch.isfinite(u_test).all())
+    assert metrics["energy_shift"] == pytest.approx((u[torch.isfinite(u)].mean() - u_test.mean()).item(), rel=1e-12)
+    assert metrics["energy_shift_median"] == pytest.approx((u.median() - u_test.median()).item(), rel=1e-12)

@@ -21,6 +21,7 @@ SCRIPTS = [
     ("benchmarks/bench_attacks.py", []),
     ("benchmarks/bench_newton.py", []),
     ("benchmarks/bench_p4orth.py", []),
+    ("benchmarks/bench_p4_models.py", []),
     ("experiments/regularisation_study.py", ["--out", "{tmp}"]),
     ("experiments/flows_density.py", ["--out-root", "{tmp}"]),
     ("experiments/cnf_density.py", ["--out", "{tmp}"]),

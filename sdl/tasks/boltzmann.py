@@ -10,7 +10,7 @@ forward KL on MCMC samples and reverse KL on the energy (``sdl.boltzmann``). The
 density task's (``DensityModel``: RealNVP with permutation, P4Inv or LU mixing, the alternating
 P4Inv flow, the HollowNet CNF) on ℝ^d. Metrics on a fixed batch of flow samples: the normalised
 ESS of the importance weights, the free-energy difference F_B - F_A between the energy's states and
-its error against a reference (2-D: quadrature; φ⁴: the MCMC run), the mean energy shift of the
+its error against a reference (2-D: quadrature; φ⁴: a separate, longer MCMC run), the mean energy shift of the
 flow's samples against the held-out MCMC samples (kT), and the held-out NLL.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar, cast
 
@@ -32,6 +32,7 @@ from ..boltzmann import (
     forward_kl,
     free_energy_difference,
     log_importance_weights,
+    mcmc_free_energy,
     reverse_kl,
 )
 from ..data.energies import (
@@ -66,7 +67,12 @@ _DATA_VERSION = 1
 class BoltzmannData:
     """The ``data:`` section: the energy (``lattice`` L for "phi4" only, d = L²) and its MCMC run:
     ``chains`` chains of ``steps`` sweeps after ``burn_in``, every ``thin``-th state kept (a quarter
-    of the chains held out), seeded by ``seed``; ``eval_samples`` flow samples per evaluation."""
+    of the chains held out), seeded by ``seed``; ``eval_samples`` flow samples per evaluation.
+
+    An energy without a quadrature (d > 2) gets its free-energy reference from a second, separate
+    MCMC run: ``reference_chains`` chains of ``reference_steps`` sweeps (same burn-in and thinning),
+    seeded by ``reference_seed`` (default ``seed + 1``; it must differ from ``seed``), so the
+    reference shares no sample with the training data."""
 
     energy: str = "double_well"
     lattice: int | None = None
@@ -76,6 +82,9 @@ class BoltzmannData:
     thin: int = 10
     eval_samples: int = 10_000
     seed: int = 0
+    reference_chains: int = 256
+    reference_steps: int = 20_000
+    reference_seed: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("data.energy", self.energy, energy_names())
@@ -90,6 +99,21 @@ class BoltzmannData:
         check_at_least("data.seed", self.seed, 0)
         if self.steps < self.thin:
             raise ConfigError(f"data.steps: {self.steps} keeps no sample with data.thin={self.thin}; give steps ≥ thin")
+        check_at_least("data.reference_chains", self.reference_chains, 2)
+        check_at_least("data.reference_steps", self.reference_steps, self.thin)
+        if self.reference_seed is not None:
+            check_at_least("data.reference_seed", self.reference_seed, 0)
+            if self.reference_seed == self.seed:
+                raise ConfigError(
+                    f"data.reference_seed: {self.reference_seed} equals data.seed; the reference run must be "
+                    f"independent of the training data: give another seed (or leave it out for seed + 1)"
+                )
+
+    @property
+    def reference_run(self) -> BoltzmannData:
+        """The data section of the reference run: its chains, sweeps and seed in place of the training run's."""
+        seed = self.seed + 1 if self.reference_seed is None else self.reference_seed
+        return replace(self, chains=self.reference_chains, steps=self.reference_steps, seed=seed, reference_seed=None)
 
     def get_energy(self) -> Energy:
         return get_energy(self.energy, self.lattice)
@@ -151,14 +175,14 @@ class BoltzmannConfig(TaskConfig):
         device, dtype = config.torch_device(), config.torch_dtype()
         d = config.data
         energy = d.get_energy()
+        samples = _mcmc_data(d, data_dir)
+        held_out = max(d.chains // 4, 1)
+        train, test = samples[:, held_out:].reshape(-1, energy.dim), samples[:, :held_out].reshape(-1, energy.dim)
         with seeded(config.model.seed):
             model = _model(config.model, config, energy.dim)
         model = model.to(device=device, dtype=dtype)
         regularizers = logdet_regularizers(model, self.logdet_penalty)
-        samples = _mcmc_data(d, data_dir)
-        held_out = max(d.chains // 4, 1)
-        train, test = samples[:, held_out:].reshape(-1, energy.dim), samples[:, :held_out].reshape(-1, energy.dim)
-        reference = _reference_free_energy(energy, samples.reshape(-1, energy.dim))
+        reference, reference_error = _reference_free_energy(energy, d, data_dir)
         noise = torch.randn(d.eval_samples, energy.dim, generator=torch.Generator().manual_seed(d.seed + 1), dtype=torch.float64)
         task = BoltzmannGenerator(
             energy,
@@ -166,6 +190,7 @@ class BoltzmannConfig(TaskConfig):
             test.to(device=device, dtype=dtype),
             noise.to(device=device, dtype=dtype),
             reference,
+            reference_error=reference_error,
             forward_weight=self.forward_weight,
             reverse_weight=self.reverse_weight,
             regularizers=regularizers,
@@ -189,7 +214,8 @@ def _generate(d: BoltzmannData) -> Tensor:
 def _mcmc_data(d: BoltzmannData, data_dir: Path | None) -> Tensor:
     """The MCMC run of ``d``, read from ``data_dir`` when a complete file of it is there (a run folder
     reopened by ``sdl analyse``), else generated and, with a ``data_dir``, written there atomically."""
-    path = None if data_dir is None else data_dir / f"mcmc-{d.energy}-L{d.lattice}-seed{d.seed}.pt"
+    name = f"mcmc-{d.energy}-L{d.lattice}-chains{d.chains}-steps{d.steps}-seed{d.seed}.pt"
+    path = None if data_dir is None else data_dir / name
     key = {"version": _DATA_VERSION, "energy": d.energy, "lattice": d.lattice, "steps": d.steps, **_mcmc_arguments(d)}
     key = {k: list(v) if isinstance(v, tuple) else v for k, v in key.items()}  # as torch.load gives it back
     if path is not None and path.is_file():
@@ -208,12 +234,12 @@ def _mcmc_data(d: BoltzmannData, data_dir: Path | None) -> Tensor:
     return samples
 
 
-def _reference_free_energy(energy: Energy, samples: Tensor) -> float:
-    """F_B - F_A in kT: by quadrature for a 2-D energy, else from the MCMC samples' state counts."""
+def _reference_free_energy(energy: Energy, d: BoltzmannData, data_dir: Path | None) -> tuple[float, float]:
+    """(F_B - F_A in kT, its standard error): by quadrature for a 2-D energy (error 0), else from the
+    state counts of the separate reference run ``d.reference_run`` (``sdl.boltzmann.mcmc_free_energy``)."""
     if energy.dim == 2 and energy.box is not None:
-        return state_free_energy_quadrature(energy)[0]
-    in_b = energy.in_state_b(samples).double().mean()
-    return float(-torch.log(in_b / (1 - in_b)))
+        return state_free_energy_quadrature(energy)[0], 0.0
+    return mcmc_free_energy(energy.in_state_b(_mcmc_data(d.reference_run, data_dir)))
 
 
 class BoltzmannGenerator(Task):
@@ -234,6 +260,7 @@ class BoltzmannGenerator(Task):
         noise: Tensor,
         reference: float,
         *,
+        reference_error: float = 0.0,
         forward_weight: float = 1.0,
         reverse_weight: float = 0.0,
         regularizers: Sequence = (),
@@ -241,6 +268,7 @@ class BoltzmannGenerator(Task):
         refine_every: int | None = 50,
     ) -> None:
         self.energy, self.train, self.test, self.noise, self.reference_free_energy = energy, train, test, noise, reference
+        self.reference_error = reference_error
         self.forward_weight, self.reverse_weight = forward_weight, reverse_weight
         self.regularizers = tuple(regularizers)
         self.merge_every, self.refine_every = merge_every, refine_every
@@ -277,7 +305,8 @@ class BoltzmannGenerator(Task):
         return torch.cat([x for x, _ in pairs]), torch.cat([log_q for _, log_q in pairs])
 
     def sample_metrics(self, model: nn.Module, noise: Tensor | None = None) -> dict[str, float]:
-        """ESS, F_B - F_A and its error, the energy shift (kT) and the reverse KL of flow samples."""
+        """ESS, F_B - F_A and its error, the energy shift (kT: mean u of the flow's samples with finite u
+        minus that of the held-out MCMC samples, and the same with medians) and the reverse KL of flow samples."""
         x, log_q = self.flow_samples(model, noise)
         u = self.energy.energy(x)
         log_w = log_importance_weights(u, log_q)
@@ -288,6 +317,8 @@ class BoltzmannGenerator(Task):
             "free_energy": estimate,
             "free_energy_error": estimate - self.reference_free_energy,
             "energy_shift": (u[finite].mean() - self.energy.energy(self.test).mean()).item(),
+            # the mean is at the mercy of a few far-out samples where u explodes (Müller–Brown); the median is not
+            "energy_shift_median": (u.median() - self.energy.energy(self.test).median()).item(),
             "reverse_kl": (u + log_q).mean().item(),
             "state_b_fraction": self.energy.in_state_b(x).double().mean().item(),
         }
@@ -295,8 +326,10 @@ class BoltzmannGenerator(Task):
     def evaluate(self, model: nn.Module) -> tuple[Tensor, dict[str, float]]:
         with torch.no_grad():
             nll = -torch.cat([_exact_log_prob(model, chunk) for chunk in self.test.split(_EVALUATION_CHUNK)]).mean()
-        metrics = {"test_nll": nll.item(), **self.sample_metrics(model)}
-        objective = self.forward_weight * nll + self.reverse_weight * metrics["reverse_kl"]
+        metrics = {"test_nll": nll.item(), **self.sample_metrics(model), "reference_free_energy_error": self.reference_error}
+        objective = self.forward_weight * nll
+        if self.reverse_weight > 0:  # a term of weight 0 stays out: 0 · inf (one far-out sample) would be nan
+            objective = objective + self.reverse_weight * metrics["reverse_kl"]
         return objective, metrics
 
     def schedulers(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> list:
@@ -308,7 +341,7 @@ class BoltzmannGenerator(Task):
         for index in range(5):
             noise = torch.randn(self.noise.shape, generator=torch.Generator().manual_seed(1_000 + index), dtype=torch.float64)
             batches.append(self.sample_metrics(model, noise.to(self.noise)))
-        stats = {"reference_free_energy": self.reference_free_energy}
+        stats = {"reference_free_energy": self.reference_free_energy, "reference_free_energy_error": self.reference_error}
         for key in batches[0]:
             values = torch.tensor([b[key] for b in batches], dtype=torch.float64)
             stats[f"{key}_mean"], stats[f"{key}_std"] = values.mean().item(), values.std().item()
