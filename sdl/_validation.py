@@ -14,7 +14,11 @@ class ConfigError(ValueError):
 
 
 def check_choice(key: str, value: Any, valid) -> None:
-    if value not in valid:
+    try:
+        known = value in valid
+    except TypeError:  # an unhashable value (a list, a mapping) tested against a set or a registry
+        known = False
+    if not known:
         raise ConfigError(f"{key}: {value!r} is not valid; valid choices: {', '.join(map(str, valid))}")
 
 

@@ -55,6 +55,7 @@ from sdl.config import ConfigError, config_from_dict, load_config
         ({"name": "a/b"}, "name: 'a/b' is not a valid run name"),
         ({"name": ""}, "name: '' is not a valid run name"),
         ({"name": ".."}, "name: '..' is not a valid run name"),
+        ({"task": {"kind": []}}, "task.kind: [] is not valid; valid choices: "),  # unhashable: found by hypothesis
     ],
 )
 def test_values_that_cannot_run_are_config_errors(raw, message):
