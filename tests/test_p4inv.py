@@ -479,3 +479,36 @@ def test_a_rejected_merge_on_leaving_training_warns_at_the_caller_naming_the_eve
 def test_extra_repr_names_dim_bias_and_state_dtype():
     assert "dim=3, bias=True, state_dtype=torch.float64" in repr(P4InvLinear(3))
     assert "dim=2, bias=False, state_dtype=torch.float32" in repr(P4InvLinear(2, bias=False, state_dtype=torch.float32))
+
+
+def test_init_checks_name_the_bad_value():
+    with pytest.raises(TypeError, match=r"^init must be one of \('identity', 'reverse'\) or a torch\.Tensor, got int$"):
+        P4InvLinear(2, init=3)
+    with pytest.raises(ValueError, match=r"^init matrix is singular or nearly so \(condition number 1e\+13\)$"):
+        P4InvLinear(2, init=torch.diag(torch.tensor([1.0, 1e-13], dtype=torch.float64)))
+    with pytest.raises(ValueError, match=r"^init matrix must be finite, got 1 non-finite entries$"):
+        P4InvLinear(2, init=torch.tensor([[1.0, math.nan], [0.0, 1.0]], dtype=torch.float64))
+
+
+def test_a_float32_init_matrix_is_inverted_in_float64():
+    a32 = torch.tensor([[3.0, 1.1], [0.7, 2.3]], dtype=torch.float32)
+    a = a32.double()  # the same numbers, exactly
+    layer = P4InvLinear(2, init=a32)
+    assert layer.weight.dtype == layer.weight_inverse.dtype == layer.det_sign.dtype == torch.float64
+    torch.testing.assert_close(layer.weight_inverse, torch.linalg.inv(a), rtol=0, atol=1e-15)
+    assert layer.log_abs_det.item() == pytest.approx(math.log(abs(float(torch.linalg.det(a)))), rel=0, abs=1e-15)
+
+
+def test_only_the_tracked_state_and_the_parameters_are_saved():
+    keys = set(P4InvLinear(3).state_dict())
+    assert keys == {"weight", "weight_inverse", "log_abs_det", "det_sign", "u", "v", "bias"}
+
+
+def test_a_fresh_layer_switched_out_of_training_directly_ignores_u():
+    # only a training-mode pass marks the perturbation as in use (see P4InvLinear's docstring)
+    layer = P4InvLinear(3, init="reverse", dtype=torch.float64)
+    layer.training = False
+    with torch.no_grad():
+        layer.u.fill_(0.5)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(layer(x)[0], x.flip(-1), rtol=0, atol=0)
