@@ -514,3 +514,19 @@ def test_a_fresh_layer_switched_out_of_training_directly_ignores_u():
         layer.u.fill_(0.5)
     x = torch.randn(4, 3, dtype=torch.float64)
     torch.testing.assert_close(layer(x)[0], x.flip(-1), rtol=0, atol=0)
+
+
+def test_the_constructor_puts_parameters_and_state_on_the_given_device(device):
+    init = _random_invertible(3).to(device)
+    layer = P4InvLinear(3, init=init, device=device)
+    assert {t.device.type for t in [*layer.parameters(), *layer.buffers()]} == {torch.device(device).type}
+    assert layer.weight.dtype == torch.float64 and layer.u.dtype == torch.get_default_dtype()
+
+
+def test_effective_matrix_is_in_the_state_dtype():
+    layer = P4InvLinear(2, state_dtype=torch.float32, dtype=torch.float64)
+    with torch.no_grad():
+        layer.u.fill_(1.0 / 3.0)
+    matrix = layer.effective_matrix()
+    assert matrix.dtype == torch.float32
+    torch.testing.assert_close(matrix, (torch.eye(2) + torch.outer(layer.u.float(), layer.v.float())), rtol=0, atol=0)
