@@ -28,7 +28,17 @@ SCRATCH = ROOT / "build" / "mutation"
 
 # target: (files mutated, test files run against them)
 TARGETS = {
-    "integrators": (["sdl/integrators/*"], ["tests/test_integrators.py", "tests/test_tableau.py", "tests/test_odeint.py"]),
+    # test_hollow.py runs the Jacobi–Newton solver, test_adjoint.py every Integrator.adjoint_record
+    "integrators": (
+        ["sdl/integrators/*"],
+        [
+            "tests/test_integrators.py",
+            "tests/test_tableau.py",
+            "tests/test_odeint.py",
+            "tests/test_hollow.py",
+            "tests/test_adjoint.py",
+        ],
+    ),
     "adjoint": (["sdl/adjoint.py"], ["tests/test_adjoint.py", "tests/test_survivors.py"]),
     "p4inv": (["sdl/models/p4inv.py"], ["tests/test_p4inv.py", "tests/test_survivors.py"]),
     "hollow": (["sdl/models/hollow.py"], ["tests/test_hollow.py", "tests/test_survivors.py"]),
