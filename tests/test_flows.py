@@ -129,5 +129,51 @@ def test_bad_arguments_raise():
         AffineCoupling(1)
     with pytest.raises(ValueError, match="num_couplings"):
         realnvp(2, 0)
-    assert isinstance(FlowSequence([]).forward(torch.zeros(2, 3))[1], torch.Tensor)
-    assert isinstance(alternating_flow(2), NormalizingFlow)
+    with pytest.raises(ValueError, match="num_blocks"):
+        alternating_flow(2, 0)
+
+
+def test_an_empty_flow_sequence_is_the_identity_with_zero_log_determinant():
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    for method in ("forward", "inverse"):
+        y, logdet = getattr(FlowSequence([]), method)(x)
+        assert torch.equal(y, x)
+        assert torch.equal(logdet, torch.zeros(2, 5, dtype=torch.float64))
+
+
+def test_alternating_flow_alternates_p4inv_and_bent_identity():
+    flow = alternating_flow(3, num_blocks=2, bend=-0.3)
+    assert isinstance(flow, NormalizingFlow) and flow.dim == 3
+    kinds = [type(layer).__name__ for layer in flow.transform.layers]
+    assert kinds == ["P4InvLinear", "BentIdentity", "P4InvLinear", "BentIdentity", "P4InvLinear"]
+    assert [layer.bend for layer in flow.transform.layers[1::2]] == [-0.3, -0.3]
+
+
+def _layers():
+    return {
+        "permutation": Permutation(4, [2, 0, 3, 1]),
+        "coupling": AffineCoupling(4, hidden_features=8),
+        "bent-identity": BentIdentity(0.7),
+        "p4inv": P4InvLinear(4, init="reverse"),
+    }
+
+
+@pytest.mark.parametrize("name", ["permutation", "coupling", "bent-identity", "p4inv"])
+def test_each_layer_logdet_is_the_log_abs_det_of_its_jacobian_and_its_inverse_roundtrips(name):
+    layer = _randomize(_layers()[name].double(), seed=2)
+    x = 1.5 * torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    y, logdet = layer(x)
+    assert not torch.allclose(y, x)  # a non-trivial layer, so the checks below can fail
+    for i in range(len(x)):
+        jacobian = torch.autograd.functional.jacobian(lambda row: layer(row)[0], x[i])
+        torch.testing.assert_close(logdet[i], torch.linalg.slogdet(jacobian)[1], rtol=0, atol=1e-12)
+    x_back, logdet_inverse = layer.inverse(y)
+    torch.testing.assert_close(x_back, x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(logdet_inverse, -logdet, rtol=0, atol=1e-12)
+
+
+def test_permutation_moves_feature_i_to_the_given_place():
+    x = torch.tensor([[10.0, 11.0, 12.0, 13.0]])
+    y, logdet = Permutation(4, [2, 0, 3, 1])(x)
+    assert y.tolist() == [[12.0, 10.0, 13.0, 11.0]] and logdet.tolist() == [0.0]
+    assert Permutation(3)(torch.tensor([[1.0, 2.0, 3.0]]))[0].tolist() == [[3.0, 2.0, 1.0]]  # default: the reversal

@@ -1,4 +1,5 @@
 import math
+import os
 
 import pytest
 import torch
@@ -333,3 +334,199 @@ def test_long_training_to_a_negative_determinant_keeps_inverse_and_logdet_exact(
     assert (weight - target.double()).abs().max() < 0.05  # it learned the target
     x = torch.randn(64, n)
     assert (layer.inverse(layer(x)[0])[0] - x).abs().max() <= 1e-5
+
+
+# --- tests that kill surviving mutants of scripts/mutation.py (TESTING.md) ---------------------------------
+
+
+def _layer_and_sgd():
+    layer = P4InvLinear(2)
+    return layer, torch.optim.SGD(layer.parameters(), 0.1)
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: MergeRule(min_abs_factor=0.0), ValueError, r"^min_abs_factor must be a positive finite float, got 0\.0$"),
+        (lambda: MergeRule(min_abs_factor=math.inf), ValueError, r"^min_abs_factor must be a positive finite float, got inf$"),
+        (
+            lambda: MergeRule(logdet_band=(1.0, 1.0)),
+            ValueError,
+            r"^logdet_band must be \(low, high\) with low < high, got \(1\.0, 1\.0\)$",
+        ),
+        (lambda: MergeRule(band_margin=-1.0), ValueError, r"^band_margin must be >= 0, got -1\.0$"),
+        (lambda: P4InvLinear(2.5), ValueError, r"^dim must be a positive int, got 2\.5$"),
+        (lambda: P4InvLinear(0), ValueError, r"^dim must be a positive int, got 0$"),
+        (lambda: P4InvLinear(2, rule="strict"), TypeError, r"^rule must be a MergeRule, got str$"),
+        (lambda: P4InvLinear(2, state_dtype=torch.int64), TypeError, r"^state_dtype must be a floating dtype, got torch\.int64$"),
+        (lambda: logdet_band_penalty(torch.nn.Linear(2, 2)), ValueError, r"^Linear contains no P4InvLinear layer$"),
+        (
+            lambda: P4InvScheduler(*_layer_and_sgd(), merge_every=1.5),
+            ValueError,
+            r"^merge_every must be a positive int, got 1\.5$",
+        ),
+        (lambda: P4InvScheduler(*_layer_and_sgd(), merge_every=0), ValueError, r"^merge_every must be a positive int, got 0$"),
+        (
+            lambda: P4InvScheduler(*_layer_and_sgd(), refine_every=1.5),
+            ValueError,
+            r"^refine_every must be a positive int or None, got 1\.5$",
+        ),
+        (
+            lambda: P4InvScheduler(*_layer_and_sgd(), refine_every=0),
+            ValueError,
+            r"^refine_every must be a positive int or None, got 0$",
+        ),
+        (
+            lambda: P4InvScheduler(*_layer_and_sgd(), refine_order=2.5),
+            ValueError,
+            r"^refine_order must be an int >= 2, got 2\.5$",
+        ),
+        (
+            lambda: P4InvScheduler(torch.nn.Linear(2, 2), torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), 0.1)),
+            ValueError,
+            r"^Linear contains no P4 layer: no P4InvLinear or P4OrthLinear$",
+        ),
+    ],
+)
+def test_bad_arguments_raise_naming_the_value(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_scheduler_defaults_and_smallest_valid_periods():
+    scheduler = P4InvScheduler(*_layer_and_sgd())
+    assert (scheduler.merge_every, scheduler.refine_every, scheduler.refine_order) == (10, 50, 2)
+    scheduler = P4InvScheduler(*_layer_and_sgd(), merge_every=1, refine_every=1)
+    assert (scheduler.merge_every, scheduler.refine_every) == (1, 1)
+    assert P4InvScheduler(*_layer_and_sgd(), refine_every=None).refine_every is None
+
+
+def test_scheduler_state_dict_resumes_the_merge_schedule():
+    layer, optimizer = _layer_and_sgd()
+    scheduler = P4InvScheduler(layer, optimizer, merge_every=10)
+    for _ in range(23):
+        scheduler.step()
+    assert scheduler.state_dict() == {"steps": 23, "merge_rounds": 2}
+    resumed = P4InvScheduler(layer, optimizer, merge_every=10)
+    resumed.load_state_dict(scheduler.state_dict())
+    assert (resumed.steps, resumed.merge_rounds) == (23, 2)
+    for _ in range(6):
+        resumed.step()
+    assert resumed.merge_rounds == 2 and layer.num_merges == 2
+    resumed.step()  # step 30
+    assert resumed.merge_rounds == 3 and layer.num_merges == 3
+
+
+def test_eval_logdets_of_a_matrix_init_are_plus_and_minus_log_abs_det():
+    a = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 0.0], [1.0, 0.0, 1.0]], dtype=torch.float64)  # det 6
+    layer = P4InvLinear(3, init=a, dtype=torch.float64).eval()
+    y, logdet = layer(torch.randn(4, 3, dtype=torch.float64))
+    _, logdet_inverse = layer.inverse(y)
+    torch.testing.assert_close(logdet, torch.full((4,), math.log(6.0), dtype=torch.float64), rtol=0, atol=1e-14)
+    torch.testing.assert_close(logdet_inverse, torch.full((4,), -math.log(6.0), dtype=torch.float64), rtol=0, atol=1e-14)
+
+
+def test_log_abs_det_perturbed_is_the_log_abs_det_of_the_effective_matrix():
+    layer = _perturbed(5, init="reverse", scale=0.7)
+    expected = torch.linalg.slogdet(layer.effective_matrix())[1]
+    assert abs(float(expected)) > 0.1  # the perturbation changes the determinant
+    torch.testing.assert_close(layer.log_abs_det_perturbed(), expected, rtol=0, atol=1e-13)
+
+
+def test_band_penalty_below_the_band_is_the_squared_distance():
+    # det A = e^{-2.5}, band (-2, 15): penalty (−2 − (−2.5))² = 0.25, and (15.75 − 15)² above it
+    for log_det, expected in ((-2.5, 0.25), (15.75, 0.5625)):
+        a = torch.diag(torch.tensor([math.exp(log_det), 1.0], dtype=torch.float64))
+        layer = P4InvLinear(2, init=a, dtype=torch.float64)
+        assert layer.band_penalty().item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_refine_defaults_to_order_two():
+    a = _random_invertible(4, seed=3)
+    layer = P4InvLinear(4, init=a)
+    with torch.no_grad():
+        layer.weight_inverse.add_(1e-3 * torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    residual = EYE64(4) - a @ layer.weight_inverse
+    assert layer.refine()
+    torch.testing.assert_close(EYE64(4) - a @ layer.weight_inverse, residual @ residual, rtol=0, atol=1e-14)
+
+
+def test_a_layer_loaded_in_training_mode_evaluates_its_perturbation_without_eval():
+    source = _perturbed(3)
+    layer = P4InvLinear(3, dtype=torch.float64)
+    layer.load_state_dict(source.state_dict())
+    layer.training = False  # as sdl.training.evaluation_mode does: no eval(), so no merge
+    x = torch.randn(4, 3, dtype=torch.float64)
+    expected = x @ source.effective_matrix().T + source.bias.detach()
+    torch.testing.assert_close(layer(x)[0], expected, rtol=0, atol=1e-13)
+
+
+def test_train_in_training_mode_does_not_merge():
+    layer = _perturbed(3)
+    u = layer.u.detach().clone()
+    layer.train()
+    assert layer.num_merges == 0 and torch.equal(layer.u.detach(), u)
+
+
+def test_a_rejected_merge_on_leaving_training_warns_at_the_caller_naming_the_event():
+    layer = P4InvLinear(3, dtype=torch.float64)
+    with torch.no_grad():
+        layer.u.copy_(-layer.v / (layer.v @ layer.v))  # 1 + vᵀu = 0: ill-conditioned, rejected
+    with pytest.warns(UserWarning, match=r"pending perturbation dropped on eval\(\) \(ill-conditioned") as record:
+        layer.train(False)
+    if "MUTANT_UNDER_TEST" not in os.environ:  # mutmut's trampolines add frames, so stacklevel points elsewhere there
+        assert record[0].filename == __file__
+
+
+def test_extra_repr_names_dim_bias_and_state_dtype():
+    assert "dim=3, bias=True, state_dtype=torch.float64" in repr(P4InvLinear(3))
+    assert "dim=2, bias=False, state_dtype=torch.float32" in repr(P4InvLinear(2, bias=False, state_dtype=torch.float32))
+
+
+def test_init_checks_name_the_bad_value():
+    with pytest.raises(TypeError, match=r"^init must be one of \('identity', 'reverse'\) or a torch\.Tensor, got int$"):
+        P4InvLinear(2, init=3)
+    with pytest.raises(ValueError, match=r"^init matrix is singular or nearly so \(condition number 1e\+13\)$"):
+        P4InvLinear(2, init=torch.diag(torch.tensor([1.0, 1e-13], dtype=torch.float64)))
+    with pytest.raises(ValueError, match=r"^init matrix must be finite, got 1 non-finite entries$"):
+        P4InvLinear(2, init=torch.tensor([[1.0, math.nan], [0.0, 1.0]], dtype=torch.float64))
+
+
+def test_a_float32_init_matrix_is_inverted_in_float64():
+    a32 = torch.tensor([[3.0, 1.1], [0.7, 2.3]], dtype=torch.float32)
+    a = a32.double()  # the same numbers, exactly
+    layer = P4InvLinear(2, init=a32)
+    assert layer.weight.dtype == layer.weight_inverse.dtype == layer.det_sign.dtype == torch.float64
+    torch.testing.assert_close(layer.weight_inverse, torch.linalg.inv(a), rtol=0, atol=1e-15)
+    assert layer.log_abs_det.item() == pytest.approx(math.log(abs(float(torch.linalg.det(a)))), rel=0, abs=1e-15)
+
+
+def test_only_the_tracked_state_and_the_parameters_are_saved():
+    keys = set(P4InvLinear(3).state_dict())
+    assert keys == {"weight", "weight_inverse", "log_abs_det", "det_sign", "u", "v", "bias"}
+
+
+def test_a_fresh_layer_switched_out_of_training_directly_ignores_u():
+    # only a training-mode pass marks the perturbation as in use (see P4InvLinear's docstring)
+    layer = P4InvLinear(3, init="reverse", dtype=torch.float64)
+    layer.training = False
+    with torch.no_grad():
+        layer.u.fill_(0.5)
+    x = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(layer(x)[0], x.flip(-1), rtol=0, atol=0)
+
+
+def test_the_constructor_puts_parameters_and_state_on_the_given_device(device):
+    init = _random_invertible(3).to(device)
+    layer = P4InvLinear(3, init=init, device=device)
+    assert {t.device.type for t in [*layer.parameters(), *layer.buffers()]} == {torch.device(device).type}
+    assert layer.weight.dtype == torch.float64 and layer.u.dtype == torch.get_default_dtype()
+
+
+def test_effective_matrix_is_in_the_state_dtype():
+    layer = P4InvLinear(2, state_dtype=torch.float32, dtype=torch.float64)
+    with torch.no_grad():
+        layer.u.fill_(1.0 / 3.0)
+    matrix = layer.effective_matrix()
+    assert matrix.dtype == torch.float32
+    torch.testing.assert_close(matrix, (torch.eye(2) + torch.outer(layer.u.float(), layer.v.float())), rtol=0, atol=0)

@@ -488,3 +488,152 @@ def test_refinement_of_piecewise_linear_fields_keeps_the_coarse_values(slope):
     assert torch.all(refined.values >= coarse.values)
     constant = one_sided_lipschitz(lambda x: x @ weight.detach().T, z, refine_steps=3)  # J built without grad
     assert torch.all(constant.values == constant.values[0])
+
+
+# --- tests that kill surviving mutants of scripts/mutation.py (TESTING.md) ---------------------------------
+
+
+def _linear_pair_map(a, c, b):
+    """Φ(q, p) = (A q, C q + B p): q' does not depend on p (a zero block of DΦ)."""
+    return lambda q, p: (q @ a.T, q @ c.T + p @ b.T)
+
+
+def test_symplecticity_defect_of_a_linear_map_is_its_exact_defect():
+    gen = torch.Generator().manual_seed(3)
+    a, c, b = (torch.randn(2, 2, generator=gen, dtype=f64) for _ in range(3))
+    q, p = torch.randn(3, 2, generator=gen, dtype=f64), torch.randn(3, 2, generator=gen, dtype=f64)
+    m = np.block([[a.numpy(), np.zeros((2, 2))], [c.numpy(), b.numpy()]])
+    omega = np.block([[np.zeros((2, 2)), np.eye(2)], [-np.eye(2), np.zeros((2, 2))]])
+    exact = np.abs(m.T @ omega @ m - omega).max()
+    assert np.abs(m @ omega @ m.T - omega).max() != pytest.approx(exact, rel=1e-3)  # the transposed Jacobian differs
+    assert symplecticity_defect(_linear_pair_map(a, c, b), q, p) == pytest.approx(exact, rel=1e-12)
+    # (q, p) -> (A q, C q) does not depend on p at all: the p-columns of DΦ are zero, not missing
+    singular = np.block([[a.numpy(), np.zeros((2, 2))], [c.numpy(), np.zeros((2, 2))]])
+    exact = np.abs(singular.T @ omega @ singular - omega).max()
+    assert symplecticity_defect(lambda q, p: (q @ a.T, q @ c.T), q, p) == pytest.approx(exact, rel=1e-12)
+    # a symplectic shear (q, p) -> (q, p + S q) with S symmetric: defect 0 up to round-off
+    s = c + c.T
+    assert symplecticity_defect(_linear_pair_map(torch.eye(2, dtype=f64), s, torch.eye(2, dtype=f64)), q, p) <= 1e-14
+
+
+def test_symplecticity_defect_rejects_bad_input_naming_it():
+    q = torch.zeros(3, 2, dtype=f64)
+    same = lambda q, p: (q, p)  # noqa: E731
+    with pytest.raises(
+        ValueError, match=r"^q and p must be tensors of the same shape \(n,\) or \(N, n\); got list and torch\.Size\(\[3, 2\]\)$"
+    ):
+        symplecticity_defect(same, [0.0], q)
+    with pytest.raises(ValueError, match=r"; got torch\.Size\(\[3, 2\]\) and list$"):
+        symplecticity_defect(same, q, [0.0])
+    with pytest.raises(ValueError, match=r"; got torch\.Size\(\[3, 2\]\) and torch\.Size\(\[3, 3\]\)$"):
+        symplecticity_defect(same, q, torch.zeros(3, 3, dtype=f64))
+    square = torch.zeros(2, 2, dtype=f64)  # a tensor of length 2 is still not a pair
+    with pytest.raises(TypeError, match=r"^step_map must return a pair \(q', p'\), got Tensor$"):
+        symplecticity_defect(lambda q, p: q, square, square)
+    with pytest.raises(ValueError, match=r"^step_map changed the shape: \(3, 2\) -> \(3, 1\), \(3, 2\)$"):
+        symplecticity_defect(lambda q, p: (q[:, :1], p), q, q)
+
+
+def test_energy_error_of_scalar_trajectories_and_bad_input():
+    qs, ps = torch.tensor([1.0, 0.0, -2.0], dtype=f64), torch.tensor([0.0, 1.0, 0.5], dtype=f64)
+    energy = lambda q, p: 0.5 * (q**2 + p**2)  # noqa: E731
+    torch.testing.assert_close(energy_error(energy, qs, ps), torch.tensor([0.0, 0.0, 1.625], dtype=f64), rtol=0, atol=1e-15)
+    two = torch.zeros(5, 2, dtype=f64)
+    with pytest.raises(
+        ValueError, match=r"^qs and ps must be time-first trajectories of equal length, got \(5, 2\) and \(4, 2\)$"
+    ):
+        energy_error(energy, two, torch.zeros(4, 2, dtype=f64))
+    with pytest.raises(ValueError, match=r"\(leading dimension 5\), got float$"):
+        energy_error(lambda q, p: 1.0, two, two)
+    with pytest.raises(ValueError, match=r"\(leading dimension 5\), got \(\)$"):
+        energy_error(lambda q, p: energy(q, p).sum(), two, two)
+
+
+def test_log_norm2_of_one_matrix_and_bad_shapes():
+    assert float(log_norm2(torch.tensor([[0.0, 2.0], [0.0, 0.0]], dtype=f64))) == pytest.approx(1.0, abs=1e-15)
+    with pytest.raises(ValueError, match=r"got shape \(3,\)$"):
+        log_norm2(torch.zeros(3))
+
+
+def _never_called(z):
+    raise AssertionError("the field was called although its Jacobian was given")
+
+
+def test_analytic_jacobians_are_used_instead_of_the_field():
+    weight, bias = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=f64), torch.tensor([0.1, -0.2], dtype=f64)
+    f, jac = _gradient_flow(weight, bias), _gradient_flow_jacobian(weight, bias)
+    z = torch.tensor([[0.3, -0.4], [1.0, 0.2], [-0.5, 0.5]], dtype=f64)
+    expected_eig = max_real_eigenvalue(f, z).value
+    assert max_real_eigenvalue(_never_called, z, jac).value == pytest.approx(expected_eig, rel=1e-12)
+    expected_nu = one_sided_lipschitz(f, z, refine_steps=3).value
+    assert one_sided_lipschitz(_never_called, z, jac, refine_steps=3).value == pytest.approx(expected_nu, rel=1e-10)
+    layers = per_layer_stability([_never_called, _never_called], [z, z[:2]], [jac, jac], refine_steps=3)
+    torch.testing.assert_close(layers.one_sided_lipschitz[0], torch.tensor(expected_nu, dtype=f64), rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match=r"^got 2 layer fields but 1 layer Jacobians$"):
+        per_layer_stability([f, f], [z, z], [jac])
+
+
+def test_per_layer_stability_refines_like_one_sided_lipschitz():
+    weight, bias = torch.tensor([[1.0, 2.0], [0.5, -1.0]], dtype=f64), torch.tensor([0.1, -0.2], dtype=f64)
+    f = _gradient_flow(weight, bias)
+    z = torch.tensor([[0.3, -0.4], [1.0, 0.2], [-0.5, 0.5]], dtype=f64)
+    plain = per_layer_stability([f], [z]).one_sided_lipschitz
+    refined = per_layer_stability([f], [z], refine_steps=4).one_sided_lipschitz
+    assert float(refined[0]) == pytest.approx(one_sided_lipschitz(f, z, refine_steps=4).value, rel=1e-12)
+    assert float(refined[0]) > float(plain[0]) + 1e-6  # refinement found a larger μ₂ in the box
+
+
+def _scaled_identity_jacobian(score):
+    """jac(z) = score(z) I, so μ₂(J(z)) = score(z) and the ascent climbs score."""
+    return lambda z: score(z)[:, None, None] * torch.eye(z.shape[1], dtype=z.dtype)
+
+
+def test_refinement_first_step_is_one_percent_of_the_box_along_the_normalised_gradient():
+    # μ₂ = |z|²/2, gradient z: one step moves each point by s = 0.01·(largest side) along z/|z|, clamped to the box
+    jac = _scaled_identity_jacobian(lambda z: 0.5 * (z**2).sum(1))
+    z = torch.tensor([[0.2, 0.1], [0.5, 0.3], [0.3, 0.4], [0.45, 0.2]], dtype=f64)  # box [0.2, 0.5] x [0.1, 0.4]
+    side = 0.3
+    lower, upper = z.amin(0), z.amax(0)
+    moved = torch.clamp(z + 0.01 * side * z / z.norm(dim=1, keepdim=True), lower, upper)
+    result = one_sided_lipschitz(_never_called, z, jac, refine_steps=1)
+    torch.testing.assert_close(result.points, moved, rtol=0, atol=1e-15)
+    torch.testing.assert_close(result.values, 0.5 * (moved**2).sum(1), rtol=0, atol=1e-15)
+
+
+def test_refinement_stays_in_the_box_of_the_given_points_and_reaches_its_corner():
+    # μ₂ = z₁ - z₂ is largest at the corner (max z₁, min z₂) of the points' bounding box [0, 1] x [10, 11]
+    jac = _scaled_identity_jacobian(lambda z: z[:, 0] - z[:, 1])
+    z = torch.tensor([[0.0, 10.5], [1.0, 11.0], [0.5, 10.0], [0.2, 10.7]], dtype=f64)
+    result = one_sided_lipschitz(_never_called, z, jac, refine_steps=30)
+    assert result.value == pytest.approx(-9.0, abs=1e-12)
+    assert bool((result.points >= z.amin(0)).all()) and bool((result.points <= z.amax(0)).all())
+
+
+def test_refine_points_picks_the_best_points_64_by_default():
+    centre = torch.tensor([0.52, 0.2], dtype=f64)
+    jac = _scaled_identity_jacobian(lambda z: -((z - centre) ** 2).sum(1))  # μ₂ climbs towards the centre
+    z = torch.linspace(0.1, 1.0, 65, dtype=f64)[:, None] * torch.tensor([[1.0, 0.5]], dtype=f64)
+    worst, best = 64, int((z - centre).norm(dim=1).argmin())  # the 65th point is the farthest from the centre
+    result = one_sided_lipschitz(_never_called, z, jac, refine_steps=1)
+    assert torch.equal(result.points[worst], z[worst])  # not among the 64 refined
+    assert not torch.equal(result.points[worst - 1], z[worst - 1])
+    one = one_sided_lipschitz(_never_called, z, jac, refine_steps=1, refine_points=1)
+    changed = (one.points != z).any(1).nonzero().flatten().tolist()
+    assert changed == [best]
+
+
+def test_points_and_refine_options_are_checked_naming_the_value():
+    f = _linear_field(torch.eye(2, dtype=f64))
+    assert one_sided_lipschitz(f, torch.zeros(1, 2, dtype=f64)).value == pytest.approx(1.0, abs=1e-15)  # one point
+    with pytest.raises(ValueError, match=r"^points must contain at least one point, got N = 0$"):
+        one_sided_lipschitz(f, torch.zeros(0, 2, dtype=f64))
+    with pytest.raises(ValueError, match=r"^points must be a floating tensor of shape \(N, d\), got \(3,\)$"):
+        one_sided_lipschitz(f, torch.zeros(3, dtype=f64))
+    with pytest.raises(ValueError, match=r"^points must be a floating tensor of shape \(N, d\), got list$"):
+        jacobians(f, [[0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"^refine_steps must be an int ≥ 0, got 1\.5$"):
+        one_sided_lipschitz(f, torch.zeros(2, 2, dtype=f64), refine_steps=1.5)
+    with pytest.raises(ValueError, match=r"^refine_points must be an int ≥ 1 or None, got 2\.5$"):
+        one_sided_lipschitz(f, torch.zeros(2, 2, dtype=f64), refine_steps=1, refine_points=2.5)
+    with pytest.raises(ValueError, match=r"^weight must be a matrix A of shape \(\.\.\., m, d\), got shape \(3,\)$"):
+        gradient_flow_lipschitz_bounds(torch.zeros(3))

@@ -411,6 +411,8 @@ def _initial_state(dim: int, init: str | torch.Tensor) -> tuple[torch.Tensor, to
     if init.shape != (dim, dim):
         raise ValueError(f"init matrix must have shape ({dim}, {dim}), got {tuple(init.shape)}")
     matrix = init.detach().to(device="cpu", dtype=torch.float64)
+    if not bool(torch.isfinite(matrix).all()):
+        raise ValueError(f"init matrix must be finite, got {int((~torch.isfinite(matrix)).sum())} non-finite entries")
     sign, log_abs_det = torch.linalg.slogdet(matrix)
     condition = torch.linalg.cond(matrix)
     if sign == 0 or not torch.isfinite(condition) or condition > 1e12:
