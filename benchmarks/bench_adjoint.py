@@ -224,9 +224,14 @@ MEMORY_CONFIGS = {
 }
 
 
-def memory_table(step_counts: list[int], batch: int) -> str:
+# --quick (the CI smoke run) starts one process per row: these three cover every kind of child
+QUICK_PROCESSES = ["sdl dto (autograd)", "sdl otd, binomial c=32", "torchdiffeq odeint_adjoint"]
+
+
+def memory_table(step_counts: list[int], batch: int, names: list[str]) -> str:
     rows = []
-    for name, config in MEMORY_CONFIGS.items():
+    for name in names:
+        config = MEMORY_CONFIGS[name]
         peaks = [_measure({**config, "steps": steps, "batch": batch})["peak_growth_mb"] for steps in step_counts]
         rows.append(f"| {name} | " + " | ".join(f"{peak:.0f}" for peak in peaks) + " |")
     head = "| configuration | " + " | ".join(f"K = {k}" for k in step_counts) + " |\n|---|" + "---:|" * len(step_counts)
@@ -495,7 +500,7 @@ def main() -> None:
     if "memory" in sections:
         step_counts = [big_k] if quick else [10, 100, 1000]
         print(f"\n## Peak memory growth during forward + backward (MB; N = {big_n}, d = 16, float32; K = {step_counts})\n")
-        print(memory_table(step_counts, big_n))
+        print(memory_table(step_counts, big_n, QUICK_PROCESSES if quick else list(MEMORY_CONFIGS)))
 
     if "targets" in sections:
         rounds = 1 if quick else 3
@@ -505,7 +510,8 @@ def main() -> None:
         )
         medians = training_step_times(big_k, big_n, repeats=2 if quick else 5, candidates=TARGET_CANDIDATES, warmup=1)
         print(table(medians, baseline="sdl dto"))
-        configs = {name: {**MEMORY_CONFIGS[name], "steps": big_k, "batch": big_n, "repeats": 2} for name in TARGET_PROCESSES}
+        names = QUICK_PROCESSES if quick else TARGET_PROCESSES
+        configs = {name: {**MEMORY_CONFIGS[name], "steps": big_k, "batch": big_n, "repeats": 2} for name in names}
         separate = _measure_rounds(configs, rounds)
         print("\n| candidate (own process) | peak memory (MB) | median (s) | memory / torchdiffeq adjoint | time / sdl dto |")
         print("|---|---:|---:|---:|---:|")
@@ -531,7 +537,7 @@ def main() -> None:
         print(profile_table(steps, batch, repeats=2 if quick else 10))
 
     if "budget" in sections:
-        budgets = [2, 30] if quick else [2, 4, 8, 16, 32, 64, 128, 1000]
+        budgets = [4] if quick else [2, 4, 8, 16, 32, 64, 128, 1000]
         print(
             f"\n## Binomial checkpointing against its budget (K = {big_k}, N = {big_n}, d = 16, float32, 1 thread; "
             "one process per row)\n"
