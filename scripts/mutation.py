@@ -67,6 +67,17 @@ TARGETS = {
 }
 KILLED = ("killed", "timeout")
 
+# Imported by every Python process a test starts (tests/test_cli.py runs `python -m sdl.cli` with the
+# mutants folder on PYTHONPATH). While mutmut maps tests to functions ("stats"), such a child would try
+# to record its calls, look for setup.cfg in its own working directory (a tmp folder) and crash; its
+# records would be lost with the process anyway, so it runs the original code. With a mutant under
+# test, the child inherits the mutant's name and runs the mutated code, so CLI tests still kill.
+_SUBPROCESS_GUARD = """import os
+
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    os.environ["MUTANT_UNDER_TEST"] = ""
+"""
+
 
 def _prepare(target: str) -> Path:
     """A fresh copy of the package and its tests with the target's mutmut config (setup.cfg)."""
@@ -75,7 +86,7 @@ def _prepare(target: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("sdl", "tests"):
+    for name in ("sdl", "tests", "experiments"):  # tests read the shipped configs in experiments/configs
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
     lines = [
@@ -88,8 +99,12 @@ def _prepare(target: str) -> Path:
         # a mutant that loops forever (a bisection that never ends) is a timeout after 3× the tests' own
         # time, not mutmut's default 15× (minutes per such mutant on 2 shared cores)
         "timeout_multiplier=3.0",
+        "also_copy=",
+        "    sitecustomize.py",
+        "    experiments",
     ]
     (folder / "setup.cfg").write_text("\n".join(lines) + "\n")
+    (folder / "sitecustomize.py").write_text(_SUBPROCESS_GUARD)
     return folder
 
 

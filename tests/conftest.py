@@ -19,3 +19,27 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.fixture(params=DEVICES)
 def device(request) -> str:
     return request.param
+
+
+def _boom():
+    raise RuntimeError("boom")
+
+
+@pytest.fixture
+def job_fails_at_lr(monkeypatch):
+    """``job_fails_at_lr(lr, fail=…)``: every training step of a job whose ``train.lr`` is ``lr`` calls
+    ``fail()`` first (by default: raise RuntimeError("boom")); the other jobs train as usual. The patch
+    reaches process-pool workers by fork, and ``monkeypatch.undo()`` lifts it."""
+    from sdl.training import Trainer
+
+    original = Trainer.step
+
+    def patch(lr: float, fail=_boom) -> None:
+        def step(self):
+            if self.config.lr == lr:
+                fail()
+            return original(self)
+
+        monkeypatch.setattr(Trainer, "step", step)
+
+    return patch

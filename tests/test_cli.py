@@ -401,15 +401,8 @@ def test_duplicate_keys_are_refused(tmp_path, tiny_config, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, monkeypatch, capsys):
-    original = Trainer.step
-
-    def step(self):
-        if self.config.lr == 0.01:
-            raise RuntimeError("boom")
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", step)
+def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, job_fails_at_lr, capsys):
+    job_fails_at_lr(0.01)
     code = cli.main(
         [
             "sweep",
@@ -435,17 +428,10 @@ def test_a_failing_sweep_job_is_a_row_of_the_table(tmp_path, tiny_config, monkey
 
 
 @pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="the patched step reaches the workers by fork")
-def test_a_worker_that_dies_is_a_row_and_the_finished_jobs_are_kept(tmp_path, tiny_config, monkeypatch):
+def test_a_worker_that_dies_is_a_row_and_the_finished_jobs_are_kept(tmp_path, tiny_config, job_fails_at_lr):
     """A killed worker breaks the whole process pool; the jobs in flight are run again alone, so the
     one that kills its own worker becomes a row, and every other job still finishes."""
-    original = Trainer.step
-
-    def step(self):
-        if self.config.lr == 0.01:
-            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer would
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", step)
+    job_fails_at_lr(0.01, lambda: os.kill(os.getpid(), signal.SIGKILL))  # as the out-of-memory killer would
     code = cli.main(
         [
             "sweep",

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from sdl import cli
-from sdl.training import Trainer
 
 TINY = {
     "name": "tiny",
@@ -45,15 +44,10 @@ def test_the_local_backend_never_imports_ray(tmp_path, tiny_config):
     assert result.stdout.split()[-2:] == ["0", "False"], result.stderr
 
 
-def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing(tmp_path, tiny_config, monkeypatch, capsys):
-    original = Trainer.step
-
-    def step(self):
-        if self.config.lr == 0.01:
-            raise RuntimeError("boom")
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "step", step)
+def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing(
+    tmp_path, tiny_config, job_fails_at_lr, monkeypatch, capsys
+):
+    job_fails_at_lr(0.01)
     args = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
     assert cli.main(args) == 1
     (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
@@ -61,7 +55,7 @@ def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing
     checkpoint = (good / "checkpoint.pt").read_bytes()
     capsys.readouterr()
 
-    monkeypatch.setattr(Trainer, "step", original)
+    monkeypatch.undo()
     assert cli.main(["sweep", "--resume", str(folder), "--jobs", "1"]) == 0
     rows = _rows(folder)
     assert [row["note"] for row in rows.values()] == ["", ""]
