@@ -61,6 +61,7 @@ TARGETS = {
             "tests/test_config_conflicts.py",
             "tests/test_config_properties.py",
             "tests/test_cli.py",
+            "tests/test_sweep.py",
             "tests/test_survivors.py",
         ],
     ),

@@ -180,9 +180,36 @@ def test_sweep_runs_the_grid_and_writes_one_table(tmp_path, tiny_config):
     assert euler["loss"] != rk4["loss"]
 
 
-def test_list_names_integrators_fields_and_data():
-    result = _sdl("list", cwd=".")
-    assert result.returncode == 0
+def test_list_names_integrators_fields_and_data(capsys):
+    from sdl.data import dataset_names, system_names
+    from sdl.data.energies import energy_names
+    from sdl.integrators import get, names
+    from sdl.tasks import TASKS
+
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert headings == [
+        "integrators:",
+        "tasks:",
+        "fields (classification):",
+        "constraints (model.constraint):",
+        "data sets (classification):",
+        "densities (density):",
+        "energies (boltzmann):",
+        "systems (dynamics):",
+        "models (dynamics):",
+        "activations:",
+    ]
+    lines = out.splitlines()
+    for name in names():
+        (line,) = [line for line in lines if line.split()[:1] == [name]]
+        assert line.startswith(f"  {name:20s} order {get(name).order}")
+    assert "  verlet               order 2, symplectic, needs (q, p), reversible" in lines
+    assert "  rk4                  order 4" in lines  # no empty traits, no stray commas
+    assert "  " + ", ".join(TASKS) in lines and "  " + ", ".join(dataset_names()) in lines
+    assert "  " + ", ".join(energy_names()) + " (phi4: data.lattice L, d = L²)" in lines
+    assert all(any(line.startswith(f"  {name:20s} recipes: ") for line in lines) for name in system_names())
     for word in (
         "verlet",
         "order 2, symplectic, needs (q, p), reversible",
@@ -195,7 +222,7 @@ def test_list_names_integrators_fields_and_data():
         "digits",
         "two_moons",
     ):
-        assert word in result.stdout
+        assert word in out
 
 
 def test_diverged_training_exits_1_and_keeps_last_good_checkpoint(tmp_path, tiny_config, monkeypatch, capsys):
