@@ -67,6 +67,9 @@ TARGETS = {
     ),
 }
 KILLED = ("killed", "timeout")
+# copied into the scratch folder: the package, its tests, and what tests read (the shipped configs, the
+# command reference in docs/ and the script that makes it)
+COPIED = ("sdl", "tests", "experiments", "docs", "scripts")
 
 # Imported by every Python process a test starts (tests/test_cli.py runs `python -m sdl.cli` with the
 # mutants folder on PYTHONPATH). While mutmut maps tests to functions ("stats"), such a child would try
@@ -87,7 +90,7 @@ def _prepare(target: str) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("sdl", "tests", "experiments"):  # tests read the shipped configs in experiments/configs
+    for name in COPIED:
         shutil.copytree(ROOT / name, folder / name, ignore=ignore)
     shutil.copy(ROOT / "pyproject.toml", folder / "pyproject.toml")
     lines = [
@@ -102,7 +105,7 @@ def _prepare(target: str) -> Path:
         "timeout_multiplier=3.0",
         "also_copy=",
         "    sitecustomize.py",
-        "    experiments",
+        *(f"    {name}" for name in COPIED[2:]),
     ]
     (folder / "setup.cfg").write_text("\n".join(lines) + "\n")
     (folder / "sitecustomize.py").write_text(_SUBPROCESS_GUARD)

@@ -312,3 +312,83 @@ def test_tune_jobs_below_one_is_a_user_error(tmp_path, tiny_config, capsys):
     ]
     assert cli.main(args) == 2
     assert "--jobs 0: must be ≥ 1" in capsys.readouterr().err
+
+
+def test_a_two_axis_grid_runs_every_combination_in_order_under_the_set_name(tmp_path, tiny_config, capsys):
+    argv = ["sweep", str(tiny_config), "--grid", "integrator=euler,rk4", "--grid", "train.lr=0.05,0.1"]
+    argv += ["--set", "name=grid", "--set", "plots=[]", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 0
+    (folder,) = (tmp_path / "runs").glob("sweep-grid-*")
+    combinations = [(i, lr) for i in ("euler", "rk4") for lr in (0.05, 0.1)]
+    labels = [f"integrator={i}, train.lr={lr}" for i, lr in combinations]
+    rows = _rows(folder)
+    assert list(rows) == labels
+    for label, (integrator, lr) in zip(labels, combinations, strict=True):
+        run = Path(rows[label]["run"])
+        assert run.name.startswith(f"grid-{integrator}-{lr}-")
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["integrator"]["name"] == integrator and config["train"]["lr"] == lr and config["train"]["iterations"] == 2
+    printed = capsys.readouterr()
+    assert printed.out.endswith(f"\nsweep folder: {folder}\n") and all(label in printed.out for label in labels)
+    progress = [line for line in printed.err.splitlines() if line.startswith("sdl sweep: ")]
+    assert progress == [f"sdl sweep: {k}/4 {label}: done" for k, label in enumerate(labels, 1)]
+    assert (folder / "results.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (["integrator"], "--grid 'integrator': expected KEY=V1,V2,..., e.g. integrator=euler,rk4"),
+        (["=euler,rk4"], "--grid '=euler,rk4': expected KEY=V1,V2"),
+        (["integrator="], "--grid 'integrator=': expected KEY=V1,V2"),
+        (["integrator=euler", "integrator=rk4"], "integrator is already a grid axis; give each key once"),
+        (["integrator=euler,rk4=x"], "'rk4=x'"),  # the key ends at the first "="
+        (["integrator=euler,nonsense"], "'nonsense' is not valid"),  # every combination checked before any runs
+        ([], "sweep needs at least one --grid KEY=V1,V2"),
+    ],
+)
+def test_bad_grids_are_user_errors_before_anything_runs(tmp_path, tiny_config, capsys, grid, message):
+    argv = ["sweep", str(tiny_config), *(a for spec in grid for a in ("--grid", spec)), "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_backend_gets_the_options_as_given():
+    from argparse import Namespace
+
+    calls = []
+
+    def backend(*args):
+        calls.append(args)
+        return "runner"
+
+    options = Namespace(backend="ray", jobs=3, address="127.0.0.1:6379", verbose=True)
+    assert cli._backend(options, backend) == "runner" and calls == [("ray", 3, "127.0.0.1:6379", True)]
+    with pytest.raises(cli.ConfigError, match=r"--address 127.0.0.1:6379: joins a Ray cluster; it needs --backend ray"):
+        cli._backend(Namespace(backend="local", jobs=None, address="127.0.0.1:6379", verbose=False), backend)
+    with pytest.raises(cli.ConfigError, match="--jobs 0: must be ≥ 1"):
+        cli._backend(Namespace(backend="local", jobs=0, address=None, verbose=False), backend)
+    assert len(calls) == 1
+
+
+def test_progress_names_the_node_of_a_job_that_ran_elsewhere_and_a_failed_job_exits_1(tmp_path, tiny_config, monkeypatch, capsys):
+    import sdl.sweep
+    from sdl.sweep import JobOutcome
+
+    def run_sweep(out, jobs, runner, outcomes, progress):
+        finished = [
+            JobOutcome(jobs[0].label, run=str(out / "a"), metrics={"loss": 0.5}, node="n1"),
+            JobOutcome(jobs[1].label, note="boom"),
+        ]
+        for index, outcome in enumerate(finished):
+            progress(index, outcome)
+        return finished
+
+    monkeypatch.setattr(sdl.sweep, "run_sweep", run_sweep)
+    argv = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 1
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sdl sweep: ")]
+    assert progress == ["sdl sweep: 1/2 train.lr=0.05: done on node n1", "sdl sweep: 2/2 train.lr=0.01: boom"]
+    (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    assert (folder / "results.png").is_file()  # one job finished
