@@ -71,6 +71,21 @@ KILLED = ("killed", "timeout")
 # command reference in docs/ and the script that makes it)
 COPIED = ("sdl", "tests", "experiments", "docs", "scripts")
 
+# Appended to the scratch copy's tests/conftest.py (never the project's): with a mutant under test the
+# fastest of its tests run first, so that a killed mutant costs its quickest failing test (mutmut stops
+# at the first failure), not a random share of the slow CLI tests. Durations are mutmut's own.
+_FASTEST_FIRST = """
+
+def pytest_collection_modifyitems(items):
+    import json
+    from pathlib import Path
+
+    stats = Path(__file__).resolve().parents[1] / "mutmut-stats.json"
+    if stats.is_file():
+        durations = json.loads(stats.read_text()).get("duration_by_test", {})
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+"""
+
 # Imported by every Python process a test starts (tests/test_cli.py runs `python -m sdl.cli` with the
 # mutants folder on PYTHONPATH). While mutmut maps tests to functions ("stats"), such a child would try
 # to record its calls, look for setup.cfg in its own working directory (a tmp folder) and crash; its
@@ -109,6 +124,8 @@ def _prepare(target: str) -> Path:
     ]
     (folder / "setup.cfg").write_text("\n".join(lines) + "\n")
     (folder / "sitecustomize.py").write_text(_SUBPROCESS_GUARD)
+    with open(folder / "tests" / "conftest.py", "a") as conftest:
+        conftest.write(_FASTEST_FIRST)
     return folder
 
 
