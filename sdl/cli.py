@@ -198,7 +198,6 @@ def _sweep(args) -> int:
         print(
             f"sdl sweep: {finished_so_far[0]}/{len(jobs)} {jobs[index].label}: {outcome.note or 'done'}{where}",
             file=sys.stderr,
-            flush=True,
         )
 
     try:
@@ -239,7 +238,8 @@ def _tune(args) -> int:
             for name, value in (("CONFIG", args.config), ("--space", args.space), ("--spec", args.spec), ("--set", args.set))
             if value
         ]
-        given += [f"--{name.replace('_', '-')}" for name, value in options.items() if value is not None]
+        flags = {"metric": "--metric", "mode": "--mode", "samples": "--samples", "early_stop": "--no-early-stop"}
+        given += [flags[name] for name, value in options.items() if value is not None]
         if given:
             raise ConfigError(f"tune --resume TUNE_DIR takes the search of TUNE_DIR; give no {', '.join(given)}")
         out = Path(args.resume)

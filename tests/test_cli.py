@@ -181,10 +181,12 @@ def test_sweep_runs_the_grid_and_writes_one_table(tmp_path, tiny_config):
 
 
 def test_list_names_integrators_fields_and_data(capsys):
-    from sdl.data import dataset_names, system_names
+    from sdl.data import dataset_names, density_names, get_system, system_names
     from sdl.data.energies import energy_names
     from sdl.integrators import get, names
+    from sdl.models import activation_names
     from sdl.tasks import TASKS
+    from sdl.tasks.dynamics import FIELD_MODELS, MAP_MODELS
 
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
@@ -209,7 +211,10 @@ def test_list_names_integrators_fields_and_data(capsys):
     assert "  rk4                  order 4" in lines  # no empty traits, no stray commas
     assert "  " + ", ".join(TASKS) in lines and "  " + ", ".join(dataset_names()) in lines
     assert "  " + ", ".join(energy_names()) + " (phi4: data.lattice L, d = L²)" in lines
-    assert all(any(line.startswith(f"  {name:20s} recipes: ") for line in lines) for name in system_names())
+    for name in system_names():
+        assert f"  {name:20s} recipes: {', '.join(get_system(name).recipes)}" in lines
+    assert "  " + ", ".join(density_names()) in lines and "  " + ", ".join(activation_names()) in lines
+    assert "  fields: " + ", ".join(FIELD_MODELS) + "; one-step maps: " + ", ".join(MAP_MODELS) in lines
     for word in (
         "verlet",
         "order 2, symplectic, needs (q, p), reversible",
@@ -575,4 +580,5 @@ def test_train_analyse_and_refine_print_where_their_results_went(tmp_path, tiny_
     refined = _only_run(tmp_path / "fine")
     expected = f"run folder: {refined}  (continue training: sdl train --resume {refined} --set train.iterations=N)\n"
     assert capsys.readouterr().out == expected
-    _user_error(capsys, ["train", "--runs", str(tmp_path / "runs")], "train needs a CONFIG file, or --resume RUN_DIR")
+    assert cli.main(["train", "--runs", str(tmp_path / "runs")]) == 2
+    assert capsys.readouterr().err == "sdl train: error: train needs a CONFIG file, or --resume RUN_DIR\n"

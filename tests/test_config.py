@@ -109,6 +109,25 @@ def test_names_from_file_names_and_sweeps_are_made_safe(tmp_path):
     assert [safe_name(text) for text in ("", ".", "..", "...", "/", "a")] == ["experiment"] * 3 + ["...", "_", "a"]
 
 
+def test_a_method_name_alone_keeps_the_integrators_other_settings():
+    from sdl.config import set_key
+
+    raw = {"integrator": {"name": "gauss_legendre4", "solver": "newton", "tol": 1e-10}}
+    assert set_key(raw, "integrator", "gauss_legendre6") == {
+        "integrator": {"name": "gauss_legendre6", "solver": "newton", "tol": 1e-10}
+    }
+    assert set_key({}, "train.lr", 0.1) == {"train": {"lr": 0.1}}
+
+
+def test_type_names_in_messages_never_say_typing():
+    import typing
+
+    from sdl.config import _type_name
+
+    assert _type_name(int) == "int" and _type_name(tuple[int, ...] | None) == "tuple[int, ...] | None"
+    assert _type_name(typing.Any | None) == "Any | None"  # str() would say "typing.Any | None"
+
+
 def test_every_device_of_this_machine_is_a_valid_config_device(device):
     config = config_from_dict({"device": device})
     assert config.torch_device().type == device

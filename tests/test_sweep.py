@@ -48,7 +48,7 @@ def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing
     tmp_path, tiny_config, job_fails_at_lr, monkeypatch, capsys
 ):
     job_fails_at_lr(0.01)
-    args = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    args = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.02,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
     assert cli.main(args) == 1
     (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
     good = Path(_rows(folder)["train.lr=0.05"]["run"])
@@ -58,19 +58,24 @@ def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing
     monkeypatch.undo()
     assert cli.main(["sweep", "--resume", str(folder), "--jobs", "1"]) == 0
     rows = _rows(folder)
-    assert [row["note"] for row in rows.values()] == ["", ""]
+    assert [row["note"] for row in rows.values()] == ["", "", ""]
     assert Path(rows["train.lr=0.05"]["run"]) == good and (good / "checkpoint.pt").read_bytes() == checkpoint
     assert Path(rows["train.lr=0.01"]["run"]).parent == folder
-    assert len([p for p in folder.iterdir() if p.is_dir()]) == 3  # the failed attempt's folder is kept too
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == 4  # the failed attempt's folder is kept too
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sdl sweep: ")]
-    assert progress == ["sdl sweep: 2/2 train.lr=0.01: done"]  # the finished job did not run again
+    assert progress == ["sdl sweep: 3/3 train.lr=0.01: done"]  # the two finished jobs did not run again
+
+
+_GIVE_NO = "sweep --resume SWEEP_DIR takes the jobs of SWEEP_DIR; give no CONFIG, --grid or --set"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["sweep", "--resume", "{tmp}"], "no sweep.yaml in"),
-        (["sweep", "{config}", "--resume", "{tmp}"], "give no CONFIG, --grid or --set"),
+        (["sweep", "{config}", "--resume", "{tmp}"], _GIVE_NO),
+        (["sweep", "--resume", "{tmp}", "--grid", "integrator=euler,rk4"], _GIVE_NO),
+        (["sweep", "--resume", "{tmp}", "--set", "train.lr=0.1"], _GIVE_NO),
         (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--address", "10.0.0.1:6379"], "it needs --backend ray"),
         (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--jobs", "0"], "--jobs 0: must be ≥ 1"),
         (["sweep"], "sweep needs a CONFIG file, or --resume SWEEP_DIR"),
@@ -79,7 +84,10 @@ def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing
 def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, message):
     args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
     assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("sdl sweep: error: ") and message in err and len(err.splitlines()) == 1
+    if message in (_GIVE_NO, "sweep needs a CONFIG file, or --resume SWEEP_DIR"):  # the whole message
+        assert err == f"sdl sweep: error: {message}\n"
     assert not (tmp_path / "runs").exists()
 
 
@@ -87,15 +95,35 @@ def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, 
     ("args", "message"),
     [
         (["tune", "--resume", "{tmp}"], "no tune.yaml and ray/tune in"),
-        (["tune", "{config}", "--resume", "{tmp}"], "give no CONFIG"),
+        (["tune", "{config}", "--resume", "{tmp}"], "tune --resume TUNE_DIR takes the search of TUNE_DIR; give no CONFIG"),
         (["tune", "--resume", "{tmp}", "--metric", "loss", "--space", "train.lr=grid:1,2"], "give no --space, --metric"),
+        (
+            [
+                "tune",
+                "--resume",
+                "{tmp}",
+                "--spec",
+                "s.yaml",
+                "--set",
+                "a=1",
+                "--mode",
+                "max",
+                "--samples",
+                "2",
+                "--no-early-stop",
+            ],
+            "give no --spec, --set, --mode, --samples, --no-early-stop",
+        ),
         (["tune"], "tune needs a CONFIG file, or --resume TUNE_DIR"),
     ],
 )
 def test_bad_tune_resume_options_are_user_errors_before_ray_starts(tmp_path, tiny_config, capsys, args, message):
     args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
     assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("sdl tune: error: ") and message in err and len(err.splitlines()) == 1
+    if not message.startswith("no tune.yaml"):  # the message ends the line
+        assert err.endswith(f"{message}\n")
     assert not (tmp_path / "runs").exists()
 
 
@@ -217,6 +245,15 @@ class _FakeTune:
         return self.rows, (Path(out) / "best.yaml" if self.best else None)
 
 
+def _record_plot_titles(monkeypatch) -> list:
+    """``sdl.plots.plot_sweep`` made to record (path, title) of each plot instead of drawing it."""
+    import sdl.plots
+
+    titles = []
+    monkeypatch.setattr(sdl.plots, "plot_sweep", lambda metrics, path, title: titles.append((path, title)))
+    return titles
+
+
 def _fake_tune(monkeypatch, **kwargs) -> _FakeTune:
     import sdl.tune
 
@@ -235,22 +272,24 @@ def test_tune_hands_the_merged_config_and_search_to_tune_and_prints_the_table_an
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"space": {"integrator": {"choice": ["euler", "rk4"]}}, "metric": "val_loss", "samples": 2}))
     args = ["tune", str(tiny_config), "--spec", str(spec), "--space", "train.lr=grid:0.1,1.0", "--metric", "loss"]
-    args += ["--mode", "max", "--no-early-stop", "--set", "train.iterations=5", "--jobs", "2", "--runs", str(tmp_path / "runs")]
+    args += ["--mode", "max", "--samples", "3", "--no-early-stop", "--set", "train.iterations=5", "--set", "name=search"]
+    args += ["--jobs", "2", "--address", "127.0.0.1:6379", "--runs", str(tmp_path / "runs")]
+    titles = _record_plot_titles(monkeypatch)
     assert cli.main(args) == 0
 
     ((base_raw, spec, out, options),) = fake.calls
-    assert base_raw["name"] == "tiny" and base_raw["train"]["iterations"] == 5 and base_raw["integrator"]["name"] == "heun"
+    assert base_raw["name"] == "search" and base_raw["train"]["iterations"] == 5 and base_raw["integrator"]["name"] == "heun"
     assert [(d.key, d.kind, d.values) for d in spec.space] == [
         ("integrator", "choice", ("euler", "rk4")),  # the spec file's axes first, then --space
         ("train.lr", "grid", (0.1, 1.0)),
     ]
-    assert (spec.metric, spec.mode, spec.samples, spec.early_stop) == ("loss", "max", 2, False)  # options beat the file
-    assert out.parent == tmp_path / "runs" and out.name.startswith("tune-tiny-")
-    assert options == {"address": None, "jobs": 2, "verbose": False, "resume": False}
-    printed = capsys.readouterr().out
-    assert printed.startswith("| label | loss |\n") and f"tune folder: {out}\n" in printed
-    assert f"best config: {out / 'best.yaml'}  (run it with: sdl train {out / 'best.yaml'})" in printed
-    assert (out / "results.png").stat().st_size > 1000  # one trial finished, so there is a plot
+    assert (spec.metric, spec.mode, spec.samples, spec.early_stop) == ("loss", "max", 3, False)  # options beat the file
+    assert out.parent == tmp_path / "runs" and out.name.startswith("tune-search-")
+    assert options == {"address": "127.0.0.1:6379", "jobs": 2, "verbose": False, "resume": False}
+    best = out / "best.yaml"
+    expected = f"| label | loss |\ntune folder: {out}\nbest config: {best}  (run it with: sdl train {best})\n"
+    assert capsys.readouterr().out == expected
+    assert titles == [(out / "results.png", "search: loss")]  # one trial finished, so there is a plot
 
 
 def test_tune_defaults_leave_the_search_settings_to_the_spec(tmp_path, tiny_config, monkeypatch):
@@ -329,7 +368,8 @@ def test_a_two_axis_grid_runs_every_combination_in_order_under_the_set_name(tmp_
         config = yaml.safe_load((run / "config.yaml").read_text())
         assert config["integrator"]["name"] == integrator and config["train"]["lr"] == lr and config["train"]["iterations"] == 2
     printed = capsys.readouterr()
-    assert printed.out.endswith(f"\nsweep folder: {folder}\n") and all(label in printed.out for label in labels)
+    assert printed.out == (folder / "results.md").read_text() + f"sweep folder: {folder}\n"
+    assert all(label in printed.out for label in labels)
     progress = [line for line in printed.err.splitlines() if line.startswith("sdl sweep: ")]
     assert progress == [f"sdl sweep: {k}/4 {label}: done" for k, label in enumerate(labels, 1)]
     assert (folder / "results.png").stat().st_size > 1000
@@ -350,7 +390,10 @@ def test_a_two_axis_grid_runs_every_combination_in_order_under_the_set_name(tmp_
 def test_bad_grids_are_user_errors_before_anything_runs(tmp_path, tiny_config, capsys, grid, message):
     argv = ["sweep", str(tiny_config), *(a for spec in grid for a in ("--grid", spec)), "--runs", str(tmp_path / "runs")]
     assert cli.main(argv) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("sdl sweep: error: ")
+    if not grid:
+        assert err == f"sdl sweep: error: {message}\n"
     assert not (tmp_path / "runs").exists()
 
 
@@ -386,9 +429,27 @@ def test_progress_names_the_node_of_a_job_that_ran_elsewhere_and_a_failed_job_ex
         return finished
 
     monkeypatch.setattr(sdl.sweep, "run_sweep", run_sweep)
+    titles = _record_plot_titles(monkeypatch)
     argv = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
     assert cli.main(argv) == 1
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sdl sweep: ")]
     assert progress == ["sdl sweep: 1/2 train.lr=0.05: done on node n1", "sdl sweep: 2/2 train.lr=0.01: boom"]
     (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
-    assert (folder / "results.png").is_file()  # one job finished
+    assert titles == [(folder / "results.png", folder.name)]  # one job finished
+
+
+def test_sweep_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, tiny_config, monkeypatch, capsys):
+    import sdl.sweep
+
+    def run_sweep(out, jobs, runner, outcomes, progress):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sdl.sweep, "run_sweep", run_sweep)
+    argv = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 130
+    (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    expected = (
+        f"sdl sweep: interrupted; the finished jobs are in {folder}/results.csv; "
+        f"run the others with: sdl sweep --resume {folder}\n"
+    )
+    assert capsys.readouterr().err == expected
