@@ -557,28 +557,20 @@ def test_version_and_a_missing_command(capsys):
     assert exit_.value.code == 2 and "the following arguments are required: command" in capsys.readouterr().err
 
 
-def test_train_analyse_and_refine_print_where_their_results_went(tmp_path, tiny_config, capsys):
-    argv = [
-        "train",
-        str(tiny_config),
-        "--runs",
-        str(tmp_path / "runs"),
-        "--set",
-        "plots=[history]",
-        "--set",
-        "train.iterations=2",
-    ]
-    assert cli.main(argv) == 0
-    run = _only_run(tmp_path / "runs")
+def test_train_analyse_and_refine_print_where_their_results_went(tmp_path, tiny_config, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", str(tiny_config), "--set", "plots=[history]", "--set", "train.iterations=2"]) == 0
+    run = _only_run(tmp_path / "runs").relative_to(tmp_path)  # --runs is ./runs unless given
     printed = capsys.readouterr()
     assert printed.out == f"run folder: {run}\nplots:      {run / 'plots'}\n"
     assert "2/2" in printed.err  # the progress bar, on unless --no-progress
-    assert cli.main(["analyse", str(run)]) == 0
+    assert cli.main(["analyze", str(run)]) == 0  # the American spelling too
     (analysis,) = run.glob("analysis-*")  # a new folder per analysis
     assert capsys.readouterr().out == f"analysis: {analysis}\n"
     assert cli.main(["refine", str(run), "--runs", str(tmp_path / "fine")]) == 0
     refined = _only_run(tmp_path / "fine")
     expected = f"run folder: {refined}  (continue training: sdl train --resume {refined} --set train.iterations=N)\n"
     assert capsys.readouterr().out == expected
+    assert yaml.safe_load((refined / "config.yaml").read_text())["model"]["steps"] == 6  # --factor 2 by default
     assert cli.main(["train", "--runs", str(tmp_path / "runs")]) == 2
     assert capsys.readouterr().err == "sdl train: error: train needs a CONFIG file, or --resume RUN_DIR\n"

@@ -117,6 +117,8 @@ def test_a_method_name_alone_keeps_the_integrators_other_settings():
         "integrator": {"name": "gauss_legendre6", "solver": "newton", "tol": 1e-10}
     }
     assert set_key({}, "train.lr", 0.1) == {"train": {"lr": 0.1}}
+    with pytest.raises(ConfigError, match=r"^train.lr: 'train' is not a section$"):
+        set_key({"train": 1}, "train.lr", 0.1)
 
 
 def test_type_names_in_messages_never_say_typing():

@@ -353,11 +353,12 @@ def test_tune_jobs_below_one_is_a_user_error(tmp_path, tiny_config, capsys):
     assert "--jobs 0: must be ≥ 1" in capsys.readouterr().err
 
 
-def test_a_two_axis_grid_runs_every_combination_in_order_under_the_set_name(tmp_path, tiny_config, capsys):
+def test_a_two_axis_grid_runs_every_combination_in_order_under_the_set_name(tmp_path, tiny_config, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     argv = ["sweep", str(tiny_config), "--grid", "integrator=euler,rk4", "--grid", "train.lr=0.05,0.1"]
-    argv += ["--set", "name=grid", "--set", "plots=[]", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    argv += ["--set", "name=grid", "--set", "plots=[]", "--jobs", "1"]
     assert cli.main(argv) == 0
-    (folder,) = (tmp_path / "runs").glob("sweep-grid-*")
+    (folder,) = Path("runs").glob("sweep-grid-*")  # --runs is ./runs unless given
     combinations = [(i, lr) for i in ("euler", "rk4") for lr in (0.05, 0.1)]
     labels = [f"integrator={i}, train.lr={lr}" for i, lr in combinations]
     rows = _rows(folder)
