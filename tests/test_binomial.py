@@ -1,10 +1,11 @@
 """Binomial checkpointing: the schedule attains the fewest recomputed steps within its snapshot budget."""
 
+import math
 from functools import cache
 
 import pytest
 
-from sdl._binomial import DROP, STORE, advances, backward_plan, first_sweep
+from sdl._binomial import DROP, STORE, advances, backward_plan, first_sweep, repetitions
 
 
 @cache
@@ -61,3 +62,14 @@ def test_budgets_of_one_and_of_every_state():
     """c = 1 recomputes every state from y_0; c ≥ K keeps every state and recomputes none."""
     assert run_plan(10, 1)[1] == 45
     assert first_sweep(10, 10) == tuple(range(10)) and run_plan(10, 10)[1] == 0
+
+
+def test_repetitions_is_the_least_count_whose_binomial_bound_covers_the_steps():
+    """r(K, c) is the least r ≥ 0 with K ≤ C(c + r, c): 0 for K ≤ 1, and at K = C(c + r, c) exactly r, not r + 1
+    (e.g. r(10, 3) = 2, since C(5, 3) = 10)."""
+    assert repetitions(10, 3) == 2 and repetitions(11, 3) == 3
+    for snapshots in range(1, 7):
+        for steps in range(0, 60):
+            r = repetitions(steps, snapshots)
+            assert steps <= math.comb(snapshots + r, snapshots), (steps, snapshots)
+            assert r == 0 or steps > math.comb(snapshots + r - 1, snapshots), (steps, snapshots)
