@@ -523,7 +523,7 @@ class _DrivenPair(torch.nn.Module):
 def test_a_continuous_adjoint_of_a_pair_state_on_a_time_dependent_field_converges_to_dto():
     """Adjoint(method="rk4") after Verlet keeps the state a pair (q, p) and integrates the adjoint system
     backward from t_{k+1} with the field evaluated at the right times: its gradient differs from DTO's by
-    O(h²) (Verlet's order; measured 3.8e-2, 9.5e-3, 2.4e-3 at K = 8, 16, 32), from a loss on every output."""
+    O(h²) (Verlet's order; measured 1.7e-2, 4.4e-3, 1.1e-3 at K = 8, 16, 32: slope 1.96), from a loss on every output."""
     torch.manual_seed(2)
     field = _DrivenPair()
     q0, p0 = (torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
@@ -555,9 +555,9 @@ class _ScaledPairField(torch.nn.Module):
 
 def test_the_torchdiffeq_peer_runs_the_same_method_on_the_same_grid_with_the_given_adjoint_params():
     """torchdiffeq's "rk4" is the 3/8 rule: on the same grid its forward states are sdl's rk4_38 states to
-    round-off (a different or adaptive method would be 1e-8 off or worse); on a pair state with output="last"
-    it returns (q_K, p_K); and the gradient of a tensor passed only in adjoint_params is computed, within
-    the continuous adjoint's O(h⁴) of DTO's (measured 1.8e-7)."""
+    round-off (measured 7e-16; torchdiffeq's default, the adaptive dopri5, is 3e-6 off here); on a pair state
+    with output="last" it returns (q_K, p_K); and the gradient of a tensor passed only in adjoint_params is
+    computed, within the continuous adjoint's O(h⁴) of DTO's (measured 7.4e-6)."""
     scale = torch.tensor(0.8, dtype=F64, requires_grad=True)
     field = _ScaledPairField(scale)
     q0, p0 = (torch.randn(4, 3, dtype=F64, requires_grad=True) for _ in range(2))
@@ -571,7 +571,7 @@ def test_the_torchdiffeq_peer_runs_the_same_method_on_the_same_grid_with_the_giv
     for ours, theirs in zip(dto, peer, strict=True):
         torch.testing.assert_close(theirs, ours, rtol=1e-13, atol=1e-14)
     gradients = [torch.autograd.grad(sum(x.square().sum() for x in out), inputs) for out in (dto, peer)]
-    assert 0 < _relative_error(*gradients) < 1e-5
+    assert 0 < _relative_error(*gradients) < 5e-5
 
 
 def test_the_torchdiffeq_peer_refuses_a_plain_function():

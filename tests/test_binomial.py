@@ -26,7 +26,8 @@ def run_plan(steps: int, snapshots: int) -> tuple[list[int], int, int]:
     held = set(first_sweep(steps, snapshots))
     recorded, advanced, most = [], 0, len(held)
     for kind, position, source in backward_plan(steps, snapshots):
-        if kind == DROP:
+        if kind == DROP:  # (DROP, j, j), as documented
+            assert source == position
             held.remove(position)
             continue
         assert source in held and source <= position
@@ -73,3 +74,12 @@ def test_repetitions_is_the_least_count_whose_binomial_bound_covers_the_steps():
             r = repetitions(steps, snapshots)
             assert steps <= math.comb(snapshots + r, snapshots), (steps, snapshots)
             assert r == 0 or steps > math.comb(snapshots + r - 1, snapshots), (steps, snapshots)
+
+
+@pytest.mark.parametrize("steps, snapshots", [(0, 3), (3, 0), (-1, 2)])
+def test_a_plan_needs_a_step_and_a_snapshot(steps, snapshots):
+    """K ≥ 1 and c ≥ 1: anything else is refused with both values named."""
+    with pytest.raises(
+        ValueError, match=f"^binomial checkpointing needs steps ≥ 1 and snapshots ≥ 1; got {steps} and {snapshots}$"
+    ):
+        backward_plan(steps, snapshots)
