@@ -180,9 +180,36 @@ def test_sweep_runs_the_grid_and_writes_one_table(tmp_path, tiny_config):
     assert euler["loss"] != rk4["loss"]
 
 
-def test_list_names_integrators_fields_and_data():
-    result = _sdl("list", cwd=".")
-    assert result.returncode == 0
+def test_list_names_integrators_fields_and_data(capsys):
+    from sdl.data import dataset_names, system_names
+    from sdl.data.energies import energy_names
+    from sdl.integrators import get, names
+    from sdl.tasks import TASKS
+
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    headings = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert headings == [
+        "integrators:",
+        "tasks:",
+        "fields (classification):",
+        "constraints (model.constraint):",
+        "data sets (classification):",
+        "densities (density):",
+        "energies (boltzmann):",
+        "systems (dynamics):",
+        "models (dynamics):",
+        "activations:",
+    ]
+    lines = out.splitlines()
+    for name in names():
+        (line,) = [line for line in lines if line.split()[:1] == [name]]
+        assert line.startswith(f"  {name:20s} order {get(name).order}")
+    assert "  verlet               order 2, symplectic, needs (q, p), reversible" in lines
+    assert "  rk4                  order 4" in lines  # no empty traits, no stray commas
+    assert "  " + ", ".join(TASKS) in lines and "  " + ", ".join(dataset_names()) in lines
+    assert "  " + ", ".join(energy_names()) + " (phi4: data.lattice L, d = L²)" in lines
+    assert all(any(line.startswith(f"  {name:20s} recipes: ") for line in lines) for name in system_names())
     for word in (
         "verlet",
         "order 2, symplectic, needs (q, p), reversible",
@@ -195,7 +222,7 @@ def test_list_names_integrators_fields_and_data():
         "digits",
         "two_moons",
     ):
-        assert word in result.stdout
+        assert word in out
 
 
 def test_diverged_training_exits_1_and_keeps_last_good_checkpoint(tmp_path, tiny_config, monkeypatch, capsys):
@@ -496,3 +523,56 @@ def test_refine_writes_a_new_run_that_resumes_at_twice_the_depth(tmp_path, short
         == 0
     )  # multilevel: training goes on at 6 layers
     _user_error(capsys, ["refine", str(short_run), "--interpolation", "cubic"], "valid choices: constant, linear")
+
+
+def test_the_command_reference_in_the_docs_is_the_parsers_help():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "cli_reference.py"
+    spec = importlib.util.spec_from_file_location("cli_reference", path)
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    page = reference.PAGE.read_text()
+    made_with = page.split("(Python ", 1)[1].split(")", 1)[0]
+    if made_with != reference.python_version():
+        pytest.skip(f"docs/cli-reference.md was made with Python {made_with}; argparse lays help out differently here")
+    assert page == reference.render(), "docs/cli-reference.md is out of date: run python scripts/cli_reference.py"
+    for command in ("train", "analyse", "refine", "sweep", "tune", "list"):
+        assert f"## `sdl {command}`" in page
+
+
+def test_version_and_a_missing_command(capsys):
+    import sdl
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"sdl {sdl.__version__}\n"
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([])
+    assert exit_.value.code == 2 and "the following arguments are required: command" in capsys.readouterr().err
+
+
+def test_train_analyse_and_refine_print_where_their_results_went(tmp_path, tiny_config, capsys):
+    argv = [
+        "train",
+        str(tiny_config),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--set",
+        "plots=[history]",
+        "--set",
+        "train.iterations=2",
+    ]
+    assert cli.main(argv) == 0
+    run = _only_run(tmp_path / "runs")
+    printed = capsys.readouterr()
+    assert printed.out == f"run folder: {run}\nplots:      {run / 'plots'}\n"
+    assert "2/2" in printed.err  # the progress bar, on unless --no-progress
+    assert cli.main(["analyse", str(run)]) == 0
+    (analysis,) = run.glob("analysis-*")  # a new folder per analysis
+    assert capsys.readouterr().out == f"analysis: {analysis}\n"
+    assert cli.main(["refine", str(run), "--runs", str(tmp_path / "fine")]) == 0
+    refined = _only_run(tmp_path / "fine")
+    expected = f"run folder: {refined}  (continue training: sdl train --resume {refined} --set train.iterations=N)\n"
+    assert capsys.readouterr().out == expected
+    _user_error(capsys, ["train", "--runs", str(tmp_path / "runs")], "train needs a CONFIG file, or --resume RUN_DIR")

@@ -105,6 +105,8 @@ def test_names_from_file_names_and_sweeps_are_made_safe(tmp_path):
     assert load_config(path).name == "my_config"
     assert safe_name("tiny-[1, 2]-a/b") == "tiny-_1,_2_-a_b"
     assert config_from_dict({"name": safe_name("tiny-0.001-None-rk4")}).name == "tiny-0.001-None-rk4"
+    # a name that is no folder of its own (or --runs itself, or its parent) becomes "experiment"
+    assert [safe_name(text) for text in ("", ".", "..", "...", "/", "a")] == ["experiment"] * 3 + ["...", "_", "a"]
 
 
 def test_every_device_of_this_machine_is_a_valid_config_device(device):

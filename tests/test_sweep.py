@@ -200,3 +200,195 @@ def test_ctrl_c_stops_the_pool_workers_exits_130_and_resume_runs_exactly_the_mis
     assert Path(rows["train.iterations=2"]["run"]) == finished and (finished / "checkpoint.pt").read_bytes() == checkpoint
     assert {Path(rows[label]["run"]).name for label in list(rows)[1:]}.isdisjoint(interrupted)  # new folders
     assert all((folder / name / "checkpoint.pt").read_bytes() == data for name, data in interrupted.items())  # kept
+
+
+class _FakeTune:
+    """Stands in for ``sdl.tune.tune`` (which starts Ray): records its arguments, writes the table and
+    returns ``rows`` and ``best`` (or raises ``error``), so the CLI's part of `sdl tune` is checked alone."""
+
+    def __init__(self, rows=(), best="best", error=None):
+        self.rows, self.best, self.error, self.calls = list(rows), best, error, []
+
+    def __call__(self, base_raw, spec, out, **options):
+        self.calls.append((base_raw, spec, Path(out), options))
+        if self.error is not None:
+            raise self.error
+        (Path(out) / "results.md").write_text("| label | loss |\n")
+        return self.rows, (Path(out) / "best.yaml" if self.best else None)
+
+
+def _fake_tune(monkeypatch, **kwargs) -> _FakeTune:
+    import sdl.tune
+
+    fake = _FakeTune(**kwargs)
+    monkeypatch.setattr(sdl.tune, "tune", fake)
+    return fake
+
+
+def test_tune_hands_the_merged_config_and_search_to_tune_and_prints_the_table_and_best(
+    tmp_path, tiny_config, monkeypatch, capsys
+):
+    from sdl.sweep import JobOutcome
+
+    rows = [JobOutcome("train.lr=0.1", run=str(tmp_path / "a"), metrics={"loss": 0.5}), JobOutcome("train.lr=1.0", note="boom")]
+    fake = _fake_tune(monkeypatch, rows=rows)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"space": {"integrator": {"choice": ["euler", "rk4"]}}, "metric": "val_loss", "samples": 2}))
+    args = ["tune", str(tiny_config), "--spec", str(spec), "--space", "train.lr=grid:0.1,1.0", "--metric", "loss"]
+    args += ["--mode", "max", "--no-early-stop", "--set", "train.iterations=5", "--jobs", "2", "--runs", str(tmp_path / "runs")]
+    assert cli.main(args) == 0
+
+    ((base_raw, spec, out, options),) = fake.calls
+    assert base_raw["name"] == "tiny" and base_raw["train"]["iterations"] == 5 and base_raw["integrator"]["name"] == "heun"
+    assert [(d.key, d.kind, d.values) for d in spec.space] == [
+        ("integrator", "choice", ("euler", "rk4")),  # the spec file's axes first, then --space
+        ("train.lr", "grid", (0.1, 1.0)),
+    ]
+    assert (spec.metric, spec.mode, spec.samples, spec.early_stop) == ("loss", "max", 2, False)  # options beat the file
+    assert out.parent == tmp_path / "runs" and out.name.startswith("tune-tiny-")
+    assert options == {"address": None, "jobs": 2, "verbose": False, "resume": False}
+    printed = capsys.readouterr().out
+    assert printed.startswith("| label | loss |\n") and f"tune folder: {out}\n" in printed
+    assert f"best config: {out / 'best.yaml'}  (run it with: sdl train {out / 'best.yaml'})" in printed
+    assert (out / "results.png").stat().st_size > 1000  # one trial finished, so there is a plot
+
+
+def test_tune_defaults_leave_the_search_settings_to_the_spec(tmp_path, tiny_config, monkeypatch):
+    fake = _fake_tune(monkeypatch)
+    assert (
+        cli.main(["tune", str(tiny_config), "--space", "train.lr=choice:0.1", "--metric", "loss", "--runs", str(tmp_path)]) == 0
+    )
+    ((_, spec, _, options),) = fake.calls
+    assert (spec.mode, spec.samples, spec.early_stop) == ("min", 4, True)
+    assert options["jobs"] is None and options["resume"] is False
+
+
+def test_tune_with_no_finished_trial_or_no_metric_exits_1_without_a_plot(tmp_path, tiny_config, monkeypatch, capsys):
+    from sdl.sweep import JobOutcome
+
+    _fake_tune(monkeypatch, rows=[JobOutcome("train.lr=0.1", note="boom")], best=None)
+    args = ["tune", str(tiny_config), "--space", "train.lr=choice:0.1", "--metric", "loss", "--runs", str(tmp_path / "runs")]
+    assert cli.main(args) == 1
+    assert "sdl tune: no trial reported loss" in capsys.readouterr().err
+    (out,) = (tmp_path / "runs").iterdir()
+    assert not (out / "results.png").exists()
+
+
+def test_tune_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, tiny_config, monkeypatch, capsys):
+    _fake_tune(monkeypatch, error=KeyboardInterrupt())
+    args = ["tune", str(tiny_config), "--space", "train.lr=choice:0.1", "--metric", "loss", "--runs", str(tmp_path / "runs")]
+    assert cli.main(args) == 130
+    (out,) = (tmp_path / "runs").iterdir()
+    err = capsys.readouterr().err
+    assert f"finished trials are in {out}/results.csv" in err and f"run the others with: sdl tune --resume {out}" in err
+
+
+def test_tune_resume_reads_the_search_of_the_folder_and_resumes_it(tmp_path, monkeypatch, capsys):
+    from sdl.tune import TuneSpec, _save, parse_dimension
+
+    folder = tmp_path / "tune-tiny"
+    (folder / "ray" / "tune").mkdir(parents=True)
+    spec = TuneSpec(space=(parse_dimension("train.lr=grid:0.1,0.2"),), metric="loss", mode="max", samples=3, early_stop=False)
+    _save(folder, TINY, spec)
+    fake = _fake_tune(monkeypatch)
+    assert cli.main(["tune", "--resume", str(folder), "--jobs", "1"]) == 0
+    ((base_raw, resumed, out, options),) = fake.calls
+    assert base_raw == TINY and resumed == spec and out == folder
+    assert options == {"address": None, "jobs": 1, "verbose": False, "resume": True}
+
+
+def test_tune_jobs_below_one_is_a_user_error(tmp_path, tiny_config, capsys):
+    args = [
+        "tune",
+        str(tiny_config),
+        "--space",
+        "train.lr=choice:0.1",
+        "--metric",
+        "loss",
+        "--jobs",
+        "0",
+        "--runs",
+        str(tmp_path),
+    ]
+    assert cli.main(args) == 2
+    assert "--jobs 0: must be ≥ 1" in capsys.readouterr().err
+
+
+def test_a_two_axis_grid_runs_every_combination_in_order_under_the_set_name(tmp_path, tiny_config, capsys):
+    argv = ["sweep", str(tiny_config), "--grid", "integrator=euler,rk4", "--grid", "train.lr=0.05,0.1"]
+    argv += ["--set", "name=grid", "--set", "plots=[]", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 0
+    (folder,) = (tmp_path / "runs").glob("sweep-grid-*")
+    combinations = [(i, lr) for i in ("euler", "rk4") for lr in (0.05, 0.1)]
+    labels = [f"integrator={i}, train.lr={lr}" for i, lr in combinations]
+    rows = _rows(folder)
+    assert list(rows) == labels
+    for label, (integrator, lr) in zip(labels, combinations, strict=True):
+        run = Path(rows[label]["run"])
+        assert run.name.startswith(f"grid-{integrator}-{lr}-")
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["integrator"]["name"] == integrator and config["train"]["lr"] == lr and config["train"]["iterations"] == 2
+    printed = capsys.readouterr()
+    assert printed.out.endswith(f"\nsweep folder: {folder}\n") and all(label in printed.out for label in labels)
+    progress = [line for line in printed.err.splitlines() if line.startswith("sdl sweep: ")]
+    assert progress == [f"sdl sweep: {k}/4 {label}: done" for k, label in enumerate(labels, 1)]
+    assert (folder / "results.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (["integrator"], "--grid 'integrator': expected KEY=V1,V2,..., e.g. integrator=euler,rk4"),
+        (["=euler,rk4"], "--grid '=euler,rk4': expected KEY=V1,V2"),
+        (["integrator="], "--grid 'integrator=': expected KEY=V1,V2"),
+        (["integrator=euler", "integrator=rk4"], "integrator is already a grid axis; give each key once"),
+        (["integrator=euler,rk4=x"], "'rk4=x'"),  # the key ends at the first "="
+        (["integrator=euler,nonsense"], "'nonsense' is not valid"),  # every combination checked before any runs
+        ([], "sweep needs at least one --grid KEY=V1,V2"),
+    ],
+)
+def test_bad_grids_are_user_errors_before_anything_runs(tmp_path, tiny_config, capsys, grid, message):
+    argv = ["sweep", str(tiny_config), *(a for spec in grid for a in ("--grid", spec)), "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_backend_gets_the_options_as_given():
+    from argparse import Namespace
+
+    calls = []
+
+    def backend(*args):
+        calls.append(args)
+        return "runner"
+
+    options = Namespace(backend="ray", jobs=3, address="127.0.0.1:6379", verbose=True)
+    assert cli._backend(options, backend) == "runner" and calls == [("ray", 3, "127.0.0.1:6379", True)]
+    with pytest.raises(cli.ConfigError, match=r"--address 127.0.0.1:6379: joins a Ray cluster; it needs --backend ray"):
+        cli._backend(Namespace(backend="local", jobs=None, address="127.0.0.1:6379", verbose=False), backend)
+    with pytest.raises(cli.ConfigError, match="--jobs 0: must be ≥ 1"):
+        cli._backend(Namespace(backend="local", jobs=0, address=None, verbose=False), backend)
+    assert len(calls) == 1
+
+
+def test_progress_names_the_node_of_a_job_that_ran_elsewhere_and_a_failed_job_exits_1(tmp_path, tiny_config, monkeypatch, capsys):
+    import sdl.sweep
+    from sdl.sweep import JobOutcome
+
+    def run_sweep(out, jobs, runner, outcomes, progress):
+        finished = [
+            JobOutcome(jobs[0].label, run=str(out / "a"), metrics={"loss": 0.5}, node="n1"),
+            JobOutcome(jobs[1].label, note="boom"),
+        ]
+        for index, outcome in enumerate(finished):
+            progress(index, outcome)
+        return finished
+
+    monkeypatch.setattr(sdl.sweep, "run_sweep", run_sweep)
+    argv = ["sweep", str(tiny_config), "--grid", "train.lr=0.05,0.01", "--jobs", "1", "--runs", str(tmp_path / "runs")]
+    assert cli.main(argv) == 1
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sdl sweep: ")]
+    assert progress == ["sdl sweep: 1/2 train.lr=0.05: done on node n1", "sdl sweep: 2/2 train.lr=0.01: boom"]
+    (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
+    assert (folder / "results.png").is_file()  # one job finished
