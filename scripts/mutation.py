@@ -39,7 +39,11 @@ TARGETS = {
             "tests/test_adjoint.py",
         ],
     ),
-    "adjoint": (["sdl/adjoint.py"], ["tests/test_adjoint.py", "tests/test_survivors.py"]),
+    # _binomial.py is the checkpoint schedule of the adjoint's binomial recovery
+    "adjoint": (
+        ["sdl/adjoint.py", "sdl/_binomial.py"],
+        ["tests/test_adjoint.py", "tests/test_binomial.py", "tests/test_survivors.py"],
+    ),
     "p4inv": (["sdl/models/p4inv.py"], ["tests/test_p4inv.py", "tests/test_survivors.py"]),
     "hollow": (["sdl/models/hollow.py"], ["tests/test_hollow.py", "tests/test_survivors.py"]),
     "stability_linear": (["sdl/stability/linear.py"], ["tests/test_stability.py", "tests/test_tableau.py"]),

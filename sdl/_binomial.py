@@ -60,7 +60,6 @@ def _split(steps: int, snapshots: int) -> int:
     return high
 
 
-@lru_cache(maxsize=64)
 def first_sweep(steps: int, snapshots: int) -> tuple[int, ...]:
     """The positions k of the snapshots y_k the forward sweep keeps, 0 first: the splits of the right-most
     segments, each with one snapshot fewer, until a segment is one step long or no snapshot is left."""
@@ -72,7 +71,6 @@ def first_sweep(steps: int, snapshots: int) -> tuple[int, ...]:
     return tuple(positions)
 
 
-@lru_cache(maxsize=64)
 def backward_plan(steps: int, snapshots: int) -> tuple[tuple[str, int, int], ...]:
     """The backward sweep as actions (kind, position, source), run in order from the snapshots of
     ``first_sweep``:
@@ -103,3 +101,9 @@ def backward_plan(steps: int, snapshots: int) -> tuple[tuple[str, int, int], ...
         segments.append((start, split, free))
         segments.append((split, end, free - 1))
     return tuple(plan)
+
+
+# Cached per (K, c): a solve asks for both on every forward and backward pass. Wrapped here rather than with
+# @lru_cache, since mutmut (scripts/mutation.py) leaves decorated functions unmutated.
+first_sweep = lru_cache(maxsize=64)(first_sweep)
+backward_plan = lru_cache(maxsize=64)(backward_plan)
