@@ -109,6 +109,24 @@ def test_names_from_file_names_and_sweeps_are_made_safe(tmp_path):
     assert [safe_name(text) for text in ("", ".", "..", "...", "/", "a")] == ["experiment"] * 3 + ["...", "_", "a"]
 
 
+def test_the_file_name_names_a_config_only_when_nothing_else_does(tmp_path):
+    path = tmp_path / "my config.yaml"
+    path.write_text("name: experiment\n")
+    assert load_config(path).name == "experiment"  # given in the file, even if it is the default
+    path.write_text("{}")
+    assert load_config(path, ["name=other"]).name == "other" and load_config(path).name == "my_config"
+
+
+def test_a_config_file_that_is_missing_or_not_a_mapping_is_named_in_the_error(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=f"^config file '{missing}' does not exist$"):
+        load_config(missing)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=f"^{listing}: expected a mapping of keys at the top level, got list$"):
+        load_config(listing)
+
+
 def test_a_method_name_alone_keeps_the_integrators_other_settings():
     from sdl.config import set_key
 
