@@ -152,3 +152,128 @@ def test_every_device_of_this_machine_is_a_valid_config_device(device):
     config = config_from_dict({"device": device})
     assert config.torch_device().type == device
     assert config_from_dict({"device": "auto"}).torch_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# Whole messages: a check that only looks for a fragment passes when the key or the choices in the
+# message are wrong (mutation testing found such checks; TESTING.md).
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"integrator": {"name": "nope"}}, "integrator.name: 'nope' is not valid; valid choices: euler, midpoint, heun"),
+        ({"integrator": {"name": "gauss_legendre4", "tol": -1}}, "integrator.tol: -1.0 must be a finite number > 0"),
+        ({"integrator": {"name": "gauss_legendre4", "max_iter": 0}}, "integrator.max_iter: 0 must be ≥ 1"),
+        (
+            {"integrator": {"name": "gauss_legendre4", "solver": "x"}},
+            "integrator: unknown stage solver 'x'; valid solvers: fixed_point, newton, jacobi_newton",
+        ),
+        ({"integrator": {"name": "rk4", "tol": "a"}}, "integrator.tol: 'a' must be float or NoneType"),
+        ({"gradient": {"mode": "x"}}, "gradient.mode: 'x' is not valid; valid choices: dto, otd"),
+        ({"analysis": {"points": "x"}}, "analysis.points: 'x' is not valid; valid choices: train, val"),
+        ({"plots": ["x"]}, "plots: 'x' is not valid; valid choices: history, decision_boundary, transitions"),
+        ({"plots": ["history", 3]}, "plots: ['history', 3] must be tuple or NoneType"),
+        ({"dtype": "x"}, "dtype: 'x' is not valid; valid choices: float32, float64"),
+        ({"device": "x"}, "device: 'x' is not valid; valid choices: auto, cpu, cuda"),
+        ({"name": "."}, "name: '.' is not a valid run name; use letters, digits and . _ = + , - only"),
+        ({"train": 3}, "train: expected a mapping of keys, got int 3"),
+    ],
+)
+def test_config_errors_are_whole_messages_that_start_with_the_key(raw, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(raw)
+    assert str(error.value).startswith(message)
+
+
+def test_cuda_on_a_machine_without_it_and_a_section_of_another_task_are_refused():
+    import dataclasses
+
+    if not torch.cuda.is_available():
+        with pytest.raises(
+            ConfigError, match=r"^device: 'cuda' is not available on this machine; valid choices here: auto, cpu$"
+        ):
+            config_from_dict({"device": "cuda"})
+    boltzmann = config_from_dict({"task": {"kind": "boltzmann"}, "data": {"energy": "double_well"}, "train": {"batch_size": 16}})
+    message = r"^data: a ClassificationData does not describe the boltzmann task's data; expected BoltzmannData$"
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(config_from_dict({}), task=boltzmann.task)
+
+
+def test_points_train_and_the_adjoint_a_gradient_section_asks_for():
+    assert config_from_dict({"analysis": {"points": "train"}}).analysis.points == "train"
+    assert config_from_dict({}).gradient.adjoint() == "dto"
+    adjoint = config_from_dict({"gradient": {"mode": "otd", "recovery": "checkpoint", "checkpoint_every": 3}}).gradient.adjoint()
+    assert (adjoint.recovery, adjoint.checkpoint_every) == ("checkpoint", 3)
+    assert config_from_dict({"plots": "history"}).plots == ("history",)  # one plot needs no list
+
+
+def test_the_converter_names_the_item_of_a_list_that_is_wrong():
+    from sdl.config import _convert
+
+    assert _convert("k", [1, 2], tuple[int, ...]) == (1, 2) and _convert("k", 3, None | int) == 3
+    with pytest.raises(ConfigError, match=r"^k: 3 must be a list of int$"):
+        _convert("k", 3, tuple[int, ...])
+    with pytest.raises(ConfigError, match=r"^k\[1\]: 'a' must be int, got str$"):
+        _convert("k", [1, "a"], tuple[int, ...])
+
+
+def test_yaml_errors_name_the_source_line_and_column():
+    from sdl.config import parse_yaml
+
+    with pytest.raises(ConfigError, match=r"^x.yaml:1:5: not valid YAML: while parsing a flow node expected the node content"):
+        parse_yaml("a: [", "x.yaml")
+    with pytest.raises(ConfigError, match=r"^'x\\n.yaml':2:1: not valid YAML: duplicate key 'a'$"):
+        parse_yaml("a: 1\na: 2", "x\n.yaml")  # a source with a newline is quoted: the message stays one line
+    merged = parse_yaml("base: &b {x: 1}\nmore: &m {y: 2}\nitem:\n  <<: *b\n  <<: *m\n", "s")
+    assert merged["item"] == {"x": 1, "y": 2}  # merge keys are not duplicates
+
+
+def test_overrides_split_at_the_first_equals_sign_and_need_a_key():
+    from sdl.config import apply_overrides
+
+    assert apply_overrides({}, ["name=a=b"])["name"] == "a=b"
+    with pytest.raises(ConfigError, match=r"^--set '=1': expected KEY=VALUE, e.g. train.lr=0.01$"):
+        apply_overrides({}, ["=1"])
+
+
+def test_a_config_file_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match=rf"^{path}: not a text file \(invalid start byte at byte 0\)$"):
+        load_config(path)
+
+
+def test_the_arguments_of_every_data_generator_are_checked_with_whole_messages():
+    import numpy as np
+
+    from sdl._validation import check_at_least, check_choice, check_finite, check_sampling
+
+    for seed, noise, dtype in [(0, None, torch.float64), (np.int64(3), 0, torch.float32), (1, np.float32(0.5), torch.float64)]:
+        check_sampling(seed, noise, dtype)
+    bad = [
+        ((True, None, torch.float64), TypeError, "seed must be an int, got True of type bool"),
+        ((1.0, None, torch.float64), TypeError, "seed must be an int, got 1.0 of type float"),
+        ((-1, None, torch.float64), ValueError, "seed must be non-negative, got -1"),
+        ((0, True, torch.float64), TypeError, "noise must be a real number or None, got True"),
+        ((0, "a", torch.float64), TypeError, "noise must be a real number or None, got 'a'"),
+        ((0, float("nan"), torch.float64), ValueError, "noise must be a finite standard deviation ≥ 0, got nan"),
+        ((0, -0.1, torch.float64), ValueError, "noise must be a finite standard deviation ≥ 0, got -0.1"),
+        ((0, None, torch.int64), ValueError, "dtype must be a floating torch.dtype such as torch.float64, got torch.int64"),
+        ((0, None, "float64"), ValueError, "dtype must be a floating torch.dtype such as torch.float64, got 'float64'"),
+    ]
+    for args, kind, message in bad:
+        with pytest.raises(kind) as error:
+            check_sampling(*args)
+        assert type(error.value) is kind and str(error.value) == message
+    check_finite("k", 0.0, "≥ 0")
+    check_at_least("k", 1, 1)
+    check_choice("k", "a", ["a"])
+    for call, message in [
+        (lambda: check_finite("k", float("inf"), "> 0"), "k: inf must be a finite number > 0"),
+        (lambda: check_finite("k", 0.0, "> 0"), "k: 0.0 must be a finite number > 0"),
+        (lambda: check_finite("k", -1e-9, "≥ 0"), "k: -1e-09 must be a finite number ≥ 0"),
+        (lambda: check_at_least("k", 0, 1), "k: 0 must be ≥ 1"),
+        (lambda: check_choice("k", [1], {"a"}), "k: [1] is not valid; valid choices: a"),
+        (lambda: check_choice("k", "b", ["a", "c"]), "k: 'b' is not valid; valid choices: a, c"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            call()
+        assert str(error.value) == message
