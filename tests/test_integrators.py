@@ -481,3 +481,19 @@ def test_the_adjoint_stage_solve_tests_and_freezes_each_sample_on_its_own():
     together = gradient(y0, weights)
     for b in range(len(y0)):
         assert torch.equal(together[b : b + 1], gradient(y0[b : b + 1], weights[b : b + 1]))
+
+
+@pytest.mark.parametrize("per_sample", [1, None, "yes"])
+def test_per_sample_must_be_a_bool(per_sample):
+    with pytest.raises(ValueError, match=rf"per_sample must be True or False, got {per_sample!r}"):
+        NewtonSolver(per_sample=per_sample)
+
+
+def test_max_iter_one_is_one_iteration():
+    """max_iter=1 is valid: one update, then the test. A start that already solves K = G(K) is returned; any other
+    start fails with the documented error."""
+    solver = sdl.integrators.FixedPointSolver(tol=1e-12, max_iter=1)
+    k0 = torch.full((1, 2), 0.5, dtype=F64)
+    assert torch.equal(solver.solve(lambda k: torch.full_like(k, 0.5), k0), k0)
+    with pytest.raises(ConvergenceError, match="did not reach tol=1e-12 in max_iter=1 iterations"):
+        solver.solve(torch.cos, k0)
