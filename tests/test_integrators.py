@@ -412,13 +412,14 @@ def test_jacobi_newton_is_newtons_method_for_a_diagonal_jacobian(shape):
     torch.testing.assert_close(grad, (factor * weights).expand(shape), rtol=1e-13, atol=0)
 
 
-def test_jacobi_newton_measures_changes_against_the_state_not_the_first_guess():
+@pytest.mark.parametrize("solver", [sdl.integrators.FixedPointSolver, sdl.integrators.JacobiNewtonSolver])
+def test_stage_solvers_measure_changes_against_the_state_not_the_first_guess(solver):
     """The stage iteration starts from k_i = f(t_n, y_n). Its changes are measured against max(|y|/|h|, |K|),
     not against that first guess, which is 10⁶ times larger here (a forcing that is large only at t_n): the
     stage solution is then as accurate as the tolerance asks (1e-12 relative), not 10⁶ times less."""
     field = _LinearDimwise([1.0, 1.0, 1.0], coupling=0.5, forcing=lambda t: 1 + 1e6 * torch.exp(-t / 1e-3))
-    h, y0 = 0.5, torch.zeros(3, dtype=F64)
-    stepper = ImplicitRungeKutta(TABLEAUS["backward_euler"], sdl.integrators.JacobiNewtonSolver(tol=1e-13))
+    h, y0 = 0.05, torch.zeros(3, dtype=F64)
+    stepper = ImplicitRungeKutta(TABLEAUS["backward_euler"], solver(tol=1e-13, max_iter=200))
     y1 = stepper.step(field, torch.tensor(0.0, dtype=F64), h, y0)
     # backward Euler with y_n = 0: y_{n+1} = h K, K = f(h, h K), i.e. (I - h J(h)) K = g(h)
     jacobian = -field.rate(torch.tensor(h, dtype=F64)).diag() + 0.5 * torch.eye(3, dtype=F64).roll(1, 0)
@@ -497,3 +498,88 @@ def test_max_iter_one_is_one_iteration():
     assert torch.equal(solver.solve(lambda k: torch.full_like(k, 0.5), k0), k0)
     with pytest.raises(ConvergenceError, match="did not reach tol=1e-12 in max_iter=1 iterations"):
         solver.solve(torch.cos, k0)
+
+
+def test_vjp_gives_zeros_for_what_the_output_does_not_depend_on():
+    """vjp: Σ c · ∂out/∂x per input, zeros for an input the output does not use, for an input without grad and
+    for an output without a graph; no pairing of outputs and cotangents of different lengths."""
+    vjp = sdl.integrators.base.vjp
+    x, unused = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True), torch.ones(3, dtype=F64, requires_grad=True)
+    c = torch.tensor([0.5, -1.0], dtype=F64)
+    grad_x, grad_unused = vjp(x**2, (x, unused), c)
+    assert torch.equal(grad_x, 2 * x.detach() * c) and torch.equal(grad_unused, torch.zeros(3, dtype=F64))
+    constant = torch.tensor([3.0, 4.0], dtype=F64)  # no graph: a force that does not depend on anything
+    assert torch.equal(vjp(constant, (x,), c)[0], torch.zeros(2, dtype=F64))
+    assert torch.equal(vjp(x**2, (torch.ones(2, dtype=F64),), c)[0], torch.zeros(2, dtype=F64))  # no input needs grad
+    with pytest.raises(ValueError, match="zip"):
+        vjp((x**2, x**3), (x,), (c,))
+
+
+def test_vjp_frees_the_graph_unless_asked_to_keep_it():
+    """A pullback releases the step's graph (the memory of a step lives until its pullback runs), unless
+    ``retain_graph`` keeps it for another."""
+    vjp = sdl.integrators.base.vjp
+    x = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    c = torch.ones(2, dtype=F64)
+    kept = torch.sin(x)
+    assert torch.equal(vjp(kept, (x,), c, retain_graph=True)[0], vjp(kept, (x,), c)[0])
+    freed = torch.sin(x)
+    vjp(freed, (x,), c)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        vjp(freed, (x,), c)
+
+
+@pytest.mark.parametrize("name", ["rk4", "verlet", "backward_euler", "gauss_legendre4"])
+def test_adjoint_record_returns_the_step_and_its_pullback(name):
+    """adjoint_record(func, t, h, y) = (y_{n+1}, pullback): y_{n+1} is the step's result (to the stage tolerance)
+    and pullback(λ, params) the reverse-mode derivative of the step, for an explicit, a splitting and two
+    implicit methods."""
+    method = get(name, tol=1e-14)
+    weight = torch.tensor(0.7, dtype=F64, requires_grad=True)
+    t, h = torch.tensor(0.2, dtype=F64), 0.1
+    if method.partitioned:
+        func = lambda s, y: (y[1], -weight * torch.sin(y[0]))  # noqa: E731
+        y = (torch.tensor([1.0, -0.5], dtype=F64), torch.tensor([0.3, 0.2], dtype=F64))
+    else:
+        func = lambda s, y: -weight * torch.sin(y) + torch.cos(s)  # noqa: E731
+        y = torch.tensor([1.0, -0.5], dtype=F64)
+    y_next, pullback = method.adjoint_record(func, t, h, y)
+    leaves = tuple(part.clone().requires_grad_() for part in (y if method.partitioned else (y,)))
+    stepped = method.step(func, t, h, leaves if method.partitioned else leaves[0])
+    outputs = stepped if method.partitioned else (stepped,)
+    for a, b in zip(y_next if method.partitioned else (y_next,), outputs, strict=True):
+        torch.testing.assert_close(a, b.detach(), rtol=0, atol=1e-14)
+    cotangents = tuple(torch.tensor([0.4, -1.3], dtype=F64) for _ in outputs)
+    lam, (weight_bar,) = pullback(cotangents if method.partitioned else cotangents[0], (weight,))
+    expected = torch.autograd.grad(outputs, (*leaves, weight), cotangents)
+    for a, b in zip((*(lam if method.partitioned else (lam,)), weight_bar), expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_the_default_stage_tolerance_is_100_ulp_of_the_dtype():
+    """tol=None: a change of 99 ulp relative to the magnitude passes the test, one of 101 ulp does not."""
+    for dtype in (torch.float32, F64):
+        eps = torch.finfo(dtype).eps
+        solver = sdl.integrators.FixedPointSolver(max_iter=1)
+        k0 = torch.ones(1, 2, dtype=dtype)
+        solver.solve(lambda k, e=eps: torch.full_like(k, 1 + 99 * e), k0)
+        with pytest.raises(ConvergenceError, match=f"did not reach tol={100 * eps:g}"):
+            solver.solve(lambda k, e=eps: torch.full_like(k, 1 + 101 * e), k0)
+
+
+def test_a_plain_fixed_point_problem_is_tested_sample_by_sample():
+    """For a plain callable and K: (s, B, n), each sample's change is measured against its own max|k0|, |K|:
+    K = K/2 + c with c = (1, 10⁻¹²) per sample gives K = 2c for both, to 1e-9 relative."""
+    c = torch.tensor([1.0, 1e-12], dtype=F64).view(1, 2, 1)
+    k = sdl.integrators.FixedPointSolver(tol=1e-12).solve(lambda k: k / 2 + c, c.expand(1, 2, 3))
+    torch.testing.assert_close(k, (2 * c).expand(1, 2, 3), rtol=1e-9, atol=0)
+
+
+def test_stage_solver_failure_reports_the_worst_unconverged_sample():
+    """The message gives the last change of the sample farthest from its test (change / magnitude), among those
+    not converged: here sample 1 (change 10⁻³ at magnitude ≈ 1), not sample 2 (10⁻² at ≈ 100, relatively
+    smaller) nor the converged sample 0."""
+    step = torch.tensor([0.0, 1e-3, 1e-2], dtype=F64).view(1, 3, 1)
+    k0 = torch.tensor([1.0, 1.0, 100.0], dtype=F64).view(1, 3, 1)
+    with pytest.raises(ConvergenceError, match=r"for 2 of 3 samples \(worst last change 0\.001, relative to 1;"):
+        sdl.integrators.FixedPointSolver(tol=1e-12, max_iter=5).solve(lambda k: k + step, k0)
