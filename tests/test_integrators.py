@@ -583,3 +583,24 @@ def test_stage_solver_failure_reports_the_worst_unconverged_sample():
     k0 = torch.tensor([1.0, 1.0, 100.0], dtype=F64).view(1, 3, 1)
     with pytest.raises(ConvergenceError, match=r"for 2 of 3 samples \(worst last change 0\.001, relative to 1;"):
         sdl.integrators.FixedPointSolver(tol=1e-12, max_iter=5).solve(lambda k: k + step, k0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(tol=0.0), r"tol must be None \(100 ulp of the state's dtype\) or a finite number > 0, got 0.0"),
+        (dict(tol=float("inf")), "a finite number > 0, got inf"),
+        (dict(tol="1e-3"), "a finite number > 0, got '1e-3'"),
+        (dict(max_iter=2.5), "max_iter must be a positive int, got 2.5"),
+        (dict(max_iter=True), "max_iter must be a positive int, got True"),
+    ],
+)
+def test_stage_solver_options_are_checked_on_construction(options, message):
+    for solver in (sdl.integrators.FixedPointSolver, NewtonSolver, sdl.integrators.JacobiNewtonSolver):
+        with pytest.raises(ValueError, match=message):
+            solver(**options)
+
+
+def test_an_implicit_tableau_is_refused_by_the_explicit_stepper():
+    with pytest.raises(ValueError, match=r"^ExplicitRungeKutta needs a strictly lower triangular A; use ImplicitRungeKutta$"):
+        sdl.integrators.ExplicitRungeKutta(TABLEAUS["implicit_midpoint"])
