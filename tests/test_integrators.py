@@ -372,7 +372,8 @@ class _LinearDimwise(nn.Module, sdl.fields.DimwiseDifferentiable):
 
     def __init__(self, rates, coupling=0.0, forcing=lambda t: 0.0):
         super().__init__()
-        self.rates, self.coupling, self.forcing = torch.tensor(rates, dtype=F64), coupling, forcing
+        self.register_buffer("rates", torch.tensor(rates, dtype=F64))
+        self.coupling, self.forcing = coupling, forcing
 
     def rate(self, t):
         return self.rates.to(t.dtype) * (1 + 10 * t)
@@ -444,15 +445,20 @@ def test_newton_solvers_keep_a_float32_state_in_float32_whatever_the_default_dty
     torch.testing.assert_close(y1.double(), reference, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("solver", ["newton", "jacobi_newton"])
-def test_newton_solvers_work_on_the_states_device(solver, device):
-    field = _LinearDimwise([1.0, 30.0, 100.0], coupling=0.5).to(device)
-    field.rates = field.rates.to(device)
-    y0 = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]], dtype=F64)
-    stepper = get("gauss_legendre4", solver=solver, tol=1e-14)
-    y1 = stepper.step(field, torch.tensor(0.0, dtype=F64, device=device), 0.1, y0.to(device))
-    assert y1.device.type == device
-    torch.testing.assert_close(y1.cpu(), stepper.step(field.cpu(), torch.tensor(0.0, dtype=F64), 0.1, y0), rtol=0, atol=1e-13)
+@pytest.mark.parametrize("solver", ["fixed_point", "newton", "jacobi_newton"])
+def test_implicit_steps_and_their_adjoint_work_on_the_states_device(solver, device):
+    """Every tensor the stage solvers and the adjoint stage solve build is made on the state's device: steps and
+    OTD gradients on ``device`` equal those on the CPU."""
+    results = {}
+    for where in dict.fromkeys(("cpu", device)):
+        field = _LinearDimwise([1.0, 3.0, 10.0], coupling=0.5).to(where)
+        y0 = torch.tensor([[0.5, -1.0, 2.0], [1.0, 0.0, -0.5]], dtype=F64, device=where, requires_grad=True)
+        t = torch.linspace(0, 0.2, 3, dtype=F64, device=where)
+        ys = sdl.odeint(field, y0, t, method="gauss_legendre4", solver=solver, tol=1e-14, gradient="otd")
+        assert ys.device.type == where
+        results[where] = ys.detach().cpu(), torch.autograd.grad(ys.pow(2).sum(), y0)[0].cpu()
+    for a, b in zip(results[device], results["cpu"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
 
 
 def test_newton_solves_a_batch_of_one_sample():
