@@ -6,10 +6,6 @@ import pytest
 from sdl.integrators import TABLEAUS, ButcherTableau, order_condition_residuals, rooted_trees
 
 
-def test_rooted_tree_counts_match_oeis_a000081():
-    assert [len(rooted_trees(p)) for p in range(1, 8)] == [1, 1, 2, 4, 9, 20, 48]
-
-
 @pytest.mark.parametrize("name", list(TABLEAUS))
 def test_declared_order_conditions_hold(name):
     residuals = order_condition_residuals(TABLEAUS[name])
@@ -95,3 +91,64 @@ def test_symplecticity_tolerance_scales_with_tiny_weights():
     tiny = Fraction(1, 10**12)
     assert _cooper_pair((1 - tiny) / 2, b1=tiny).symplectic
     assert not _cooper_pair((1 - tiny) / 2, b1=tiny, perturbation=tiny / 2 * Fraction(1, 10**6)).symplectic
+
+
+# ``TABLEAUS`` are built when sdl is imported; the tests below build tableaus inside the test, so that a change to
+# the construction (``__post_init__``) shows in the tests.
+def test_entries_given_as_fractions_or_strings_are_stored_as_floats():
+    tableau = ButcherTableau(
+        a=((0, 0, 0), ("1/3", 0, 0), (Fraction(-1, 3), 1, 0)),
+        b=("1/8", "3/8", Fraction(1, 2)),
+        c=(0, "1/3", Fraction(2, 3)),
+        order=1,
+    )
+    assert tableau.a == ((0.0, 0.0, 0.0), (1 / 3, 0.0, 0.0), (-1 / 3, 1.0, 0.0))
+    assert tableau.b == (0.125, 0.375, 0.5) and tableau.c == (0.0, 1 / 3, 2 / 3)
+    assert all(type(x) is float for x in (*tableau.b, *tableau.c, *(x for row in tableau.a for x in row)))
+
+
+def test_the_weight_check_allows_rounding_and_no_more():
+    """Σ b_i = 1 is checked to 8 ulp of its terms (Σ|b_i| + 1 = 2 here): 2 ulp off passes, 20 ulp off does not."""
+    eps = np.finfo(float).eps
+    assert ButcherTableau(a=((0,),), b=(1 + 2 * eps,), c=(0,), order=1).b == (1 + 2 * eps,)
+    with pytest.raises(ValueError, match=r"weights b sum to 1.0000000000000044, not 1"):
+        ButcherTableau(a=((0,),), b=(1 + 20 * eps,), c=(0,), order=1)
+
+
+def test_an_empty_tableau_is_rejected_for_its_shape():
+    with pytest.raises(ValueError, match=r"A of shape \(s, s\), b and c of length s; got A with rows \[\], len\(b\) = 0"):
+        ButcherTableau(a=(), b=(), c=(), order=1)
+
+
+@pytest.mark.parametrize("order", [0, -2, 2.5, True, "4"])
+def test_the_order_must_be_a_positive_int(order):
+    with pytest.raises(ValueError, match=rf"order must be a positive int, got {order!r}"):
+        ButcherTableau(a=((0,),), b=(1,), c=(0,), order=order)
+
+
+def test_rooted_trees_are_generated_afresh_with_their_sizes():
+    """The generator itself, not a cache filled by another test: 1, 1, 2, 4, 9, 20, 48, 115, 286 distinct
+    canonical trees (A000081), each with p nodes."""
+    rooted_trees.cache_clear()
+    for p, count in enumerate([1, 1, 2, 4, 9, 20, 48, 115, 286], start=1):
+        trees = rooted_trees(p)
+        assert len(set(trees)) == len(trees) == count
+        assert all(_nodes(tree) == p and tree == _canonical(tree) for tree in trees)
+
+
+def _nodes(tree):
+    return 1 + sum(_nodes(child) for child in tree)
+
+
+def _canonical(tree):
+    return tuple(sorted(_canonical(child) for child in tree))
+
+
+def test_stability_function_is_complex_with_the_shape_of_z():
+    rk4 = TABLEAUS["rk4"]
+    value = rk4.stability_function(-1.0)
+    assert value.shape == () and value.dtype == np.complex128 and abs(value - 0.375) < 1e-15  # 1 - 1 + 1/2 - 1/6 + 1/24
+    z = np.array([[-2.0, -0.5, 0.0], [0.25, 1.0, -3.0]])
+    values = rk4.stability_function(z)
+    assert values.shape == (2, 3) and values.dtype == np.complex128
+    np.testing.assert_allclose(values.real, 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24, rtol=1e-14, atol=0)

@@ -88,7 +88,7 @@ class ButcherTableau:
                 raise ValueError(f"row {i} of A sums to {math.fsum(row)!r}, but c[{i}] = {c[i]!r}")
         if not _negligible(math.fsum(b) - 1.0, math.fsum(map(abs, b)) + 1.0):
             raise ValueError(f"the weights b sum to {math.fsum(b)!r}, not 1 (consistency)")
-        if not isinstance(self.order, int) or self.order < 1:
+        if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"order must be a positive int, got {self.order!r}")
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
@@ -134,7 +134,8 @@ class ButcherTableau:
         )
 
     def stability_function(self, z: complex | np.ndarray) -> np.ndarray:
-        """R(z) = 1 + z bᵀ (I - zA)⁻¹ 1: the step y_{n+1} = R(hλ) y_n on y' = λy."""
+        """R(z) = 1 + z bᵀ (I - zA)⁻¹ 1: the step y_{n+1} = R(hλ) y_n on y' = λy. z: a number or an array of any
+        shape, real or complex; returns a complex array of z's shape."""
         z = np.asarray(z, dtype=complex)
         a, b = np.array(self.a), np.array(self.b)
         flat = z.reshape(-1, 1, 1)
