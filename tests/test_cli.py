@@ -4,6 +4,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -563,7 +564,9 @@ def test_train_analyse_and_refine_print_where_their_results_went(tmp_path, tiny_
     run = _only_run(tmp_path / "runs").relative_to(tmp_path)  # --runs is ./runs unless given
     printed = capsys.readouterr()
     assert printed.out == f"run folder: {run}\nplots:      {run / 'plots'}\n"
-    assert "2/2" in printed.err  # the progress bar, on unless --no-progress
+    assert re.search(r"\b2/2\b", printed.err)  # the progress bar, on unless --no-progress
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"]["iterations"] == 2 and config["plots"] == ["history"]  # the --set overrides
     assert cli.main(["analyze", str(run)]) == 0  # the American spelling too
     (analysis,) = run.glob("analysis-*")  # a new folder per analysis
     assert capsys.readouterr().out == f"analysis: {analysis}\n"

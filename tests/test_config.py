@@ -222,6 +222,12 @@ def test_yaml_errors_name_the_source_line_and_column():
         parse_yaml("a: [", "x.yaml")
     with pytest.raises(ConfigError, match=r"^'x\\n.yaml':2:1: not valid YAML: duplicate key 'a'$"):
         parse_yaml("a: 1\na: 2", "x\n.yaml")  # a source with a newline is quoted: the message stays one line
+    unreadable = (
+        's: not valid YAML: unacceptable character #x0000: special characters are not allowed in "<unicode string>", position 3'
+    )
+    with pytest.raises(ConfigError) as error:
+        parse_yaml("a: \x00", "s")  # an error of the reader, which has no line and column
+    assert str(error.value) == unreadable
     merged = parse_yaml("base: &b {x: 1}\nmore: &m {y: 2}\nitem:\n  <<: *b\n  <<: *m\n", "s")
     assert merged["item"] == {"x": 1, "y": 2}  # merge keys are not duplicates
 
@@ -277,3 +283,49 @@ def test_the_arguments_of_every_data_generator_are_checked_with_whole_messages()
         with pytest.raises(ConfigError) as error:
             call()
         assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"nope": 1},
+            "nope: unknown key; valid keys: name, task, data, model, integrator, gradient, train, analysis, plots, dtype, device",
+        ),
+        (
+            {"train": {"nope": 1}},
+            "train.nope: unknown key; valid keys of train: optimizer, lr, iterations, batch_size, loss, margin, smoothness, "
+            "smoothness_form, weight_decay, schedule, seed, log_every",
+        ),
+        ({"task": 3}, "task: expected a mapping of keys or a task name, got int 3"),
+        ({"task": {"kind": "classification", "nope": 1}}, "task.nope: unknown key; valid keys of task: kind"),
+        ([1], "config: expected a mapping of keys at the top level, got list"),
+    ],
+)
+def test_unknown_keys_and_sections_that_are_no_mapping_are_whole_messages(raw, message):
+    with pytest.raises(ConfigError) as error:
+        config_from_dict(raw)
+    assert str(error.value) == message
+
+
+def test_an_empty_config_is_the_default_one_and_a_sections_own_error_is_prefixed_with_its_key():
+    import dataclasses
+
+    from sdl.config import _build
+
+    assert config_from_dict(None) == config_from_dict({})
+
+    @dataclasses.dataclass
+    class Section:
+        x: int = 0
+
+        def __post_init__(self):
+            if self.x < 0:
+                raise ValueError("x must be ≥ 0")
+
+    assert _build(Section, {"x": 2}, "sec") == Section(2)
+    for prefix, where in (("sec", "sec"), ("", "config")):
+        with pytest.raises(ConfigError, match=rf"^{where}: x must be ≥ 0$"):
+            _build(Section, {"x": -1}, prefix)
+        with pytest.raises(ConfigError, match=rf"^{where}: expected a mapping of keys, got int 3$"):
+            _build(Section, 3, prefix)

@@ -246,11 +246,11 @@ class _FakeTune:
 
 
 def _record_plot_titles(monkeypatch) -> list:
-    """``sdl.plots.plot_sweep`` made to record (path, title) of each plot instead of drawing it."""
+    """``sdl.plots.plot_sweep`` made to record (path, title, metrics) of each plot instead of drawing it."""
     import sdl.plots
 
     titles = []
-    monkeypatch.setattr(sdl.plots, "plot_sweep", lambda metrics, path, title: titles.append((path, title)))
+    monkeypatch.setattr(sdl.plots, "plot_sweep", lambda metrics, path, title: titles.append((path, title, metrics)))
     return titles
 
 
@@ -289,17 +289,22 @@ def test_tune_hands_the_merged_config_and_search_to_tune_and_prints_the_table_an
     best = out / "best.yaml"
     expected = f"| label | loss |\ntune folder: {out}\nbest config: {best}  (run it with: sdl train {best})\n"
     assert capsys.readouterr().out == expected
-    assert titles == [(out / "results.png", "search: loss")]  # one trial finished, so there is a plot
+    metrics = {"train.lr=0.1": {"loss": 0.5}, "train.lr=1.0": {}}
+    assert titles == [(out / "results.png", "search: loss", metrics)]  # one trial finished, so there is a plot
 
 
 def test_tune_defaults_leave_the_search_settings_to_the_spec(tmp_path, tiny_config, monkeypatch):
     fake = _fake_tune(monkeypatch)
-    assert (
-        cli.main(["tune", str(tiny_config), "--space", "train.lr=choice:0.1", "--metric", "loss", "--runs", str(tmp_path)]) == 0
-    )
-    ((_, spec, _, options),) = fake.calls
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["tune", str(tiny_config), "--space", "train.lr=choice:0.1", "--metric", "loss"]) == 0
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"space": {"train.lr": {"grid": [0.1, 0.2]}}, "metric": "loss"}))
+    assert cli.main(["tune", str(tiny_config), "--spec", str(spec_file)]) == 0  # a space from the file alone
+    (_, spec, out, options), (_, from_file, _, _) = fake.calls
     assert (spec.mode, spec.samples, spec.early_stop) == ("min", 4, True)
     assert options["jobs"] is None and options["resume"] is False
+    assert out.parent == Path("runs")  # --runs is ./runs unless given
+    assert [(d.key, d.values) for d in from_file.space] == [("train.lr", (0.1, 0.2))]
 
 
 def test_tune_with_no_finished_trial_or_no_metric_exits_1_without_a_plot(tmp_path, tiny_config, monkeypatch, capsys):
@@ -436,7 +441,7 @@ def test_progress_names_the_node_of_a_job_that_ran_elsewhere_and_a_failed_job_ex
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sdl sweep: ")]
     assert progress == ["sdl sweep: 1/2 train.lr=0.05: done on node n1", "sdl sweep: 2/2 train.lr=0.01: boom"]
     (folder,) = (tmp_path / "runs").glob("sweep-tiny-*")
-    assert titles == [(folder / "results.png", folder.name)]  # one job finished
+    assert titles == [(folder / "results.png", folder.name, {"train.lr=0.05": {"loss": 0.5}, "train.lr=0.01": {}})]
 
 
 def test_sweep_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, tiny_config, monkeypatch, capsys):
