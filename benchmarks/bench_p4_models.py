@@ -6,7 +6,7 @@ schedule and the P4 scheduler (merges every 10 steps, refinements every 50 merge
 take their steps round-robin (``_timing.compare``), so load changes hit all of them alike.
 
 1. ``phi4``: the Boltzmann generator of ``experiments/configs/bg_phi4.yaml`` (φ⁴, d = 64, RealNVP with
-   6 couplings of width 128, batch 256, forward KL + 0.1 × reverse KL) with P4Inv mixing against
+   6 couplings of width 128, batch 256, forward KL + 0.5 × reverse KL) with P4Inv mixing against
    nflows' LULinear (after the reversal) and the fixed permutation. The MCMC data are made once
    (a smaller run than the config's: the data do not change the cost of a step).
 2. ``double_well``, ``muller_brown``: the 2-D Boltzmann generators of ``bg_double_well.yaml`` (forward

@@ -2,8 +2,9 @@
 on the double well, Müller–Brown and φ⁴ (d = 64), over seeds.
 
 Runs the boltzmann task (``experiments/configs/bg_*.yaml``: forward KL on replica-exchange MALA
-samples plus 0.1 × reverse KL) for every system, flow and seed with the same budget, and reports,
-mean ± standard deviation over the seeds, on the task's fixed batch of flow samples:
+samples, plus a reverse-KL term where the config weights one) for every system, flow and seed with the
+same budget, and reports, mean ± standard deviation over the seeds, on the task's fixed batch of flow
+samples:
 
 - ESS: Kish's normalised effective sample size of the importance weights (1 is perfect);
 - ΔF error: the reweighted F_B - F_A minus the reference, kT (2-D: quadrature; φ⁴: a separate MCMC run,
