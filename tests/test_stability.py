@@ -637,3 +637,36 @@ def test_points_and_refine_options_are_checked_naming_the_value():
         one_sided_lipschitz(f, torch.zeros(2, 2, dtype=f64), refine_steps=1, refine_points=2.5)
     with pytest.raises(ValueError, match=r"^weight must be a matrix A of shape \(\.\.\., m, d\), got shape \(3,\)$"):
         gradient_flow_lipschitz_bounds(torch.zeros(3))
+
+
+def test_the_disc_radius_ignores_critical_points_of_q_beyond_the_circle():
+    """R = 1 + z + 0.301 z² + 0.023 z³ (a 3-stage tableau built for it): near its disc radius r ≈ 2.5126,
+    q(x) is negative at a critical point in (1, 2], outside x = cos θ ∈ [-1, 1], where it says nothing
+    about |R| on the circle. Counting that point gave r = 2.5124 (found by a random search over cubics);
+    the dense scan of |R| confirms the larger r."""
+    gamma2, gamma3 = 0.301, 0.023  # R = 1 + bᵀ1 z + bᵀA1 z² + bᵀA²1 z³ with A1 = (0, 1, 1), A²1 = (0, 0, 1)
+    tableau = ButcherTableau(a=((0, 0, 0), (1, 0, 0), (0, 1, 0)), b=(1 - gamma2, gamma2 - gamma3, gamma3), c=(0, 1, 1), order=1)
+    z = np.array([0.3 - 0.2j])
+    assert tableau.stability_function(z) == pytest.approx(1 + z + gamma2 * z**2 + gamma3 * z**3, rel=1e-14)
+    r = stability_disc_radius(tableau)
+    assert r == pytest.approx(2.5125628, rel=1e-7)
+    _assert_largest_disc(tableau, r)
+
+
+def test_the_ascent_moves_only_to_a_strictly_better_point():
+    """A trial of exactly the same μ₂ is no move (the ascent is monotone and cannot cycle between equal
+    points): from x = 0 the first step lands on the mirror image of 0 about the maximum of -(x - c)²."""
+    from sdl.stability.spectra import _FIRST_STEP_FRACTION, _ascend
+
+    lower, upper = torch.tensor([[-100.0]], dtype=torch.float64), torch.tensor([[100.0]], dtype=torch.float64)
+    step = _FIRST_STEP_FRACTION * 200.0
+    centre = step / 2  # x = step is as good as x = 0, exactly
+
+    def score(x):
+        return -((x[:, 0] - centre) ** 2)
+
+    start = torch.zeros(1, 1, dtype=torch.float64)
+    points, values = _ascend(score, start, score(start), 1, lower, upper)
+    assert points.item() == 0.0 and values.item() == -(centre**2)
+    points, values = _ascend(score, start, score(start), 2, lower, upper)  # half the step: better, so taken
+    assert points.item() == step / 2 and values.item() == 0.0
