@@ -32,6 +32,7 @@ __all__ = [
     "free_energy_difference",
     "log_importance_weights",
     "mcmc_free_energy",
+    "mirror_free_energy",
     "reverse_kl",
 ]
 
@@ -92,3 +93,43 @@ def mcmc_free_energy(in_state_b: Tensor) -> tuple[float, float]:
         raise ValueError(f"the MCMC samples never visit state {'A' if float(p) == 1 else 'B'}; run the chains longer")
     error = fractions.std() / math.sqrt(len(fractions)) / (p * (1 - p))
     return float(-torch.log(p / (1 - p))), float(error)
+
+
+def mirror_free_energy(energy: Energy, samples: Tensor) -> tuple[float, float]:
+    """F_B - F_A in kT when x → -x maps state B onto state A (r(x) = w·x, r* = 0), and its standard error.
+
+    With Δ(x) = u(-x) - u(x), substituting x → -x gives Z_A = Z_B E_B[e^{-Δ}] and Z_B = Z_A E_A[e^{-Δ}],
+    so ΔF = log E_B[e^{-Δ}] (from the samples in B) = -log E_A[e^{-Δ}] (from those in A). Unlike the
+    state counts of ``mcmc_free_energy``, this needs the chains in equilibrium within each state only,
+    not in the ratio of the two populations, which chains that rarely cross relax slowly (φ⁴: measured,
+    +0.2 kT of bias after 10 000 sweeps). The two estimates are combined by inverse variance; each
+    variance is that of a ratio estimator over the chains (the chains independent, each one's
+    autocorrelation carried in its sums).
+
+    ``samples``: (kept states, chains ≥ 2, d) from one MCMC run.
+    """
+    if samples.ndim != 3 or samples.shape[0] < 1 or samples.shape[1] < 2 or samples.shape[2] != energy.dim:
+        raise ValueError(f"samples must be (kept states ≥ 1, chains ≥ 2, {energy.dim}), got shape {tuple(samples.shape)}")
+    if energy.dividing_value != 0:
+        raise ValueError(f"x → -x swaps the states only when r* = 0; {energy.name} has r* = {energy.dividing_value}")
+    samples = samples.double()
+    log_ratio = energy.energy(samples) - energy.energy(-samples)  # -Δ(x), (kept, chains)
+    in_b = energy.in_state_b(samples)
+    estimates = []
+    for in_state, sign in ((in_b, 1.0), (~in_b, -1.0)):
+        counts = in_state.double().sum(0)  # n_c
+        if counts.sum() == 0:
+            continue
+        shift = log_ratio[in_state].max()  # e^{-Δ} scaled by e^{-shift} against overflow; the ratio SE/E is unchanged
+        sums = torch.where(in_state, torch.exp(log_ratio - shift), 0.0).sum(0)  # S_c
+        mean = sums.sum() / counts.sum()
+        chains = len(counts)
+        relative_error = torch.sqrt(chains / (chains - 1) * ((sums - mean * counts) ** 2).sum()) / counts.sum() / mean
+        estimates.append((sign * float(torch.log(mean) + shift), float(relative_error)))
+    if len(estimates) == 1:  # every sample in one state
+        return estimates[0]
+    if min(error for _, error in estimates) == 0.0:  # e^{-Δ} constant (u even, ΔF = 0): nothing to weigh
+        return (estimates[0][0] + estimates[1][0]) / 2, 0.0
+    weights = [1.0 / error**2 for _, error in estimates]
+    value = sum(w * v for w, (v, _) in zip(weights, estimates, strict=True)) / sum(weights)
+    return value, math.sqrt(1.0 / sum(weights))

@@ -11,6 +11,7 @@ from sdl.boltzmann import (
     free_energy_difference,
     log_importance_weights,
     mcmc_free_energy,
+    mirror_free_energy,
     reverse_kl,
 )
 from sdl.config import ConfigError, config_from_dict
@@ -130,6 +131,39 @@ def test_mcmc_free_energy_and_its_standard_error_equal_hand_computed_values():
         mcmc_free_energy(torch.zeros(4, dtype=torch.bool))
 
 
+class _ShiftedGaussian(_Gaussian):
+    """u(x) = ½‖x - m‖², m = (μ, 0.3, -0.2): r = x₁ ~ N(μ, 1), so p_B = Φ(μ) and ΔF = -log(Φ(μ) / Φ(-μ))."""
+
+    mu = 0.4
+
+    def energy(self, x):
+        return 0.5 * (x - torch.tensor([self.mu, 0.3, -0.2], dtype=x.dtype)).square().sum(-1)
+
+
+def _in_one_state(energy, b: bool, kept: int, chains: int, seed: int) -> torch.Tensor:
+    """Exact samples of p restricted to one state, (kept, chains, 3): chains that never cross."""
+    x = torch.randn(8 * kept * chains, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    x = x + torch.tensor([energy.mu, 0.3, -0.2], dtype=torch.float64)
+    return x[energy.in_state_b(x) == b][: kept * chains].reshape(kept, chains, 3)
+
+
+def test_mirror_free_energy_needs_equilibrium_within_each_state_only():
+    """Half the chains in A and half in B, each in equilibrium inside its state: the state counts say
+    ΔF ≈ 0, the mirror estimate gives the exact -log(Φ(μ)/Φ(-μ)) within its standard error."""
+    energy = _ShiftedGaussian()
+    phi = 0.5 * (1 + math.erf(energy.mu / math.sqrt(2)))
+    exact = -math.log(phi / (1 - phi))  # -0.632
+    samples = torch.cat([_in_one_state(energy, False, 400, 8, 0), _in_one_state(energy, True, 400, 8, 1)], dim=1)
+    assert mcmc_free_energy(energy.in_state_b(samples))[0] == pytest.approx(0.0, abs=1e-12)
+    value, error = mirror_free_energy(energy, samples)
+    assert 0.005 < error < 0.05 and abs(value - exact) < 4 * error
+    b_only, b_error = mirror_free_energy(energy, _in_one_state(energy, True, 400, 8, 2))  # one state is enough
+    assert abs(b_only - exact) < 4 * b_error and b_error > error
+    assert mirror_free_energy(_Gaussian(), samples) == (0.0, 0.0)  # u even: e^{-Δ} = 1 exactly
+    with pytest.raises(ValueError, match=r"samples must be \(kept states ≥ 1, chains ≥ 2, 3\), got shape \(400, 3\)"):
+        mirror_free_energy(energy, samples[:, 0])
+
+
 def test_phi4_task_takes_its_free_energy_reference_from_a_separate_mcmc_run():
     data = {**_SMALL["data"], "energy": "phi4", "lattice": 4, "reference_chains": 8, "reference_steps": 300}
     config = config_from_dict({**_SMALL, "data": data})
@@ -137,7 +171,7 @@ def test_phi4_task_takes_its_free_energy_reference_from_a_separate_mcmc_run():
     energy = Phi4(4)
     # the reference is the run of seed + 1 with the reference's chains and sweeps, not the training data
     reference = sample_mcmc(energy, 300, chains=8, burn_in=100, thin=5, seed=1, **energy.mcmc_settings()).samples
-    value, error = mcmc_free_energy(energy.in_state_b(reference))
+    value, error = mirror_free_energy(energy, reference)  # within each state: the populations relax slowly
     assert task.reference_free_energy == pytest.approx(value, rel=1e-12) and task.reference_error == pytest.approx(error)
     assert 0 < error < 1
     training = torch.cat([task.train, task.test]).double()

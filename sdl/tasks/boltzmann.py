@@ -33,6 +33,7 @@ from ..boltzmann import (
     free_energy_difference,
     log_importance_weights,
     mcmc_free_energy,
+    mirror_free_energy,
     reverse_kl,
 )
 from ..data.energies import (
@@ -236,10 +237,14 @@ def _mcmc_data(d: BoltzmannData, data_dir: Path | None) -> Tensor:
 
 def _reference_free_energy(energy: Energy, d: BoltzmannData, data_dir: Path | None) -> tuple[float, float]:
     """(F_B - F_A in kT, its standard error): by quadrature for a 2-D energy (error 0), else from the
-    state counts of the separate reference run ``d.reference_run`` (``sdl.boltzmann.mcmc_free_energy``)."""
+    separate reference run ``d.reference_run``: within each state when x → -x swaps the states
+    (``sdl.boltzmann.mirror_free_energy``; φ⁴), from the state counts otherwise (``mcmc_free_energy``)."""
     if energy.dim == 2 and energy.box is not None:
         return state_free_energy_quadrature(energy)[0], 0.0
-    return mcmc_free_energy(energy.in_state_b(_mcmc_data(d.reference_run, data_dir)))
+    samples = _mcmc_data(d.reference_run, data_dir)
+    if energy.dividing_value == 0:
+        return mirror_free_energy(energy, samples)
+    return mcmc_free_energy(energy.in_state_b(samples))
 
 
 class BoltzmannGenerator(Task):
