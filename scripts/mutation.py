@@ -122,11 +122,6 @@ def _prepare(target: str) -> Path:
         # a mutant that loops forever (a bisection that never ends) is a timeout after 3× the tests' own
         # time, not mutmut's default 15× (minutes per such mutant on 2 shared cores)
         "timeout_multiplier=3.0",
-        # a race against a subprocess's timing that the stats phase, on loaded cores, can lose; it maps no
-        # function anyway (mutmut sees only what runs in the test's own process)
-        "pytest_add_cli_args=",
-        "    --deselect=tests/test_sweep.py::test_ctrl_c_stops_the_pool_workers_exits_130_and_resume_runs_exactly_the_"
-        "missing_jobs",
         "also_copy=",
         "    sitecustomize.py",
         *(f"    {name}" for name in COPIED[2:]),

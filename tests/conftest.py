@@ -1,8 +1,17 @@
+import signal
+
 import pytest
 import torch
 
 # Test workloads are small; one thread avoids oversubscribing CI's two cores.
 torch.set_num_threads(1)
+
+# A test run started in the background by a non-interactive shell (`nohup … &`, some CI runners) inherits
+# SIGINT ignored, and so would every process a test starts: the Ctrl-C tests' sweeps would ignore it.
+# With Python's own handler here instead, children start with the default disposition (exec resets a
+# handled signal, not an ignored one).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
