@@ -41,9 +41,9 @@ def render() -> str:
     try:
         parser = cli._parser()
         (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        names = list(dict.fromkeys(commands.choices.values()))  # an alias (analyze) maps to the same parser
-        sections = [("sdl", _help(parser, []))]
-        sections += [(f"sdl {sub.prog.split()[-1]}", _help(parser, [sub.prog.split()[-1]])) for sub in names]
+        subparsers = dict.fromkeys(commands.choices.values())  # an alias (analyze) maps to the same parser
+        names = [sub.prog.split()[-1] for sub in subparsers]  # prog is "sdl NAME"
+        sections = [("sdl", _help(parser, []))] + [(f"sdl {name}", _help(parser, [name])) for name in names]
     finally:
         if previous is None:
             del os.environ["COLUMNS"]

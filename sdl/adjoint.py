@@ -101,9 +101,9 @@ class _Parameters:
                 raise ValueError("adjoint_params cannot be given for a Layered field: its layer_parameters() are used")
             self.tensors = tuple(adjoint_params)
             self.per_layer = (False,) * len(self.tensors)
-        elif _has_layers(func):
-            per_layer = tuple(func.layer_parameters())
-            shared = tuple(p for p in func.parameters() if p.requires_grad and not any(p is q for q in per_layer))
+        elif self.layered is not None:
+            per_layer = tuple(self.layered.layer_parameters())
+            shared = tuple(p for p in self.layered.parameters() if p.requires_grad and not any(p is q for q in per_layer))
             self.tensors = per_layer + shared
             self.per_layer = (True,) * len(per_layer) + (False,) * len(shared)
         elif isinstance(func, nn.Module):

@@ -67,63 +67,35 @@ def test_resume_runs_only_the_jobs_without_a_finished_run_and_overwrites_nothing
 
 
 _GIVE_NO = "sweep --resume SWEEP_DIR takes the jobs of SWEEP_DIR; give no CONFIG, --grid or --set"
+_GIVE_NO_TUNE = "tune --resume TUNE_DIR takes the search of TUNE_DIR; give no"
+_ALL_TUNE_OPTIONS = ["--spec", "s.yaml", "--set", "a=1", "--mode", "max", "--samples", "2", "--no-early-stop"]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["sweep", "--resume", "{tmp}"], "no sweep.yaml in"),
+        (["sweep", "--resume", "{tmp}"], "no sweep.yaml in '{tmp}'; is it a sweep folder written by 'sdl sweep'?"),
         (["sweep", "{config}", "--resume", "{tmp}"], _GIVE_NO),
         (["sweep", "--resume", "{tmp}", "--grid", "integrator=euler,rk4"], _GIVE_NO),
         (["sweep", "--resume", "{tmp}", "--set", "train.lr=0.1"], _GIVE_NO),
-        (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--address", "10.0.0.1:6379"], "it needs --backend ray"),
+        (
+            ["sweep", "{config}", "--grid", "integrator=euler,rk4", "--address", "10.0.0.1:6379"],
+            "--address 10.0.0.1:6379: joins a Ray cluster; it needs --backend ray",
+        ),
         (["sweep", "{config}", "--grid", "integrator=euler,rk4", "--jobs", "0"], "--jobs 0: must be ≥ 1"),
         (["sweep"], "sweep needs a CONFIG file, or --resume SWEEP_DIR"),
-    ],
-)
-def test_bad_sweep_options_are_user_errors(tmp_path, tiny_config, capsys, args, message):
-    args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
-    assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sdl sweep: error: ") and message in err and len(err.splitlines()) == 1
-    if message in (_GIVE_NO, "sweep needs a CONFIG file, or --resume SWEEP_DIR"):  # the whole message
-        assert err == f"sdl sweep: error: {message}\n"
-    assert not (tmp_path / "runs").exists()
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["tune", "--resume", "{tmp}"], "no tune.yaml and ray/tune in"),
-        (["tune", "{config}", "--resume", "{tmp}"], "tune --resume TUNE_DIR takes the search of TUNE_DIR; give no CONFIG"),
-        (["tune", "--resume", "{tmp}", "--metric", "loss", "--space", "train.lr=grid:1,2"], "give no --space, --metric"),
-        (
-            [
-                "tune",
-                "--resume",
-                "{tmp}",
-                "--spec",
-                "s.yaml",
-                "--set",
-                "a=1",
-                "--mode",
-                "max",
-                "--samples",
-                "2",
-                "--no-early-stop",
-            ],
-            "give no --spec, --set, --mode, --samples, --no-early-stop",
-        ),
+        # tune: refused before Ray starts
+        (["tune", "--resume", "{tmp}"], "no tune.yaml and ray/tune in '{tmp}'; is it a tune folder written by 'sdl tune'?"),
+        (["tune", "{config}", "--resume", "{tmp}"], f"{_GIVE_NO_TUNE} CONFIG"),
+        (["tune", "--resume", "{tmp}", "--metric", "loss", "--space", "train.lr=grid:1,2"], f"{_GIVE_NO_TUNE} --space, --metric"),
+        (["tune", "--resume", "{tmp}", *_ALL_TUNE_OPTIONS], f"{_GIVE_NO_TUNE} --spec, --set, --mode, --samples, --no-early-stop"),
         (["tune"], "tune needs a CONFIG file, or --resume TUNE_DIR"),
     ],
 )
-def test_bad_tune_resume_options_are_user_errors_before_ray_starts(tmp_path, tiny_config, capsys, args, message):
+def test_bad_sweep_and_tune_options_are_one_line_user_errors_before_anything_runs(tmp_path, tiny_config, capsys, args, message):
     args = [a.format(tmp=tmp_path, config=tiny_config) for a in args]
     assert cli.main([*args, "--runs", str(tmp_path / "runs")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("sdl tune: error: ") and message in err and len(err.splitlines()) == 1
-    if not message.startswith("no tune.yaml"):  # the message ends the line
-        assert err.endswith(f"{message}\n")
+    assert capsys.readouterr().err == f"sdl {args[0]}: error: {message.format(tmp=tmp_path)}\n"
     assert not (tmp_path / "runs").exists()
 
 
