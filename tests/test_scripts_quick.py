@@ -29,6 +29,7 @@ SCRIPTS = [
     ("experiments/robustness_digits.py", ["--out", "{tmp}"]),
     ("experiments/learning_dynamics.py", ["--out", "{tmp}"]),
     ("experiments/boltzmann.py", ["--out", "{tmp}"]),
+    ("experiments/p4_linear_fit.py", ["--out", "{tmp}"]),
     ("experiments/deep_limits.py", ["--out", "{tmp}"]),
     ("experiments/hamiltonian_networks.py", ["--out", "{tmp}"]),
 ]

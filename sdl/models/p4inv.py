@@ -446,8 +446,10 @@ class P4InvScheduler:
 
     Call ``step()`` once after each ``optimizer.step()``. At every merge it clears the optimizer
     state (Adam moments, step count, …) of the factor that the reset redraws (``layer.redrawn``,
-    v), because its history belongs to a direction that no longer exists; u keeps its state (the
-    reference implementation found this trains faster). Every ``refine_every`` merges it runs
+    v), because its history belongs to a direction that no longer exists; u and every other parameter
+    keep theirs. (The reference implementation, bgflow's PPPPScheduler, clears the whole optimizer
+    state, the coupling layers' included; on φ⁴ neither that nor clearing u as well raised the
+    effective sample size: experiments/README.md.) Every ``refine_every`` merges it runs
     ``layer.refine(refine_order)`` (for P4Inv one hyperpower iteration of that order on A⁻¹;
     ``None``: never).
 
