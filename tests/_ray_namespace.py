@@ -10,6 +10,7 @@ stops exactly those, found by their network namespace, never by name.
                                                      folder has spec.yaml), on a two-node cluster (ray start)
                                                      whose second node cannot see the test's files
     python _ray_namespace.py tune_resume CONFIG RUNS sdl tune one trial at a time, Ctrl-C, then --resume
+    python _ray_namespace.py tune_kill CONFIG RUNS   the same with SIGKILL for Ctrl-C
 """
 
 from __future__ import annotations
@@ -196,11 +197,12 @@ def _seen_from_another_mount_namespace(folder: str) -> list[list[str]]:
     return seen
 
 
-def tune_resume(config: str, runs: str) -> dict:
+def tune_resume(config: str, runs: str, stop: signal.Signals = signal.SIGINT) -> dict:
     """Three trials, one at a time, 4 reports each (iterations 400, logged every 100): lr 0.05
-    finishes; Ctrl-C (SIGINT to the process group) once lr 0.1 has shipped its first report; then
-    ``--resume`` reruns lr 0.1 and runs lr 1e-9, which ASHA stops at its first rung (its loss
-    0.135 against 0.07-0.09 of the others there)."""
+    finishes; Ctrl-C (``stop``, SIGINT by default, to the process group) once lr 0.1 has shipped its
+    first report; then ``--resume`` reruns lr 0.1 and runs lr 1e-9, which ASHA stops at its first rung
+    (its loss 0.135 against 0.07-0.09 of the others there). With SIGKILL the driver and whatever Ray
+    started in its process group die without a word."""
     sweep = _sdl(
         "tune",
         config,
@@ -230,10 +232,13 @@ def tune_resume(config: str, runs: str) -> dict:
     def tick() -> None:
         runs_now = [p for p in Path(runs).glob("tune-*/tiny-*") if p.is_dir()]
         if not interrupted[0] and len(runs_now) == 2 and sorted(map(logged, runs_now))[0] >= 1:
-            os.killpg(sweep.pid, signal.SIGINT)
+            os.killpg(sweep.pid, stop)
             interrupted[0] = True
 
     first = _watch(sweep, tick)
+    # After SIGKILL, Ray's processes outside the driver's process group (a trial's actor) run on until
+    # they notice; the user resumes once they are gone, and so does this scenario (30 s at most).
+    gone_after = _wait_until_alone(30.0) if stop == signal.SIGKILL else 0.0
     (folder,) = Path(runs).glob("tune-*")
     before = {p.name: (p / "checkpoint.pt").read_bytes() for p in folder.glob("tiny-*")}
     logged_before = {p.name: logged(p) for p in folder.glob("tiny-*")}
@@ -245,6 +250,7 @@ def tune_resume(config: str, runs: str) -> dict:
         "table_before": table_before,
         "logged_before": logged_before,
         "listening_after_ctrl_c": listening_after,
+        "leftover_processes_gone_after_s": gone_after,
         "resume_rc": resumed.returncode,
         "resume_stdout": resumed.stdout,
         "resume_stderr": resumed.stderr,
@@ -254,13 +260,39 @@ def tune_resume(config: str, runs: str) -> dict:
     }
 
 
-def _stop_everything_started_here() -> None:
-    """SIGKILL every other process in this network namespace: all of them were started by this script."""
-    mine = os.readlink("/proc/self/ns/net")
+def tune_kill(config: str, runs: str) -> dict:
+    """``tune_resume`` with SIGKILL for Ctrl-C: the driver gets no chance to save anything."""
+    return tune_resume(config, runs, signal.SIGKILL)
+
+
+def _others_here() -> list[int]:
+    """Every other live process in this network namespace (all of them started by this script)."""
+    mine, found = os.readlink("/proc/self/ns/net"), []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and int(proc.name) != os.getpid() and os.readlink(proc / "ns" / "net") == mine:
-                os.kill(int(proc.name), signal.SIGKILL)
+            alive = (proc / "cmdline").read_bytes() != b""  # a zombie has no command line
+            if proc.name.isdigit() and int(proc.name) != os.getpid() and os.readlink(proc / "ns" / "net") == mine and alive:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_until_alone(limit: float) -> float | None:
+    """Seconds until no other process is left in this namespace, or None after ``limit`` seconds."""
+    start = time.monotonic()
+    while _others_here():
+        if time.monotonic() - start > limit:
+            return None
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
+def _stop_everything_started_here() -> None:
+    """SIGKILL every other process in this network namespace: all of them were started by this script."""
+    for pid in _others_here():
+        try:
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             continue
 
@@ -268,7 +300,9 @@ def _stop_everything_started_here() -> None:
 if __name__ == "__main__":
     scenario, config, runs = sys.argv[1:4]
     try:
-        result = {"private": private, "faults": faults, "cluster": cluster, "tune_resume": tune_resume}[scenario](config, runs)
+        result = {"private": private, "faults": faults, "cluster": cluster, "tune_resume": tune_resume, "tune_kill": tune_kill}[
+            scenario
+        ](config, runs)
     finally:
         _stop_everything_started_here()
     print(json.dumps(result))

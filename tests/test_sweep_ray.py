@@ -218,3 +218,25 @@ def test_tune_ctrl_c_then_resume_finishes_only_the_missing_trials_and_asha_stops
     assert rows["train.lr=1e-09"]["note"] == "stopped early by ASHA at iteration 100"
     assert seen["logged_after"][Path(rows["train.lr=1e-09"]["run"]).name] == 1
     assert yaml.safe_load((folder / "best.yaml").read_text())["train"]["lr"] == 0.05  # lowest loss at the end
+
+
+def test_tune_killed_with_sigkill_then_resume_finishes_the_search_and_destroys_nothing(tmp_path):
+    """The driver's process group gets SIGKILL while lr 0.1 runs (nothing can be saved at that moment).
+    The Ray processes outside that group (the trial's actor) stop by themselves within seconds. Then
+    --resume finishes the search from Tune's last saved state: every run folder that existed is kept
+    byte for byte, and the table has each of the three trials once. (lr 0.05 may run again, in a new
+    folder: Tune saves its state at intervals, and the kill can come before it recorded the finish.)"""
+    seen = _in_namespace("tune_kill", tmp_path)
+    assert seen["rc"] == -9 and seen["off_loopback"] == []
+    assert seen["leftover_processes_gone_after_s"] is not None and seen["listening_after_ctrl_c"] == []
+    before = sorted(seen["logged_before"].values())
+    assert before[-1] == 4 and 1 <= before[0] < 4, seen["logged_before"]
+    assert seen["resume_rc"] == 0 and seen["resume_stderr"] == "", seen["resume_stderr"]
+    assert seen["kept"] and seen["leftovers"] == []
+    (folder,) = (tmp_path / "runs").glob("tune-tiny-*")
+    rows = _rows(folder)
+    assert sorted(rows) == ["train.lr=0.05", "train.lr=0.1", "train.lr=1e-09"]
+    assert Path(rows["train.lr=0.1"]["run"]).name not in seen["logged_before"]  # rerun in a new folder
+    assert rows["train.lr=0.1"]["note"] == "" and seen["logged_after"][Path(rows["train.lr=0.1"]["run"]).name] == 4
+    assert rows["train.lr=1e-09"]["note"] == "stopped early by ASHA at iteration 100"
+    assert yaml.safe_load((folder / "best.yaml").read_text())["train"]["lr"] == 0.05
