@@ -1,5 +1,6 @@
 import math
 import os
+import warnings
 
 import pytest
 import torch
@@ -530,3 +531,26 @@ def test_effective_matrix_is_in_the_state_dtype():
     matrix = layer.effective_matrix()
     assert matrix.dtype == torch.float32
     torch.testing.assert_close(matrix, (torch.eye(2) + torch.outer(layer.u.float(), layer.v.float())), rtol=0, atol=0)
+
+
+def test_scheduler_warns_once_when_most_merges_of_a_layer_are_refused():
+    """A loss that shrinks A pulls log|det| below a narrow band: every merge after the first few is
+    refused, and the scheduler says so once (not at every merge); a layer inside its band never warns."""
+    torch.manual_seed(0)
+    narrow = P4InvLinear(4, rule=MergeRule(logdet_band=(-0.05, 0.05), band_margin=0.0))
+    wide = P4InvLinear(4)
+    optimizer = torch.optim.Adam([*narrow.parameters(), *wide.parameters()], lr=1e-2)
+    scheduler = P4InvScheduler(torch.nn.ModuleList([narrow, wide]), optimizer, merge_every=2)
+    x = torch.randn(16, 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(80):
+            loss = narrow(x)[0].square().sum() + (wide(x)[0] - x).square().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    messages = [str(w.message) for w in caught if "merges refused" in str(w.message)]
+    assert narrow.num_skipped > narrow.num_merges and narrow.num_skipped >= 10 and wide.num_skipped == 0
+    assert len(messages) == 1 and messages[0].startswith("P4InvLinear(dim=4")
+    assert "log|det| out of band" in messages[0] and "(-0.05, 0.05)" in messages[0]

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _INITS = ("identity", "reverse")
+_REFUSALS_TO_WARN = 10
 
 
 def _check_last_dim(x: torch.Tensor, dim: int) -> None:
@@ -453,6 +454,12 @@ class P4InvScheduler:
     ``layer.refine(refine_order)`` (for P4Inv one hyperpower iteration of that order on A⁻¹;
     ``None``: never).
 
+    A refused merge drops the perturbation, so a layer whose merges are mostly refused has almost
+    stopped learning. The scheduler warns once per layer when at least ``_REFUSALS_TO_WARN`` merges
+    of it were refused and they outnumber its accepted ones (for instance when the loss pulls
+    log|det| out of ``MergeRule.logdet_band``: experiments/README.md has a Gaussian fit at d = 64 that
+    the default band [-2, 15] stops).
+
     Attributes:
         reports: the ``MergeReport`` of each layer at the latest merge.
         steps: number of ``step()`` calls so far.
@@ -482,6 +489,7 @@ class P4InvScheduler:
         self.steps = 0
         self.merge_rounds = 0
         self.reports: list[MergeReport] = []
+        self._warned: set[P4InvLinear] = set()
 
     def state_dict(self) -> dict:
         """The counters that decide when the next merge and refinement fall (to resume a run exactly)."""
@@ -495,6 +503,19 @@ class P4InvScheduler:
         if self.steps % self.merge_every:
             return
         self.reports = [layer.merge() for layer in self.layers]
+        for layer, report in zip(self.layers, self.reports):
+            if not isinstance(layer, P4InvLinear) or layer in self._warned:
+                continue
+            refused = layer.num_skipped
+            if refused >= _REFUSALS_TO_WARN and refused > layer.num_merges:
+                self._warned.add(layer)
+                warnings.warn(
+                    f"P4InvLinear({layer.extra_repr()}): {refused} of {refused + layer.num_merges} merges "
+                    f"refused so far (the latest: {report.reason}); each refusal drops the perturbation, so this layer "
+                    f"has nearly stopped learning. See MergeRule (logdet_band {layer.rule.logdet_band}, "
+                    f"min_abs_factor {layer.rule.min_abs_factor:.3g}).",
+                    stacklevel=2,
+                )
         for layer in self.layers:
             self.optimizer.state.pop(layer.redrawn, None)
         self.merge_rounds += 1
