@@ -503,7 +503,7 @@ class P4InvScheduler:
         if self.steps % self.merge_every:
             return
         self.reports = [layer.merge() for layer in self.layers]
-        for layer, report in zip(self.layers, self.reports):
+        for layer, report in zip(self.layers, self.reports, strict=True):
             if not isinstance(layer, P4InvLinear) or layer in self._warned:
                 continue
             refused = layer.num_skipped
