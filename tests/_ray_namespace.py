@@ -237,8 +237,8 @@ def tune_resume(config: str, runs: str, stop: signal.Signals = signal.SIGINT) ->
 
     first = _watch(sweep, tick)
     # After SIGKILL, Ray's processes outside the driver's process group (a trial's actor) run on until
-    # they notice; the user resumes once they are gone, and so does this scenario (30 s at most).
-    gone_after = _wait_until_alone(30.0) if stop == signal.SIGKILL else 0.0
+    # they notice; the user resumes once they are gone, and so does this scenario (60 s at most).
+    gone_after = _wait_until_alone(60.0) if stop == signal.SIGKILL else 0.0
     (folder,) = Path(runs).glob("tune-*")
     before = {p.name: (p / "checkpoint.pt").read_bytes() for p in folder.glob("tiny-*")}
     logged_before = {p.name: logged(p) for p in folder.glob("tiny-*")}

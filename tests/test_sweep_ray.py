@@ -227,16 +227,18 @@ def test_tune_killed_with_sigkill_then_resume_finishes_the_search_and_destroys_n
     byte for byte, and the table has each of the three trials once. (lr 0.05 may run again, in a new
     folder: Tune saves its state at intervals, and the kill can come before it recorded the finish.)"""
     seen = _in_namespace("tune_kill", tmp_path)
-    assert seen["rc"] == -9 and seen["off_loopback"] == []
-    assert seen["leftover_processes_gone_after_s"] is not None and seen["listening_after_ctrl_c"] == []
-    before = sorted(seen["logged_before"].values())
-    assert before[-1] == 4 and 1 <= before[0] < 4, seen["logged_before"]
-    assert seen["resume_rc"] == 0 and seen["resume_stderr"] == "", seen["resume_stderr"]
-    assert seen["kept"] and seen["leftovers"] == []
+    brief = {key: value for key, value in seen.items() if key not in ("stdout", "resume_stdout", "listening")}
+    assert seen["rc"] == -9 and seen["off_loopback"] == [], brief
+    assert seen["leftover_processes_gone_after_s"] is not None and seen["listening_after_ctrl_c"] == [], brief
+    # lr 0.05 had finished and lr 0.1 had begun; the orphaned actor may log a report or two more.
+    assert sorted(seen["logged_before"].values())[-1] == 4 and len(seen["logged_before"]) == 2, brief
+    assert seen["resume_rc"] == 0 and seen["resume_stderr"] == "", brief
+    assert seen["kept"] and seen["leftovers"] == [], brief
     (folder,) = (tmp_path / "runs").glob("tune-tiny-*")
     rows = _rows(folder)
-    assert sorted(rows) == ["train.lr=0.05", "train.lr=0.1", "train.lr=1e-09"]
-    assert Path(rows["train.lr=0.1"]["run"]).name not in seen["logged_before"]  # rerun in a new folder
-    assert rows["train.lr=0.1"]["note"] == "" and seen["logged_after"][Path(rows["train.lr=0.1"]["run"]).name] == 4
-    assert rows["train.lr=1e-09"]["note"] == "stopped early by ASHA at iteration 100"
+    assert sorted(rows) == ["train.lr=0.05", "train.lr=0.1", "train.lr=1e-09"], rows
+    rerun = Path(rows["train.lr=0.1"]["run"]).name
+    assert rerun not in seen["logged_before"] and rows["train.lr=0.1"]["note"] == "", (rows, brief)  # in a new folder
+    assert seen["logged_after"][rerun] == 4, brief
+    assert rows["train.lr=1e-09"]["note"] == "stopped early by ASHA at iteration 100", rows
     assert yaml.safe_load((folder / "best.yaml").read_text())["train"]["lr"] == 0.05
