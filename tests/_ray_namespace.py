@@ -279,9 +279,11 @@ def _others_here() -> list[int]:
 
 
 def _wait_until_alone(limit: float) -> float | None:
-    """Seconds until no other process is left in this namespace, or None after ``limit`` seconds."""
+    """Seconds until no other process and no listening socket is left in this namespace, or None after
+    ``limit`` seconds. Both, because a process being killed loses its command line (and then its
+    namespace links) before the kernel has closed its files: for a moment it holds sockets unseen."""
     start = time.monotonic()
-    while _others_here():
+    while _others_here() or _sockets()[0]:
         if time.monotonic() - start > limit:
             return None
         time.sleep(0.2)
